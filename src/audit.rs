@@ -1,0 +1,287 @@
+//! The audit pipeline: log reader → engine → posterior → estimators, batch by
+//! batch, so memory stays bounded by the batch size whatever the log's length.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::sync::Arc;
+
+use ndarray::{Array2, Axis};
+use rayon::prelude::*;
+
+use crate::engine::{Batch, BatchStep, CandidateTable, Engine, Reductions, StepWeights};
+use crate::estimators::{self, Alphas, CandidateEstimates};
+use crate::log::{LogEvent, LogReader, StepRecord, StreamInfo};
+use crate::model::Model;
+use crate::posterior::{self, PlausibleCut};
+use crate::Result;
+
+/// Default size of a batch, in (step, hypothesis) pairs: a few f64 arrays of
+/// this size are alive at once (about 32 MiB each).
+pub const DEFAULT_BATCH_ELEMENTS: usize = 1 << 22;
+
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub alphas: Alphas,
+    /// All streams share one world: the posterior carries over between them.
+    pub shared_world: bool,
+    pub batch_elements: usize,
+}
+
+/// The posterior at a step, summarised for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PosteriorSummary {
+    /// MAP hypothesis (first on ties) and its posterior probability.
+    pub map_hypothesis: usize,
+    pub map_probability: f64,
+    /// Shannon entropy of the posterior, in nats.
+    pub entropy: f64,
+    /// `|I_α|` per α.
+    pub plausible_set_size: Vec<usize>,
+}
+
+/// Everything the audit says about one logged step.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub stream: Arc<StreamInfo>,
+    pub record: StepRecord,
+    pub posterior: PosteriorSummary,
+    /// One per candidate; `candidates[record.action]` is the action taken.
+    pub candidates: Vec<CandidateEstimates>,
+}
+
+impl StepResult {
+    pub fn taken(&self) -> &CandidateEstimates {
+        &self.candidates[self.record.action]
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditTotals {
+    pub streams: usize,
+    pub steps: usize,
+    pub observed_steps: usize,
+    pub triples: u64,
+}
+
+/// A step waiting in the current batch.
+struct Pending {
+    stream: Arc<StreamInfo>,
+    record: StepRecord,
+    /// First step of a stream whose posterior restarts from the prior.
+    restart: bool,
+}
+
+/// Runs the audit over the whole log, handing each step's result to `sink` in
+/// log order. `progress` is told how many steps are done after each batch.
+pub fn run<R: BufRead>(
+    reader: &mut LogReader<R>,
+    engine: &dyn Engine,
+    settings: &AuditSettings,
+    mut sink: impl FnMut(StepResult) -> Result<()>,
+    mut progress: impl FnMut(&LogReader<R>),
+) -> Result<AuditTotals> {
+    let model = reader.model().clone();
+    let h = model.hypotheses.len();
+    let max_steps = (settings.batch_elements / h).max(1);
+    let prior = model.hypotheses.log_prior();
+    let mut state = BatchRunner {
+        model: &model,
+        engine,
+        settings,
+        prior: &prior,
+        carry: prior.clone(),
+    };
+    let mut totals = AuditTotals::default();
+    let mut pending: Vec<Pending> = Vec::with_capacity(max_steps.min(1 << 16));
+    let mut stream: Option<Arc<StreamInfo>> = None;
+    let mut restart = true;
+    while let Some(event) = reader.next_event()? {
+        match event {
+            LogEvent::Stream(s) => {
+                totals.streams += 1;
+                stream = Some(s);
+                restart = !settings.shared_world || totals.streams == 1;
+            }
+            LogEvent::Step(record) => {
+                totals.steps += 1;
+                totals.observed_steps += record.outcome.is_some() as usize;
+                totals.triples += (h * record.table.n_candidates) as u64;
+                pending.push(Pending {
+                    stream: stream
+                        .clone()
+                        .expect("the reader checks steps follow a stream"),
+                    record,
+                    restart,
+                });
+                restart = false;
+                if pending.len() >= max_steps {
+                    for r in state.process(std::mem::take(&mut pending))? {
+                        sink(r)?;
+                    }
+                    progress(reader);
+                }
+            }
+        }
+    }
+    for r in state.process(pending)? {
+        sink(r)?;
+    }
+    progress(reader);
+    Ok(totals)
+}
+
+struct BatchRunner<'a> {
+    model: &'a Model,
+    engine: &'a dyn Engine,
+    settings: &'a AuditSettings,
+    prior: &'a [f64],
+    /// `L` after the last processed step of the open stream.
+    carry: Vec<f64>,
+}
+
+impl BatchRunner<'_> {
+    fn process(&mut self, pending: Vec<Pending>) -> Result<Vec<StepResult>> {
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = build_batch(self.model, &pending);
+        let mut prepared = self.engine.prepare(&batch)?;
+        let mut rows = prepared.log_likelihoods()?;
+
+        // Host: prefix sums in f64, restarting at the prior where a stream starts.
+        for (p, row) in pending.iter().zip(rows.axis_iter_mut(Axis(0))) {
+            if p.restart {
+                self.carry.copy_from_slice(self.prior);
+            }
+            posterior::accumulate(&mut self.carry, row.insert_axis(Axis(0)));
+        }
+        let n_alpha = self.settings.alphas.len();
+        let (weights, cuts, maps) = step_weights(rows, &self.settings.alphas.values);
+        let red = prepared.reduce(&weights, n_alpha)?;
+        drop(prepared);
+        Ok(finish(
+            self.model,
+            &batch,
+            pending,
+            &red,
+            &cuts,
+            &maps,
+            &self.settings.alphas,
+        ))
+    }
+}
+
+/// Groups the pending steps' tables (a stream's shared table once, a step's
+/// own table each) into an engine batch.
+fn build_batch<'m>(model: &'m Model, pending: &[Pending]) -> Batch<'m> {
+    let mut batch = Batch::new(model);
+    let mut seen: HashMap<*const CandidateTable, u32> = HashMap::new();
+    for p in pending {
+        let key = Arc::as_ptr(&p.record.table);
+        let table = *seen
+            .entry(key)
+            .or_insert_with(|| batch.push_table((*p.record.table).clone()));
+        batch.push_step(BatchStep {
+            table,
+            action: p.record.action as u32,
+            outcome: p.record.outcome,
+        });
+    }
+    batch
+}
+
+/// Log relative weights, plausible-set cuts and MAP index for every step.
+fn step_weights(
+    mut rows: Array2<f64>,
+    alphas: &[f64],
+) -> (StepWeights, Vec<Vec<PlausibleCut>>, Vec<usize>) {
+    let n_alpha = alphas.len();
+    let h = rows.ncols();
+    let per_step: Vec<(Vec<PlausibleCut>, usize)> = rows
+        .as_slice_mut()
+        .expect("row-major")
+        .par_chunks_mut(h)
+        .map_init(Vec::new, |scratch, row| {
+            let (_, map) = posterior::to_log_relative(row);
+            let mut cuts = vec![
+                PlausibleCut {
+                    threshold: 0.0,
+                    size: 0
+                };
+                n_alpha
+            ];
+            posterior::plausible_cuts(row, alphas, scratch, &mut cuts);
+            (cuts, map)
+        })
+        .collect();
+    let mut thresholds = Array2::zeros((rows.nrows(), n_alpha));
+    for (t, (cuts, _)) in per_step.iter().enumerate() {
+        for (i, c) in cuts.iter().enumerate() {
+            thresholds[[t, i]] = c.threshold;
+        }
+    }
+    let (cuts, maps) = per_step.into_iter().unzip();
+    (
+        StepWeights {
+            log_rel: rows,
+            plausible_threshold: thresholds,
+        },
+        cuts,
+        maps,
+    )
+}
+
+fn finish(
+    model: &Model,
+    batch: &Batch<'_>,
+    pending: Vec<Pending>,
+    red: &Reductions,
+    cuts: &[Vec<PlausibleCut>],
+    maps: &[usize],
+    alphas: &Alphas,
+) -> Vec<StepResult> {
+    let n_alpha = alphas.len();
+    pending
+        .into_iter()
+        .enumerate()
+        .map(|(t, p)| {
+            let z = red.weight_sum[t];
+            let entropy = z.ln() - red.weighted_log_rel[t] / z;
+            let first = batch.candidate_offsets[t];
+            let table = &p.record.table;
+            let candidates = (0..table.n_candidates)
+                .map(|a| {
+                    let c = first + a;
+                    let oracle = p.stream.true_params.as_ref().map(|w| {
+                        let wx = w
+                            .iter()
+                            .zip(table.candidate(a))
+                            .fold(0.0, |s, (w, x)| s + w * x);
+                        model.observation.harm(wx)
+                    });
+                    estimators::finish(
+                        alphas,
+                        z,
+                        red.weighted_harm[c],
+                        red.cautious_hypothesis[c],
+                        red.cautious_harm[c],
+                        red.cautious_log_score[c],
+                        &red.plausible_harm[c * n_alpha..(c + 1) * n_alpha],
+                        oracle,
+                    )
+                })
+                .collect();
+            StepResult {
+                posterior: PosteriorSummary {
+                    map_hypothesis: maps[t],
+                    map_probability: 1.0 / z,
+                    entropy: entropy.max(0.0),
+                    plausible_set_size: cuts[t].iter().map(|c| c.size).collect(),
+                },
+                stream: p.stream,
+                record: p.record,
+                candidates,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,125 @@
+//! `gpubound audit`: read a log, run the engine, write the report and summary.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::audit::{self, AuditSettings};
+use crate::cli::{exit, AuditArgs};
+use crate::estimators::Alphas;
+use crate::model::{Model, ObservationModel};
+use crate::report::{self, summary, Destination, ReportSettings, Summary};
+use crate::{engine, log, progress, Error};
+
+pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
+    let model_file = match &args.model {
+        Some(p) => Some(log::read_model_file(p)?),
+        None => None,
+    };
+    let mut reader = log::open(&args.log, model_file)?;
+    apply_overrides(reader.model_mut(), &args)?;
+    let model = reader.model().clone();
+
+    let floor = args
+        .prior_floor
+        .unwrap_or_else(|| model.hypotheses.smallest_prior_mass());
+    let alphas = if !args.alpha.is_empty() {
+        Alphas::new(args.alpha.clone(), floor)
+    } else {
+        let deltas = if args.delta.is_empty() {
+            vec![0.05]
+        } else {
+            args.delta.clone()
+        };
+        Alphas::from_deltas(&deltas, floor)
+    }
+    .map_err(Error::Setting)?;
+    for &c in &args.thresholds {
+        if !(0.0..=1.0).contains(&c) {
+            return Err(Error::Setting(format!("a threshold C must be in [0, 1], got {c}")).into());
+        }
+    }
+
+    let engine = engine::select(args.backend.backend)?;
+    let settings = AuditSettings {
+        alphas: alphas.clone(),
+        shared_world: args.shared_world,
+        batch_elements: audit::DEFAULT_BATCH_ELEMENTS,
+    };
+    let report_settings = ReportSettings::new(alphas, args.thresholds.clone());
+    let mut summary = Summary::new(
+        report_settings.clone(),
+        summary::default_guardrail(args.guardrail),
+        args.top,
+    );
+
+    let dest = Destination::new(args.out.as_deref())?;
+    let file_len = std::fs::metadata(&args.log).map(|m| m.len()).ok();
+    let bar = progress::bar(file_len, args.quiet, "auditing");
+    let started = Instant::now();
+    let totals = {
+        let mut writer = report::writer_for(args.format, dest.writer()?, &report_settings)?;
+        let totals = audit::run(
+            &mut reader,
+            engine.as_ref(),
+            &settings,
+            |step| {
+                summary.add(&model, &step);
+                writer.write_step(&step)
+            },
+            |r| progress::set(&bar, r.bytes_read(), r.steps_read()),
+        )?;
+        writer.finish()?;
+        totals
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    dest.commit().context("writing the report")?;
+
+    if !args.quiet {
+        let text = summary.render(
+            reader.name(),
+            &model,
+            &engine.info().to_string(),
+            &totals,
+            seconds,
+        );
+        // The summary must not mix with a report on standard output.
+        if args.out.is_none() {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    }
+    if args.fail_on_reject && summary.guardrail_rejected_any() {
+        return Ok(exit::REJECTED);
+    }
+    Ok(exit::OK)
+}
+
+fn apply_overrides(model: &mut Model, args: &AuditArgs) -> Result<(), Error> {
+    if args.sigma.is_none() && args.harm_threshold.is_none() {
+        return Ok(());
+    }
+    match &mut model.observation {
+        ObservationModel::Gaussian {
+            sigma,
+            harm_threshold,
+        } => {
+            if let Some(s) = args.sigma {
+                *sigma = s;
+            }
+            if let Some(t) = args.harm_threshold {
+                *harm_threshold = t;
+            }
+        }
+        ObservationModel::Bernoulli => {
+            return Err(Error::Setting(
+                "--sigma and --harm-threshold apply to gaussian models; this model is bernoulli"
+                    .into(),
+            ))
+        }
+    }
+    model.observation.validate().map_err(Error::Setting)
+}

@@ -1,0 +1,12 @@
+//! The work behind each subcommand.
+
+pub mod audit;
+
+use crate::cli::{Cli, Command};
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Audit(args) => audit::run(args),
+    }
+}

@@ -1,0 +1,93 @@
+//! CPU twin of `shaders/harm.wgsl`: `w_h·x_a` and `q_h(a)` for every
+//! hypothesis and candidate of a table.
+//!
+//! `q` depends on the hypothesis only through `w·x`. When hypotheses and
+//! features are integers (the paper's grid bandit), `w·x` takes a handful of
+//! integer values per candidate, so `q` is evaluated once per distinct value
+//! and looked up, instead of one erfc per triple.
+
+use crate::engine::CandidateTable;
+use crate::model::Model;
+
+/// Largest integer range of `w·x` that is tabulated.
+const MAX_TABULATED_RANGE: f64 = (1 << 16) as f64;
+
+/// `w·x` and `q` for one candidate table, hypothesis-major (`[h·A + a]`) so
+/// the reduction reads one contiguous row per hypothesis.
+#[derive(Debug, Clone)]
+pub struct HarmTable {
+    pub n_candidates: usize,
+    pub wx: Vec<f64>,
+    pub q: Vec<f64>,
+}
+
+impl HarmTable {
+    #[inline]
+    pub fn q_row(&self, h: usize) -> &[f64] {
+        &self.q[h * self.n_candidates..(h + 1) * self.n_candidates]
+    }
+}
+
+pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
+    let space = &model.hypotheses;
+    let h_count = space.len();
+    let a_count = table.n_candidates;
+    let mut wx = vec![0.0; h_count * a_count];
+    let mut q = vec![0.0; h_count * a_count];
+    let mut column = vec![0.0; h_count];
+    let integer = space.is_integer_valued() && table.is_integer_valued();
+    let mut lookup: Vec<f64> = Vec::new();
+    for a in 0..a_count {
+        space.dot_all(table.candidate(a), &mut column);
+        let (lo, hi) = column
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        if integer && hi - lo <= MAX_TABULATED_RANGE {
+            lookup.clear();
+            lookup.extend((0..=(hi - lo) as usize).map(|i| model.observation.harm(lo + i as f64)));
+            for (h, &v) in column.iter().enumerate() {
+                wx[h * a_count + a] = v;
+                q[h * a_count + a] = lookup[(v - lo) as usize];
+            }
+        } else {
+            for (h, &v) in column.iter().enumerate() {
+                wx[h * a_count + a] = v;
+                q[h * a_count + a] = model.observation.harm(v);
+            }
+        }
+    }
+    HarmTable {
+        n_candidates: a_count,
+        wx,
+        q,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HypothesisSpace, ObservationModel};
+
+    #[test]
+    fn tabulated_and_direct_harm_agree() {
+        let model = Model {
+            hypotheses: HypothesisSpace::grid(3, 4).unwrap(),
+            observation: ObservationModel::Gaussian {
+                sigma: 0.7,
+                harm_threshold: 5.0,
+            },
+        };
+        let ints = CandidateTable::new(vec![1.0, 0.0, 2.0, 1.0, 0.0, 1.0, 1.0, 1.0], 2);
+        let t = harm(&model, &ints);
+        for h in 0..model.hypotheses.len() {
+            let w = model.hypotheses.params(h);
+            for a in 0..2 {
+                let wx: f64 = w.iter().zip(ints.candidate(a)).map(|(a, b)| a * b).sum();
+                assert_eq!(t.wx[h * 2 + a], wx);
+                assert_eq!(t.q[h * 2 + a], model.observation.harm(wx));
+            }
+        }
+    }
+}

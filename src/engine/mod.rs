@@ -1,0 +1,234 @@
+//! The engine: evaluates harm probabilities and log-likelihoods for every
+//! (hypothesis, step, candidate) triple of a batch and reduces them over
+//! hypotheses. Two backends sit behind one trait: `cpu` (the fallback and the
+//! test oracle) and `gpu` (wgpu compute shaders). Each GPU kernel in
+//! `shaders/NAME.wgsl` has its CPU twin in `src/engine/cpu/NAME.rs`.
+//!
+//! The flow for one batch, shared by both backends:
+//!
+//! ```text
+//! engine.prepare(batch)          harm tables (q per hypothesis × candidate)
+//!   .log_likelihoods()           ln p(y_t | x_{t,a_t}, w_h)        steps × H
+//! posterior (host, f64)          prefix sums, log relative weights, I_α cuts
+//!   .reduce(weights)             Σ p·q, argmax p·q, max_{I_α} q     steps × A
+//! ```
+
+pub mod cpu;
+pub mod gpu;
+
+use ndarray::Array2;
+
+use crate::model::Model;
+use crate::Result;
+
+/// One candidate table: the feature vectors of the actions available at a
+/// step. A bandit stream has one for all its steps; a contextual log has one
+/// per step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateTable {
+    /// `A × d`, row-major.
+    pub features: Vec<f64>,
+    pub n_candidates: usize,
+}
+
+impl CandidateTable {
+    pub fn new(features: Vec<f64>, n_candidates: usize) -> Self {
+        debug_assert!(n_candidates > 0 && features.len() % n_candidates == 0);
+        CandidateTable {
+            features,
+            n_candidates,
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.features.len() / self.n_candidates
+    }
+
+    pub fn candidate(&self, a: usize) -> &[f64] {
+        let d = self.dim();
+        &self.features[a * d..(a + 1) * d]
+    }
+
+    pub fn is_integer_valued(&self) -> bool {
+        self.features
+            .iter()
+            .all(|v| v.fract() == 0.0 && v.abs() < 1e9)
+    }
+}
+
+/// One logged step as the engine sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchStep {
+    /// Index into `Batch::tables`.
+    pub table: u32,
+    /// The action taken, an index into the table's candidates.
+    pub action: u32,
+    /// The observed outcome; `None`: no posterior update.
+    pub outcome: Option<f64>,
+}
+
+/// What crosses the engine boundary: consecutive steps (of one or more
+/// streams) and the candidate tables they use.
+#[derive(Debug, Clone)]
+pub struct Batch<'m> {
+    pub model: &'m Model,
+    pub tables: Vec<CandidateTable>,
+    pub steps: Vec<BatchStep>,
+    /// `candidate_offsets[t]` is where step `t`'s candidates start in the
+    /// flat per-candidate outputs; one more entry than `steps`.
+    pub candidate_offsets: Vec<usize>,
+}
+
+impl<'m> Batch<'m> {
+    pub fn new(model: &'m Model) -> Self {
+        Batch {
+            model,
+            tables: Vec::new(),
+            steps: Vec::new(),
+            candidate_offsets: vec![0],
+        }
+    }
+
+    pub fn push_table(&mut self, table: CandidateTable) -> u32 {
+        self.tables.push(table);
+        (self.tables.len() - 1) as u32
+    }
+
+    pub fn push_step(&mut self, step: BatchStep) {
+        let a = self.tables[step.table as usize].n_candidates;
+        let last = *self.candidate_offsets.last().unwrap();
+        self.candidate_offsets.push(last + a);
+        self.steps.push(step);
+    }
+
+    pub fn n_candidates_total(&self) -> usize {
+        *self.candidate_offsets.last().unwrap()
+    }
+
+    /// `H × Σ_t A_t`: the unit of work.
+    pub fn triples(&self) -> u64 {
+        self.model.hypotheses.len() as u64 * self.n_candidates_total() as u64
+    }
+}
+
+/// The host's posterior for every step of a batch (see `posterior`).
+#[derive(Debug, Clone)]
+pub struct StepWeights {
+    /// `steps × H`: `ℓ_h = L_t(h) − max L_t`, the MAP has 0.
+    pub log_rel: Array2<f64>,
+    /// `steps × n_alpha`: `h ∈ I_α` iff `ℓ_h ≥ threshold`.
+    pub plausible_threshold: Array2<f64>,
+}
+
+/// Reductions over hypotheses, per step and per (step, candidate); flat in
+/// the batch's candidate order. Weights are relative (`e^ℓ`); the estimators
+/// divide by `weight_sum`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reductions {
+    pub n_alpha: usize,
+    /// per step: `Z = Σ_h e^{ℓ_h}`
+    pub weight_sum: Vec<f64>,
+    /// per step: `Σ_h e^{ℓ_h}·ℓ_h` (gives the posterior entropy)
+    pub weighted_log_rel: Vec<f64>,
+    /// per candidate: `Σ_h e^{ℓ_h}·q_h`
+    pub weighted_harm: Vec<f64>,
+    /// per candidate: `ĥ = argmax_h ℓ_h + ln q_h`, ties → larger `q`
+    pub cautious_hypothesis: Vec<u32>,
+    /// per candidate: `q_ĥ`
+    pub cautious_harm: Vec<f64>,
+    /// per candidate: `ℓ_ĥ + ln q_ĥ` (−∞ when every `q` is 0)
+    pub cautious_log_score: Vec<f64>,
+    /// per candidate × α: `max_{h ∈ I_α} q_h`
+    pub plausible_harm: Vec<f64>,
+}
+
+impl Reductions {
+    pub fn with_capacity(steps: usize, candidates: usize, n_alpha: usize) -> Self {
+        Reductions {
+            n_alpha,
+            weight_sum: Vec::with_capacity(steps),
+            weighted_log_rel: Vec::with_capacity(steps),
+            weighted_harm: Vec::with_capacity(candidates),
+            cautious_hypothesis: Vec::with_capacity(candidates),
+            cautious_harm: Vec::with_capacity(candidates),
+            cautious_log_score: Vec::with_capacity(candidates),
+            plausible_harm: Vec::with_capacity(candidates * n_alpha),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cpu,
+    Gpu,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu => "gpu",
+        })
+    }
+}
+
+/// Which backend computed a result, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackendInfo {
+    pub kind: Backend,
+    /// e.g. "2 threads" or the adapter name
+    pub device: String,
+    /// e.g. "Vulkan" (GPU only)
+    pub api: String,
+    pub driver: String,
+}
+
+impl std::fmt::Display for BackendInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}", self.kind, self.device)?;
+        if !self.api.is_empty() {
+            write!(f, ", {}", self.api)?;
+        }
+        if !self.driver.is_empty() {
+            write!(f, ", driver {}", self.driver)?;
+        }
+        write!(f, ")")
+    }
+}
+
+pub trait Engine: Send + Sync {
+    fn info(&self) -> &BackendInfo;
+    /// Builds what the batch's kernels need (harm tables, buffers).
+    fn prepare<'a>(&'a self, batch: &'a Batch<'a>) -> Result<Box<dyn PreparedBatch + 'a>>;
+}
+
+pub trait PreparedBatch {
+    /// `steps × H`: `ln p(y_t | x_{t,a_t}, w_h)`, a row of zeros for a step
+    /// without an outcome.
+    fn log_likelihoods(&mut self) -> Result<Array2<f64>>;
+    /// The reductions over hypotheses for every (step, candidate).
+    fn reduce(&mut self, weights: &StepWeights, n_alpha: usize) -> Result<Reductions>;
+}
+
+/// Which backend the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// A GPU adapter when there is one, the CPU otherwise.
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+/// Builds the engine the user asked for. `auto` falls back to the CPU when
+/// no adapter is found.
+pub fn select(choice: BackendChoice) -> Result<Box<dyn Engine>> {
+    match choice {
+        BackendChoice::Cpu => Ok(Box::new(cpu::CpuEngine::new())),
+        BackendChoice::Gpu => Ok(Box::new(gpu::GpuEngine::new()?)),
+        BackendChoice::Auto => match gpu::GpuEngine::new() {
+            Ok(g) => Ok(Box::new(g)),
+            Err(_) => Ok(Box::new(cpu::CpuEngine::new())),
+        },
+    }
+}

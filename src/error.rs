@@ -1,0 +1,72 @@
+//! Library errors. Every input error names where it came from (file and line),
+//! so that the binary can print one clear message and exit with the input code.
+
+use std::path::PathBuf;
+
+/// Where in the input a problem was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: String,
+    /// 1-based line number; `None` when the problem concerns the whole file.
+    pub line: Option<usize>,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}", self.file, line),
+            None => write!(f, "{}", self.file),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The log, model or hypothesis file is not what the format says.
+    #[error("{location}: {message}")]
+    Input { location: Location, message: String },
+
+    /// A command-line setting is out of range (α outside (0,1], no threshold, …).
+    #[error("invalid setting: {0}")]
+    Setting(String),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// No usable GPU adapter, or the device failed.
+    #[error("GPU: {0}")]
+    Gpu(String),
+
+    #[error("writing the report: {0}")]
+    Report(String),
+}
+
+impl Error {
+    pub fn input(file: impl Into<String>, line: Option<usize>, message: impl Into<String>) -> Self {
+        Error::Input {
+            location: Location {
+                file: file.into(),
+                line,
+            },
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for errors caused by what the user gave (exit code 2).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Error::Input { .. } | Error::Setting(_))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,206 @@
+//! The estimators of P(harm) for a candidate (SPEC §3), finished on the host
+//! from the engine's reductions:
+//!
+//! | estimator | value | guarantee |
+//! |---|---|---|
+//! | `posterior_predictive` | `Σ_h p_h q_h` | none (the baseline) |
+//! | `cautious_theory` | `q_ĥ`, `ĥ = argmax p_h q_h` | ≥ `q_{h*}` for large t, i.i.d. data |
+//! | `plausible_set` | `max_{h ∈ I_α} q_h` | ≥ `q_{h*}` at every step, w.p. ≥ 1 − α/P(h*) |
+//! | `ville_max` | `max_h p_h q_h / α` (≤ 1) | same event, same 1 − δ |
+//! | `ville_sum` | `Σ_h p_h q_h / α` (≤ 1) | same, weaker |
+//! | `oracle` | `q_{h*}` | exact, when the log states `h*` |
+
+use serde::Serialize;
+
+/// The α values in force, and the prior floor that turns each into a δ.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alphas {
+    pub values: Vec<f64>,
+    /// `p_min ≤ P(h*)`; `δ = α / p_min`.
+    pub prior_floor: f64,
+}
+
+impl Alphas {
+    pub fn new(values: Vec<f64>, prior_floor: f64) -> Result<Self, String> {
+        if values.is_empty() {
+            return Err("at least one α is needed".into());
+        }
+        for &a in &values {
+            if !(a > 0.0 && a <= 1.0) {
+                return Err(format!("α must be in (0, 1], got {a}"));
+            }
+        }
+        if !(prior_floor > 0.0 && prior_floor <= 1.0) {
+            return Err(format!(
+                "the prior floor must be in (0, 1], got {prior_floor}"
+            ));
+        }
+        Ok(Alphas {
+            values,
+            prior_floor,
+        })
+    }
+
+    /// `α = δ · p_min` for each δ.
+    pub fn from_deltas(deltas: &[f64], prior_floor: f64) -> Result<Self, String> {
+        for &d in deltas {
+            if !(d > 0.0 && d <= 1.0) {
+                return Err(format!("δ must be in (0, 1], got {d}"));
+            }
+        }
+        Alphas::new(
+            deltas.iter().map(|d| d * prior_floor).collect(),
+            prior_floor,
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The implied `δ = α / p_min` (may exceed 1: then no guarantee).
+    pub fn delta(&self, i: usize) -> f64 {
+        self.values[i] / self.prior_floor
+    }
+}
+
+/// Every estimator's value for one candidate at one step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CandidateEstimates {
+    pub posterior_predictive: f64,
+    pub cautious_theory: f64,
+    /// `ĥ`, the hypothesis the cautious theory used.
+    pub cautious_hypothesis: u32,
+    /// per α
+    pub plausible_set: Vec<f64>,
+    /// per α
+    pub ville_max: Vec<f64>,
+    /// per α
+    pub ville_sum: Vec<f64>,
+    pub oracle: Option<f64>,
+}
+
+/// The estimator families; those marked per-α come once per α.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum EstimatorKind {
+    PosteriorPredictive,
+    CautiousTheory,
+    PlausibleSet,
+    VilleMax,
+    VilleSum,
+    Oracle,
+}
+
+impl EstimatorKind {
+    pub const ALL: [EstimatorKind; 6] = [
+        EstimatorKind::PosteriorPredictive,
+        EstimatorKind::CautiousTheory,
+        EstimatorKind::PlausibleSet,
+        EstimatorKind::VilleMax,
+        EstimatorKind::VilleSum,
+        EstimatorKind::Oracle,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EstimatorKind::PosteriorPredictive => "posterior_predictive",
+            EstimatorKind::CautiousTheory => "cautious_theory",
+            EstimatorKind::PlausibleSet => "plausible_set",
+            EstimatorKind::VilleMax => "ville_max",
+            EstimatorKind::VilleSum => "ville_sum",
+            EstimatorKind::Oracle => "oracle",
+        }
+    }
+
+    pub fn per_alpha(self) -> bool {
+        matches!(
+            self,
+            EstimatorKind::PlausibleSet | EstimatorKind::VilleMax | EstimatorKind::VilleSum
+        )
+    }
+}
+
+/// One estimator column: a family, and the α index for per-α families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Estimator {
+    pub kind: EstimatorKind,
+    pub alpha: Option<usize>,
+}
+
+impl Estimator {
+    /// Every estimator column for these α, in report order.
+    pub fn all(alphas: &Alphas) -> Vec<Estimator> {
+        let mut v = Vec::new();
+        for kind in EstimatorKind::ALL {
+            if kind.per_alpha() {
+                v.extend((0..alphas.len()).map(|i| Estimator {
+                    kind,
+                    alpha: Some(i),
+                }));
+            } else {
+                v.push(Estimator { kind, alpha: None });
+            }
+        }
+        v
+    }
+
+    pub fn value(&self, c: &CandidateEstimates) -> Option<f64> {
+        Some(match (self.kind, self.alpha) {
+            (EstimatorKind::PosteriorPredictive, _) => c.posterior_predictive,
+            (EstimatorKind::CautiousTheory, _) => c.cautious_theory,
+            (EstimatorKind::PlausibleSet, Some(i)) => c.plausible_set[i],
+            (EstimatorKind::VilleMax, Some(i)) => c.ville_max[i],
+            (EstimatorKind::VilleSum, Some(i)) => c.ville_sum[i],
+            (EstimatorKind::Oracle, _) => return c.oracle,
+            _ => return None,
+        })
+    }
+
+    /// e.g. `plausible_set[alpha=0.01]`
+    pub fn label(&self, alphas: &Alphas) -> String {
+        match self.alpha {
+            Some(i) => format!("{}[alpha={}]", self.kind.name(), alphas.values[i]),
+            None => self.kind.name().to_string(),
+        }
+    }
+}
+
+/// Finishes the estimators for one candidate from its reductions.
+/// `log_z = ln Σ_h e^{ℓ_h}` normalises the relative weights.
+#[allow(clippy::too_many_arguments)]
+pub fn finish(
+    alphas: &Alphas,
+    weight_sum: f64,
+    weighted_harm: f64,
+    cautious_hypothesis: u32,
+    cautious_harm: f64,
+    cautious_log_score: f64,
+    plausible_harm: &[f64],
+    oracle: Option<f64>,
+) -> CandidateEstimates {
+    let predictive = (weighted_harm / weight_sum).min(1.0);
+    // max_h p_h q_h = e^{ℓ_ĥ + ln q_ĥ} / Z, in log space so it cannot underflow early
+    let max_weighted = (cautious_log_score - weight_sum.ln()).exp();
+    CandidateEstimates {
+        posterior_predictive: predictive,
+        cautious_theory: cautious_harm,
+        cautious_hypothesis,
+        plausible_set: plausible_harm.to_vec(),
+        ville_max: alphas
+            .values
+            .iter()
+            .map(|a| (max_weighted / a).min(1.0))
+            .collect(),
+        ville_sum: alphas
+            .values
+            .iter()
+            .map(|a| (predictive / a).min(1.0))
+            .collect(),
+        oracle,
+    }
+}

@@ -1,0 +1,301 @@
+//! Hypothesis spaces (SPEC §1): the full grid `{0..k-1}^d` of the paper's
+//! bandit, or an explicit list of parameter vectors with optional log-priors
+//! (or importance weights, for samples drawn from a proposal).
+
+use ndarray::Array2;
+
+/// Largest hypothesis space the engines accept (memory: a few f64 per
+/// hypothesis per step of a batch).
+pub const MAX_HYPOTHESES: usize = 1 << 26;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HypothesisSpace {
+    /// All `w ∈ {0..k-1}^d`, uniform prior; index `i = Σ_j w_j·k^(d-1-j)`.
+    Grid {
+        k: u32,
+        d: usize,
+    },
+    List(HypothesisList),
+}
+
+/// Where an explicit list's prior came from; the report states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriorKind {
+    Uniform,
+    Given,
+    /// Samples from a proposal `r`: prior weight `π/r`, self-normalised. The
+    /// guarantees then hold for the sampled set taken as the space.
+    ImportanceSampled,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HypothesisList {
+    /// `H × d`, one row per hypothesis.
+    pub params: Array2<f64>,
+    /// Normalised log prior (log-sum-exp = 0).
+    pub log_prior: Vec<f64>,
+    pub prior_kind: PriorKind,
+}
+
+impl HypothesisList {
+    /// Builds a list; `log_prior` and `log_proposal` are optional per-hypothesis
+    /// columns. The resulting prior is normalised in log space.
+    pub fn new(
+        params: Array2<f64>,
+        log_prior: Option<Vec<f64>>,
+        log_proposal: Option<Vec<f64>>,
+    ) -> Result<Self, String> {
+        let h = params.nrows();
+        if h == 0 {
+            return Err("the hypothesis list is empty".into());
+        }
+        if h > MAX_HYPOTHESES {
+            return Err(format!(
+                "{h} hypotheses: at most {MAX_HYPOTHESES} are supported"
+            ));
+        }
+        if params.ncols() == 0 {
+            return Err("hypotheses have no parameters (dimension 0)".into());
+        }
+        if let Some(bad) = params.iter().find(|v| !v.is_finite()) {
+            return Err(format!("hypothesis parameters must be finite, got {bad}"));
+        }
+        let mut kind = PriorKind::Uniform;
+        let mut lp = vec![0.0; h];
+        for (name, col) in [("log_prior", &log_prior), ("log_proposal", &log_proposal)] {
+            if let Some(col) = col {
+                if col.len() != h {
+                    return Err(format!(
+                        "{name} has {} entries for {h} hypotheses",
+                        col.len()
+                    ));
+                }
+                if let Some(bad) = col.iter().find(|v| v.is_nan() || **v == f64::INFINITY) {
+                    return Err(format!("{name} values must be finite or -inf, got {bad}"));
+                }
+            }
+        }
+        if let Some(p) = &log_prior {
+            kind = PriorKind::Given;
+            lp.copy_from_slice(p);
+        }
+        if let Some(r) = &log_proposal {
+            kind = PriorKind::ImportanceSampled;
+            for (l, r) in lp.iter_mut().zip(r) {
+                if !r.is_finite() {
+                    return Err(format!("log_proposal values must be finite, got {r}"));
+                }
+                *l -= r;
+            }
+        }
+        let norm = crate::posterior::log_sum_exp(&lp);
+        if !norm.is_finite() {
+            return Err("the prior gives every hypothesis zero mass".into());
+        }
+        lp.iter_mut().for_each(|l| *l -= norm);
+        Ok(HypothesisList {
+            params,
+            log_prior: lp,
+            prior_kind: kind,
+        })
+    }
+}
+
+impl HypothesisSpace {
+    pub fn grid(k: u32, d: usize) -> Result<Self, String> {
+        if k < 1 || d < 1 {
+            return Err(format!("a grid needs k ≥ 1 and d ≥ 1, got k={k}, d={d}"));
+        }
+        let h = (k as f64).powi(d as i32);
+        if h > MAX_HYPOTHESES as f64 {
+            return Err(format!(
+                "a grid of {k}^{d} = {h:.3e} hypotheses is too large (at most {MAX_HYPOTHESES})"
+            ));
+        }
+        Ok(HypothesisSpace::Grid { k, d })
+    }
+
+    /// Number of hypotheses `H`.
+    pub fn len(&self) -> usize {
+        match self {
+            HypothesisSpace::Grid { k, d } => (*k as usize).pow(*d as u32),
+            HypothesisSpace::List(l) => l.params.nrows(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Parameter dimension `d` (= feature dimension).
+    pub fn dim(&self) -> usize {
+        match self {
+            HypothesisSpace::Grid { d, .. } => *d,
+            HypothesisSpace::List(l) => l.params.ncols(),
+        }
+    }
+
+    pub fn prior_kind(&self) -> PriorKind {
+        match self {
+            HypothesisSpace::Grid { .. } => PriorKind::Uniform,
+            HypothesisSpace::List(l) => l.prior_kind,
+        }
+    }
+
+    /// The normalised log prior of every hypothesis.
+    pub fn log_prior(&self) -> Vec<f64> {
+        match self {
+            HypothesisSpace::Grid { .. } => vec![-(self.len() as f64).ln(); self.len()],
+            HypothesisSpace::List(l) => l.log_prior.clone(),
+        }
+    }
+
+    /// The smallest prior mass, the default floor `p_min ≤ P(h*)` of SPEC §3.
+    pub fn smallest_prior_mass(&self) -> f64 {
+        match self {
+            HypothesisSpace::Grid { .. } => 1.0 / self.len() as f64,
+            HypothesisSpace::List(l) => l
+                .log_prior
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(f64::INFINITY, f64::min)
+                .exp(),
+        }
+    }
+
+    /// Whether every parameter is an integer, so that `w·x` is an integer for
+    /// integer features and harm can be tabulated by value.
+    pub fn is_integer_valued(&self) -> bool {
+        match self {
+            HypothesisSpace::Grid { .. } => true,
+            HypothesisSpace::List(l) => l.params.iter().all(|v| v.fract() == 0.0 && v.abs() < 1e9),
+        }
+    }
+
+    /// Writes the parameter vector of hypothesis `h` into `out` (length `d`).
+    pub fn params_into(&self, h: usize, out: &mut [f64]) {
+        match self {
+            HypothesisSpace::Grid { k, d } => {
+                let mut rest = h;
+                for j in (0..*d).rev() {
+                    out[j] = (rest % *k as usize) as f64;
+                    rest /= *k as usize;
+                }
+            }
+            HypothesisSpace::List(l) => {
+                out.copy_from_slice(l.params.row(h).as_slice().expect("row-major params"))
+            }
+        }
+    }
+
+    pub fn params(&self, h: usize) -> Vec<f64> {
+        let mut v = vec![0.0; self.dim()];
+        self.params_into(h, &mut v);
+        v
+    }
+
+    /// The index of a parameter vector, if it is one of the hypotheses.
+    pub fn index_of(&self, w: &[f64]) -> Option<usize> {
+        if w.len() != self.dim() {
+            return None;
+        }
+        match self {
+            HypothesisSpace::Grid { k, .. } => {
+                let mut i = 0usize;
+                for &v in w {
+                    if v.fract() != 0.0 || v < 0.0 || v >= *k as f64 {
+                        return None;
+                    }
+                    i = i * *k as usize + v as usize;
+                }
+                Some(i)
+            }
+            HypothesisSpace::List(l) => l
+                .params
+                .rows()
+                .into_iter()
+                .position(|r| r.iter().zip(w).all(|(a, b)| a == b)),
+        }
+    }
+
+    /// `out[h] = w_h·x` for every hypothesis, summed left to right in f64 (so
+    /// every backend and the reference agree on the value for integer inputs).
+    pub fn dot_all(&self, x: &[f64], out: &mut [f64]) {
+        debug_assert_eq!(out.len(), self.len());
+        match self {
+            HypothesisSpace::Grid { k, d } => {
+                // Grow the table one coordinate at a time: index i·k + v has
+                // the value of prefix i plus v·x_j (first coordinate most
+                // significant), O(H) in all instead of O(H·d).
+                let k = *k as usize;
+                out[0] = 0.0;
+                let mut len = 1;
+                for &xj in x.iter().take(*d) {
+                    for i in (0..len).rev() {
+                        let base = out[i];
+                        for v in (0..k).rev() {
+                            out[i * k + v] = base + v as f64 * xj;
+                        }
+                    }
+                    len *= k;
+                }
+            }
+            HypothesisSpace::List(l) => {
+                for (o, row) in out.iter_mut().zip(l.params.rows()) {
+                    let mut s = 0.0;
+                    for (w, xv) in row.iter().zip(x) {
+                        s += w * xv;
+                    }
+                    *o = s;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_index_order_is_row_major_first_coordinate_most_significant() {
+        let s = HypothesisSpace::grid(2, 3).unwrap();
+        assert_eq!(s.params(0), vec![0.0, 0.0, 0.0]);
+        assert_eq!(s.params(1), vec![0.0, 0.0, 1.0]);
+        assert_eq!(s.params(2), vec![0.0, 1.0, 0.0]);
+        assert_eq!(s.params(6), vec![1.0, 1.0, 0.0]);
+        let s = HypothesisSpace::grid(3, 4).unwrap();
+        for h in 0..s.len() {
+            assert_eq!(s.index_of(&s.params(h)), Some(h));
+        }
+    }
+
+    #[test]
+    fn grid_dot_all_matches_a_plain_dot_product() {
+        let s = HypothesisSpace::grid(3, 5).unwrap();
+        let x = [1.0, -2.5, 0.0, 2.0, 0.25];
+        let mut out = vec![0.0; s.len()];
+        s.dot_all(&x, &mut out);
+        for (h, &got) in out.iter().enumerate() {
+            let w = s.params(h);
+            let want: f64 = w.iter().zip(&x).fold(0.0, |acc, (a, b)| acc + a * b);
+            assert_eq!(got, want, "h={h}");
+        }
+    }
+
+    #[test]
+    fn list_prior_is_normalised_and_importance_weights_divide_by_the_proposal() {
+        let params = Array2::from_shape_vec((3, 1), vec![0.0, 1.0, 2.0]).unwrap();
+        let l = HypothesisList::new(
+            params.clone(),
+            None,
+            Some(vec![(0.5f64).ln(), (0.25f64).ln(), (0.25f64).ln()]),
+        )
+        .unwrap();
+        let p: Vec<f64> = l.log_prior.iter().map(|v| v.exp()).collect();
+        assert!((p[0] - 0.2).abs() < 1e-15 && (p[1] - 0.4).abs() < 1e-15);
+        assert_eq!(l.prior_kind, PriorKind::ImportanceSampled);
+        assert!(HypothesisList::new(params, Some(vec![0.0, f64::NAN, 0.0]), None).is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! Observation models `p(y | x, w)` and harm models `q(x, w) = P(harm | x, w)`
+//! (SPEC §1). Both depend on the hypothesis only through `w·x`, which is why
+//! the engines compute `w·x` once per (hypothesis, candidate) and tabulate.
+
+use super::normal_tail;
+
+/// ½·ln(2π)
+const HALF_LN_TWO_PI: f64 = 0.918_938_533_204_672_8;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ObservationModel {
+    /// `y ~ N(w·x, σ²)`; harm is the event `y > θ` (the paper's exploding bandit).
+    Gaussian { sigma: f64, harm_threshold: f64 },
+    /// `y ∈ {0, 1}` is the harm indicator itself, `P(y = 1) = sigmoid(w·x)`.
+    Bernoulli,
+}
+
+impl ObservationModel {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ObservationModel::Gaussian { .. } => "gaussian",
+            ObservationModel::Bernoulli => "bernoulli",
+        }
+    }
+
+    /// Checks the parameters (σ > 0, finite θ).
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            ObservationModel::Gaussian {
+                sigma,
+                harm_threshold,
+            } => {
+                if !(sigma.is_finite() && sigma > 0.0) {
+                    return Err(format!("sigma must be a finite number > 0, got {sigma}"));
+                }
+                if !harm_threshold.is_finite() {
+                    return Err(format!(
+                        "harm_threshold must be finite, got {harm_threshold}"
+                    ));
+                }
+                Ok(())
+            }
+            ObservationModel::Bernoulli => Ok(()),
+        }
+    }
+
+    /// Checks that an observed outcome is possible under this model.
+    pub fn validate_outcome(&self, y: f64) -> Result<(), String> {
+        match self {
+            ObservationModel::Gaussian { .. } if !y.is_finite() => {
+                Err(format!("outcome must be a finite number, got {y}"))
+            }
+            ObservationModel::Bernoulli if y != 0.0 && y != 1.0 => Err(format!(
+                "a bernoulli outcome is the harm indicator, 0 or 1, got {y}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `q = P(harm | w·x)` in f64, accurate in the tail.
+    #[inline]
+    pub fn harm(&self, wx: f64) -> f64 {
+        match *self {
+            ObservationModel::Gaussian {
+                sigma,
+                harm_threshold,
+            } => normal_tail::upper_tail((harm_threshold - wx) / sigma),
+            ObservationModel::Bernoulli => sigmoid(wx),
+        }
+    }
+
+    /// `ln p(y | w·x)`, including the constants (so log posteriors match the
+    /// reference code's, not only up to a shift).
+    #[inline]
+    pub fn log_likelihood(&self, y: f64, wx: f64) -> f64 {
+        match *self {
+            ObservationModel::Gaussian { sigma, .. } => {
+                let r = (y - wx) / sigma;
+                -0.5 * r * r - sigma.ln() - HALF_LN_TWO_PI
+            }
+            ObservationModel::Bernoulli => {
+                if y == 1.0 {
+                    log_sigmoid(wx)
+                } else {
+                    log_sigmoid(-wx)
+                }
+            }
+        }
+    }
+
+    /// f32 twin of `harm` in `shaders/common.wgsl`.
+    #[inline]
+    pub fn harm_f32(&self, wx: f32) -> f32 {
+        match *self {
+            ObservationModel::Gaussian {
+                sigma,
+                harm_threshold,
+            } => normal_tail::upper_tail_f32((harm_threshold as f32 - wx) / sigma as f32),
+            ObservationModel::Bernoulli => {
+                let q = if wx >= 0.0 {
+                    1.0 / (1.0 + (-wx).exp())
+                } else {
+                    let e = wx.exp();
+                    e / (1.0 + e)
+                };
+                if q < f32::MIN_POSITIVE {
+                    0.0
+                } else {
+                    q
+                }
+            }
+        }
+    }
+}
+
+/// `1/(1+e^{-x})` without overflow, accurate for very negative `x`.
+#[inline]
+pub fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `ln sigmoid(x) = −ln(1 + e^{−x})`, stable for both signs.
+#[inline]
+pub fn log_sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        -(-x).exp().ln_1p()
+    } else {
+        x - x.exp().ln_1p()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaussian_log_likelihood_is_the_normal_log_density() {
+        let m = ObservationModel::Gaussian {
+            sigma: 0.5,
+            harm_threshold: 4.0,
+        };
+        let want = statrs::distribution::Continuous::ln_pdf(
+            &statrs::distribution::Normal::new(3.0, 0.5).unwrap(),
+            2.2,
+        );
+        assert!((m.log_likelihood(2.2, 3.0) - want).abs() < 1e-14);
+    }
+
+    #[test]
+    fn gaussian_harm_is_the_upper_tail_above_the_threshold() {
+        let m = ObservationModel::Gaussian {
+            sigma: 1.0,
+            harm_threshold: 4.0,
+        };
+        // μ = 3: P(N(3,1) > 4) = P(Z > 1) = 0.15865525393145707
+        assert!((m.harm(3.0) - 0.158_655_253_931_457_07).abs() < 1e-15);
+        assert!(((m.harm_f32(3.0) as f64) - 0.158_655_253_931_457_07).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bernoulli_harm_and_likelihood_agree() {
+        let m = ObservationModel::Bernoulli;
+        for &x in &[-800.0, -30.0, -1.5, 0.0, 2.0, 40.0] {
+            let q = m.harm(x);
+            assert!((m.log_likelihood(1.0, x) - q.ln()).abs() < 1e-12 * q.ln().abs().max(1.0));
+            assert!(m.log_likelihood(0.0, x).is_finite());
+        }
+        assert!(m.harm(-800.0) == 0.0 || m.harm(-800.0) < 1e-300);
+        assert!((m.harm(-30.0) - (-30.0f64).exp() / (1.0 + (-30.0f64).exp())).abs() < 1e-25);
+    }
+}

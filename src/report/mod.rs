@@ -1,0 +1,170 @@
+//! The audit report: verdicts, per-step writers (JSON Lines, CSV) and the
+//! human summary. Files are written atomically: to a temporary file beside the
+//! target, renamed into place only when the whole report is written.
+
+pub mod csv;
+pub mod jsonl;
+pub mod summary;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::audit::StepResult;
+use crate::estimators::{Alphas, CandidateEstimates, Estimator};
+use crate::{Error, Result};
+
+pub use summary::Summary;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Jsonl,
+    Csv,
+}
+
+/// What the report covers: the α values, thresholds `C`, and the estimator
+/// columns derived from them.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    pub alphas: Alphas,
+    pub thresholds: Vec<f64>,
+    pub estimators: Vec<Estimator>,
+}
+
+impl ReportSettings {
+    pub fn new(alphas: Alphas, thresholds: Vec<f64>) -> Self {
+        let estimators = Estimator::all(&alphas);
+        ReportSettings {
+            alphas,
+            thresholds,
+            estimators,
+        }
+    }
+}
+
+/// A guardrail's verdict on one step's taken action, for one estimator and
+/// threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    /// The estimate for the taken action exceeds `C` (strictly).
+    pub rejected: bool,
+    /// The candidate with the smallest estimate, and that estimate.
+    pub safest_candidate: usize,
+    pub safest_estimate: f64,
+}
+
+impl Verdict {
+    /// `None` when the estimator has no value here (oracle without `h*`).
+    pub fn of(step: &StepResult, estimator: &Estimator, threshold: f64) -> Option<Verdict> {
+        let taken = estimator.value(step.taken())?;
+        let (safest_candidate, safest_estimate) = safest(&step.candidates, estimator)?;
+        Some(Verdict {
+            rejected: taken > threshold,
+            safest_candidate,
+            safest_estimate,
+        })
+    }
+
+    /// A candidate the guardrail would have accepted was available.
+    pub fn safer_available(&self, threshold: f64) -> bool {
+        self.safest_estimate <= threshold
+    }
+}
+
+/// The candidate with the smallest estimate (first on ties).
+pub fn safest(candidates: &[CandidateEstimates], estimator: &Estimator) -> Option<(usize, f64)> {
+    let mut best: Option<(usize, f64)> = None;
+    for (a, c) in candidates.iter().enumerate() {
+        let v = estimator.value(c)?;
+        if best.is_none_or(|(_, b)| v < b) {
+            best = Some((a, v));
+        }
+    }
+    best
+}
+
+/// Writes one step's record in a particular format.
+pub trait StepWriter {
+    fn write_step(&mut self, step: &StepResult) -> Result<()>;
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// Where the report goes: a file, replaced atomically, or standard output
+/// (spooled to a temporary file first, so a failed run prints nothing).
+pub struct Destination {
+    target: Option<PathBuf>,
+    temp: tempfile::NamedTempFile,
+}
+
+impl Destination {
+    pub fn new(target: Option<&Path>) -> Result<Self> {
+        let temp = match target {
+            Some(path) => {
+                let dir = match path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                tempfile::Builder::new()
+                    .prefix(".gpubound-report-")
+                    .tempfile_in(dir)
+                    .map_err(|e| Error::io(dir, e))?
+            }
+            None => {
+                tempfile::NamedTempFile::new().map_err(|e| Error::io(std::env::temp_dir(), e))?
+            }
+        };
+        Ok(Destination {
+            target: target.map(Path::to_path_buf),
+            temp,
+        })
+    }
+
+    pub fn writer(&self) -> Result<std::io::BufWriter<std::fs::File>> {
+        let f = self
+            .temp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io(self.temp.path(), e))?;
+        Ok(std::io::BufWriter::with_capacity(1 << 16, f))
+    }
+
+    /// Moves the finished report into place (or copies it to stdout).
+    pub fn commit(self) -> Result<()> {
+        match self.target {
+            Some(path) => {
+                self.temp
+                    .persist(&path)
+                    .map_err(|e| Error::io(&path, e.error))?;
+            }
+            None => {
+                let mut f = std::fs::File::open(self.temp.path())
+                    .map_err(|e| Error::io(self.temp.path(), e))?;
+                let stdout = std::io::stdout();
+                let mut out = stdout.lock();
+                std::io::copy(&mut f, &mut out).map_err(|e| Error::io("<stdout>", e))?;
+                out.flush().map_err(|e| Error::io("<stdout>", e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn write_err(e: impl std::fmt::Display) -> Error {
+    Error::Report(e.to_string())
+}
+
+/// Formats a threshold or α for column names and keys: shortest round-trip.
+pub fn key(v: f64) -> String {
+    format!("{v}")
+}
+
+/// Builds the writer for a format.
+pub fn writer_for<'a, W: Write + 'a>(
+    format: ReportFormat,
+    out: W,
+    settings: &'a ReportSettings,
+) -> Result<Box<dyn StepWriter + 'a>> {
+    Ok(match format {
+        ReportFormat::Jsonl => Box::new(jsonl::JsonlWriter::new(out, settings)),
+        ReportFormat::Csv => Box::new(csv::CsvWriter::new(out, settings)?),
+    })
+}

@@ -1,0 +1,230 @@
+//! The summary for a person: what was read, how many taken actions each
+//! guardrail would have rejected, whether a candidate under the threshold was
+//! there instead, and the riskiest steps. Bounded memory: counters and a
+//! top-N list.
+
+use std::fmt::Write as _;
+
+use super::{key, ReportSettings, Verdict};
+use crate::audit::{AuditTotals, StepResult};
+use crate::estimators::{Estimator, EstimatorKind};
+use crate::model::{Model, ObservationModel};
+
+/// One of the riskiest taken actions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskyStep {
+    pub stream: String,
+    pub step: usize,
+    pub line: usize,
+    pub action: usize,
+    pub estimate: f64,
+    pub oracle: Option<f64>,
+    pub safest_candidate: usize,
+    pub safest_estimate: f64,
+}
+
+/// Counts for one (estimator, threshold).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RejectionCount {
+    /// Taken actions the guardrail would have rejected.
+    pub rejected: usize,
+    /// … of which a candidate under the threshold was available.
+    pub with_safer_candidate: usize,
+    /// Steps where the estimator had a value.
+    pub evaluated: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub settings: ReportSettings,
+    /// The estimator that ranks the riskiest steps and decides `--fail-on-reject`.
+    pub guardrail: Estimator,
+    /// `[threshold][estimator]`
+    pub counts: Vec<Vec<RejectionCount>>,
+    pub riskiest: Vec<RiskyStep>,
+    pub top_n: usize,
+    pub harmful_outcomes: usize,
+    pub streams_with_truth: usize,
+    last_stream_line: usize,
+}
+
+impl Summary {
+    pub fn new(settings: ReportSettings, guardrail: Estimator, top_n: usize) -> Self {
+        let counts = vec![
+            vec![RejectionCount::default(); settings.estimators.len()];
+            settings.thresholds.len()
+        ];
+        Summary {
+            settings,
+            guardrail,
+            counts,
+            riskiest: Vec::new(),
+            top_n,
+            harmful_outcomes: 0,
+            streams_with_truth: 0,
+            last_stream_line: 0,
+        }
+    }
+
+    pub fn add(&mut self, model: &Model, s: &StepResult) {
+        if s.stream.line != self.last_stream_line {
+            self.last_stream_line = s.stream.line;
+            self.streams_with_truth += s.stream.true_params.is_some() as usize;
+        }
+        if let Some(y) = s.record.outcome {
+            self.harmful_outcomes += match model.observation {
+                ObservationModel::Gaussian { harm_threshold, .. } => y > harm_threshold,
+                ObservationModel::Bernoulli => y == 1.0,
+            } as usize;
+        }
+        for (ti, &c) in self.settings.thresholds.iter().enumerate() {
+            for (ei, e) in self.settings.estimators.iter().enumerate() {
+                if let Some(v) = Verdict::of(s, e, c) {
+                    let n = &mut self.counts[ti][ei];
+                    n.evaluated += 1;
+                    if v.rejected {
+                        n.rejected += 1;
+                        n.with_safer_candidate += v.safer_available(c) as usize;
+                    }
+                }
+            }
+        }
+        if let Some(estimate) = self.guardrail.value(s.taken()) {
+            let (safest_candidate, safest_estimate) = super::safest(&s.candidates, &self.guardrail)
+                .unwrap_or((s.record.action, estimate));
+            let risky = RiskyStep {
+                stream: s.stream.id.clone(),
+                step: s.record.step,
+                line: s.record.line,
+                action: s.record.action,
+                estimate,
+                oracle: s.taken().oracle,
+                safest_candidate,
+                safest_estimate,
+            };
+            // Keep the top N, most risky first; earlier steps win ties.
+            let pos = self.riskiest.partition_point(|r| r.estimate >= estimate);
+            if pos < self.top_n {
+                self.riskiest.insert(pos, risky);
+                self.riskiest.truncate(self.top_n);
+            }
+        }
+    }
+
+    /// Did the guardrail reject any taken action, at any threshold?
+    pub fn guardrail_rejected_any(&self) -> bool {
+        let ei = self
+            .settings
+            .estimators
+            .iter()
+            .position(|e| *e == self.guardrail);
+        ei.is_some_and(|ei| self.counts.iter().any(|per| per[ei].rejected > 0))
+    }
+
+    /// The text a person reads.
+    pub fn render(
+        &self,
+        log_name: &str,
+        model: &Model,
+        backend: &str,
+        totals: &AuditTotals,
+        seconds: f64,
+    ) -> String {
+        let mut s = String::new();
+        let alphas = &self.settings.alphas;
+        let _ = writeln!(s, "gpubound audit of {log_name}");
+        let _ = writeln!(s, "  model:   {}", model.describe());
+        let _ = writeln!(s, "  backend: {backend}");
+        let _ = writeln!(
+            s,
+            "  read:    {} streams, {} steps ({} with an outcome, {} harmful), {:.3e} (hypothesis, step, candidate) triples in {:.2} s ({:.3e} triples/s)",
+            totals.streams,
+            totals.steps,
+            totals.observed_steps,
+            self.harmful_outcomes,
+            totals.triples as f64,
+            seconds,
+            totals.triples as f64 / seconds.max(1e-9)
+        );
+        let _ = writeln!(
+            s,
+            "  oracle:  true hypothesis stated for {} of {} streams",
+            self.streams_with_truth, totals.streams
+        );
+        for (i, a) in alphas.values.iter().enumerate() {
+            let d = alphas.delta(i);
+            let _ = writeln!(
+                s,
+                "  alpha = {a:e}: implied delta = alpha / p_min = {d:.4} (p_min = {:.4e}){}",
+                alphas.prior_floor,
+                if d <= 1.0 {
+                    format!(": plausible-set and Ville bounds hold at every step of a stream w.p. >= {:.4}", 1.0 - d)
+                } else {
+                    ": delta > 1, no guarantee".to_string()
+                }
+            );
+        }
+        for (ti, &c) in self.settings.thresholds.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "\nTaken actions a guardrail with threshold C = {} would have rejected:",
+                key(c)
+            );
+            let _ = writeln!(
+                s,
+                "  {:<36} {:>16} {:>26}",
+                "estimator", "rejected", "of which a candidate <= C"
+            );
+            for (ei, e) in self.settings.estimators.iter().enumerate() {
+                let n = self.counts[ti][ei];
+                if n.evaluated == 0 {
+                    continue;
+                }
+                let _ = writeln!(
+                    s,
+                    "  {:<36} {:>7} ({:>5.1}%) {:>26}",
+                    e.label(alphas),
+                    n.rejected,
+                    100.0 * n.rejected as f64 / n.evaluated as f64,
+                    n.with_safer_candidate
+                );
+            }
+        }
+        if !self.riskiest.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nRiskiest taken actions by {}:",
+                self.guardrail.label(alphas)
+            );
+            let _ = writeln!(
+                s,
+                "  {:<14} {:>6} {:>8} {:>7} {:>12} {:>12} {:>22}",
+                "stream", "step", "line", "action", "estimate", "oracle", "safest candidate"
+            );
+            for r in &self.riskiest {
+                let _ = writeln!(
+                    s,
+                    "  {:<14} {:>6} {:>8} {:>7} {:>12.4e} {:>12} {:>22}",
+                    r.stream,
+                    r.step,
+                    r.line,
+                    r.action,
+                    r.estimate,
+                    r.oracle
+                        .map(|o| format!("{o:.4e}"))
+                        .unwrap_or_else(|| "-".into()),
+                    format!("{} ({:.3e})", r.safest_candidate, r.safest_estimate)
+                );
+            }
+        }
+        s
+    }
+}
+
+/// The default guardrail: the plausible set at the first α.
+pub fn default_guardrail(kind: EstimatorKind) -> Estimator {
+    Estimator {
+        kind,
+        alpha: if kind.per_alpha() { Some(0) } else { None },
+    }
+}

@@ -1,6 +1,5 @@
 //! `gpubound audit`: read a log, run the engine, write the report and summary.
 
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::Context;

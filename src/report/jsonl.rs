@@ -92,7 +92,7 @@ pub fn step_json(settings: &ReportSettings, s: &StepResult) -> Value {
             "map_hypothesis": s.posterior.map_hypothesis,
             "map_probability": s.posterior.map_probability,
             "entropy": s.posterior.entropy,
-            "plausible_set_size": per_alpha(settings, &sizes),
+            "plausible_set_size": sizes,
         },
         "taken": candidate_json(settings, s.taken()),
         "candidates": s.candidates.iter().map(|c| candidate_json(settings, c)).collect::<Vec<_>>(),

@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use gpubound::audit::{self, AuditSettings, StepResult};
+use gpubound::engine::Engine;
+use gpubound::estimators::Alphas;
+use gpubound::log::LogReader;
+
+/// `../shared/reference` beside the crate (the CI clone has it there too).
+pub fn reference_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference")
+}
+
+/// Asserts `got ≈ want` within a relative or an absolute tolerance.
+pub fn close(got: f64, want: f64, rel: f64, abs: f64, what: &str) {
+    let d = (got - want).abs();
+    assert!(
+        d <= abs || d <= rel * want.abs(),
+        "{what}: got {got:e}, want {want:e} (|Δ| = {d:e})"
+    );
+}
+
+/// Audits a log given as text, with these α and prior floor.
+pub fn audit_text(text: &str, alphas: &[f64], floor: f64, engine: &dyn Engine) -> Vec<StepResult> {
+    let mut reader = LogReader::new(
+        "test.jsonl",
+        Cursor::new(text.as_bytes().to_vec()),
+        Path::new("."),
+        None,
+    )
+    .unwrap();
+    let settings = AuditSettings {
+        alphas: Alphas::new(alphas.to_vec(), floor).unwrap(),
+        shared_world: false,
+        batch_elements: audit::DEFAULT_BATCH_ELEMENTS,
+    };
+    let mut out = Vec::new();
+    audit::run(
+        &mut reader,
+        engine,
+        &settings,
+        |s| {
+            out.push(s);
+            Ok(())
+        },
+        |_| {},
+    )
+    .unwrap();
+    out
+}
+
+/// The normalised log posterior before every step of a one-stream log.
+pub fn log_posteriors(text: &str) -> Vec<Vec<f64>> {
+    use gpubound::engine::{cpu::CpuEngine, Batch, BatchStep};
+    let mut reader = LogReader::new(
+        "test.jsonl",
+        Cursor::new(text.as_bytes().to_vec()),
+        Path::new("."),
+        None,
+    )
+    .unwrap();
+    let model = reader.model().clone();
+    let mut batch = Batch::new(&model);
+    let mut table = None;
+    while let Some(ev) = reader.next_event().unwrap() {
+        if let gpubound::log::LogEvent::Step(s) = ev {
+            let t = *table.get_or_insert_with(|| batch.push_table((*s.table).clone()));
+            batch.push_step(BatchStep {
+                table: t,
+                action: s.action as u32,
+                outcome: s.outcome,
+            });
+        }
+    }
+    let engine = CpuEngine::new();
+    let mut prepared = engine.prepare(&batch).unwrap();
+    let mut rows = prepared.log_likelihoods().unwrap();
+    let mut carry = model.hypotheses.log_prior();
+    gpubound::posterior::accumulate(&mut carry, rows.view_mut());
+    rows.rows()
+        .into_iter()
+        .map(|r| {
+            let lse = gpubound::posterior::log_sum_exp(r.as_slice().unwrap());
+            r.iter().map(|v| v - lse).collect()
+        })
+        .collect()
+}

@@ -48,19 +48,19 @@ pub struct AuditArgs {
     pub model: Option<PathBuf>,
 
     /// Override the gaussian model's outcome noise σ.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub sigma: Option<f64>,
 
     /// Override the gaussian model's harm threshold θ (harm = outcome > θ).
-    #[arg(long, value_name = "THETA")]
+    #[arg(long, value_name = "THETA", allow_negative_numbers = true)]
     pub harm_threshold: Option<f64>,
 
     /// α for the plausible set and Ville bounds; repeat or comma-separate for several.
-    #[arg(long, value_delimiter = ',', conflicts_with = "delta")]
+    #[arg(long, value_delimiter = ',', conflicts_with = "delta", allow_negative_numbers = true)]
     pub alpha: Vec<f64>,
 
     /// Confidence δ: α = δ · p_min (default 0.05 when no --alpha is given).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub delta: Vec<f64>,
 
     /// The floor p_min ≤ P(h*) [default: the smallest prior mass].

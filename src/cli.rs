@@ -56,7 +56,12 @@ pub struct AuditArgs {
     pub harm_threshold: Option<f64>,
 
     /// α for the plausible set and Ville bounds; repeat or comma-separate for several.
-    #[arg(long, value_delimiter = ',', conflicts_with = "delta", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "delta",
+        allow_negative_numbers = true
+    )]
     pub alpha: Vec<f64>,
 
     /// Confidence δ: α = δ · p_min (default 0.05 when no --alpha is given).

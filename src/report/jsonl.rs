@@ -76,12 +76,15 @@ pub fn step_json(settings: &ReportSettings, s: &StepResult) -> Value {
         }
         verdicts.insert(key(c), Value::Object(per));
     }
-    let sizes: Vec<f64> = s
-        .posterior
-        .plausible_set_size
+    let mut sizes = Map::new();
+    for (a, n) in settings
+        .alphas
+        .values
         .iter()
-        .map(|&n| n as f64)
-        .collect();
+        .zip(&s.posterior.plausible_set_size)
+    {
+        sizes.insert(key(*a), json!(n));
+    }
     json!({
         "stream": s.stream.id,
         "step": s.record.step,

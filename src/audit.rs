@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::engine::{Batch, BatchStep, CandidateTable, Engine, Reductions, StepWeights};
 use crate::estimators::{self, Alphas, CandidateEstimates};
 use crate::log::{LogEvent, LogReader, StepRecord, StreamInfo};
+
 use crate::model::Model;
 use crate::posterior::{self, PlausibleCut};
 use crate::Result;
@@ -71,14 +72,32 @@ struct Pending {
     restart: bool,
 }
 
+/// Where the audit's streams and steps come from: a log file, or a synthetic
+/// workload held in memory (`gpubound bench`).
+pub trait EventSource {
+    fn model(&self) -> &Model;
+    /// The next stream or step, validated; `None` at the end.
+    fn next_event(&mut self) -> Result<Option<LogEvent>>;
+}
+
+impl<R: BufRead> EventSource for LogReader<R> {
+    fn model(&self) -> &Model {
+        LogReader::model(self)
+    }
+
+    fn next_event(&mut self) -> Result<Option<LogEvent>> {
+        LogReader::next_event(self)
+    }
+}
+
 /// Runs the audit over the whole log, handing each step's result to `sink` in
-/// log order. `progress` is told how many steps are done after each batch.
-pub fn run<R: BufRead>(
-    reader: &mut LogReader<R>,
+/// log order. `progress` sees the source after each batch.
+pub fn run<S: EventSource>(
+    reader: &mut S,
     engine: &dyn Engine,
     settings: &AuditSettings,
     mut sink: impl FnMut(StepResult) -> Result<()>,
-    mut progress: impl FnMut(&LogReader<R>),
+    mut progress: impl FnMut(&S),
 ) -> Result<AuditTotals> {
     let model = reader.model().clone();
     let h = model.hypotheses.len();

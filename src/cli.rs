@@ -36,6 +36,8 @@ pub enum Command {
     /// Compute every harm estimator for every logged step and candidate, and
     /// say which taken actions a guardrail would have rejected.
     Audit(AuditArgs),
+    /// Time the full audit computation on a synthetic workload, on each available backend.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -118,4 +120,40 @@ pub struct BackendArgs {
     /// Where to compute: a GPU adapter when there is one (auto), or force one.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Number of hypotheses H (a grid {0..k-1}^dim when H = k^dim, else a list).
+    #[arg(long, default_value_t = 1024)]
+    pub hypotheses: usize,
+    /// Logged steps T.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Candidate actions per step A.
+    #[arg(long, default_value_t = 10)]
+    pub actions: usize,
+    /// Parameter / feature dimension d.
+    #[arg(long, default_value_t = 10)]
+    pub dim: usize,
+    #[arg(long, value_enum, default_value_t = crate::bench::ModelFamily::Gaussian)]
+    pub model: crate::bench::ModelFamily,
+    /// Steps per stream [default: all steps in one stream].
+    #[arg(long)]
+    pub stream_length: Option<usize>,
+    /// Real-valued candidates that change at every step (harm needs erfc per triple).
+    #[arg(long)]
+    pub contextual: bool,
+    /// Timed runs per backend, after one warm-up run.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[arg(long, short)]
+    pub quiet: bool,
 }

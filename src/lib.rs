@@ -5,6 +5,7 @@
 //! `log` (reader) → `model` → `engine` (cpu | gpu) → `posterior` & `estimators` → `report`.
 
 pub mod audit;
+pub mod bench;
 pub mod engine;
 pub mod error;
 pub mod estimators;

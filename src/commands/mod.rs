@@ -1,6 +1,7 @@
 //! The work behind each subcommand.
 
 pub mod audit;
+pub mod bench;
 
 use crate::cli::{Cli, Command};
 
@@ -8,5 +9,6 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Audit(args) => audit::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

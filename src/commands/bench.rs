@@ -1,0 +1,99 @@
+//! `gpubound bench`: time the full audit computation on a synthetic workload
+//! on every available backend.
+
+use serde_json::json;
+
+use crate::bench::{self, Workload, WorkloadSpec};
+use crate::cli::{exit, BenchArgs};
+use crate::engine::{cpu::CpuEngine, gpu::GpuEngine, BackendChoice, Engine};
+use crate::estimators::Alphas;
+use crate::{progress, Error};
+
+pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
+    let spec = WorkloadSpec {
+        hypotheses: args.hypotheses,
+        steps: args.steps,
+        actions: args.actions,
+        dim: args.dim,
+        model: args.model,
+        stream_length: args.stream_length.unwrap_or(args.steps),
+        contextual: args.contextual,
+        seed: args.seed,
+    };
+    if args.runs == 0 {
+        return Err(Error::Setting("--runs must be ≥ 1".into()).into());
+    }
+    let workload = Workload::generate(&spec)?;
+    let floor = workload.model.hypotheses.smallest_prior_mass();
+    let alphas = Alphas::new(bench::PAPER_ALPHAS.to_vec(), floor).map_err(Error::Setting)?;
+
+    let mut engines: Vec<Box<dyn Engine>> = Vec::new();
+    let mut unavailable = Vec::new();
+    if args.backend.backend != BackendChoice::Gpu {
+        engines.push(Box::new(CpuEngine::new()));
+    }
+    if args.backend.backend != BackendChoice::Cpu {
+        match GpuEngine::new() {
+            Ok(g) => engines.push(Box::new(g)),
+            Err(e) if args.backend.backend == BackendChoice::Gpu => return Err(e.into()),
+            Err(e) => unavailable.push(e.to_string()),
+        }
+    }
+
+    let bar = progress::bar(
+        Some(((args.runs + 1) * engines.len()) as u64),
+        args.quiet || args.json,
+        "bench",
+    );
+    let mut timings = Vec::new();
+    for engine in &engines {
+        timings.push(bench::time_backend(
+            &workload,
+            engine.as_ref(),
+            &alphas,
+            args.runs,
+            || bar.inc(1),
+        )?);
+    }
+    bar.finish_and_clear();
+
+    let speedup = (timings.len() == 2)
+        .then(|| timings[1].median_triples_per_s / timings[0].median_triples_per_s);
+    if args.json {
+        let v = json!({
+            "workload": { "spec": spec, "description": workload.description, "triples_per_run": workload.triples,
+                          "alphas": alphas.values },
+            "results": timings,
+            "gpu_over_cpu_speedup": speedup,
+            "unavailable": unavailable,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(exit::OK);
+    }
+    println!("workload: {}", workload.description);
+    println!(
+        "          {} alphas, {:.3e} triples per run",
+        alphas.len(),
+        workload.triples as f64
+    );
+    for t in &timings {
+        let mut s = t.seconds.clone();
+        s.sort_by(f64::total_cmp);
+        println!(
+            "{:<60} median {:.3e} triples/s (min {:.3e}, max {:.3e}) over {} runs, {:.1} ms per run",
+            t.backend.to_string(),
+            t.median_triples_per_s,
+            t.min_triples_per_s,
+            t.max_triples_per_s,
+            t.runs,
+            1e3 * s[s.len() / 2]
+        );
+    }
+    if let Some(x) = speedup {
+        println!("speed-up gpu over cpu: {x:.2}x");
+    }
+    for u in &unavailable {
+        println!("gpu unavailable: {u}");
+    }
+    Ok(exit::OK)
+}

@@ -220,7 +220,7 @@ fn step_weights(
         .as_slice_mut()
         .expect("row-major")
         .par_chunks_mut(h)
-        .map_init(Vec::new, |scratch, row| {
+        .map_init(posterior::CutScratch::default, |scratch, row| {
             let (_, map) = posterior::to_log_relative(row);
             let mut cuts = vec![
                 PlausibleCut {

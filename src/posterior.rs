@@ -70,54 +70,139 @@ pub struct PlausibleCut {
 /// out, and because `p_h / (p_h + mass ahead)` never increases down the
 /// order, the set is a prefix of groups: it is fully described by the weight
 /// of its last group. Only hypotheses with relative weight ≥ `min α` can be
-/// members (all others have at least the MAP's mass ahead of them), so only
-/// those are sorted. `scratch` is reused between calls.
+/// members (all others have at least the MAP's mass ahead of them).
+///
+/// Instead of sorting those candidates, they are binned by log weight; a bin
+/// whose lowest member passes even with the most mass ahead it could have is
+/// wholly in, a bin whose highest member fails with the least mass ahead is
+/// wholly out, and only the bin where a cut falls is sorted. `scratch` is
+/// reused between calls.
 pub fn plausible_cuts(
     log_rel: &[f64],
     alphas: &[f64],
-    scratch: &mut Vec<f64>,
+    scratch: &mut CutScratch,
     out: &mut [PlausibleCut],
 ) {
     debug_assert_eq!(alphas.len(), out.len());
     let alpha_min = alphas.iter().copied().fold(1.0, f64::min);
     // Slack keeps hypotheses whose exact test is decided below in linear space.
     let floor = alpha_min.ln() - 1e-9;
-    scratch.clear();
-    scratch.extend(log_rel.iter().copied().filter(|&l| l >= floor));
-    scratch.sort_unstable_by(|a, b| b.total_cmp(a));
-
     for cut in out.iter_mut() {
         *cut = PlausibleCut {
             threshold: 0.0,
             size: 0,
         };
     }
-    let mut open = alphas.len();
-    let mut closed = vec![false; alphas.len()];
-    let mut ahead = 0.0f64; // Σ of relative weights strictly ahead of the group
-    let mut i = 0;
-    while i < scratch.len() && open > 0 {
-        let l = scratch[i];
-        let mut end = i + 1;
-        while end < scratch.len() && scratch[end] == l {
-            end += 1;
+    let bins = CutScratch::BINS;
+    let width = -floor / bins as f64;
+    let bin_of = |l: f64| (((l - floor) / width) as usize).min(bins - 1);
+    let s = scratch;
+    s.count.clear();
+    s.count.resize(bins + 1, 0);
+    s.mass.clear();
+    s.mass.resize(bins, 0.0);
+    for &l in log_rel {
+        if l >= floor {
+            let b = bin_of(l);
+            s.count[b + 1] += 1;
+            s.mass[b] += l.exp();
         }
-        let v = l.exp();
-        for (a, (&alpha, cut)) in alphas.iter().zip(out.iter_mut()).enumerate() {
-            if closed[a] {
+    }
+    // Counting sort into bins, highest bin first.
+    let mut offset = vec![0usize; bins];
+    let mut acc = 0;
+    for b in (0..bins).rev() {
+        offset[b] = acc;
+        acc += s.count[b + 1];
+    }
+    s.sorted.clear();
+    s.sorted.resize(acc, 0.0);
+    let mut fill = offset.clone();
+    for &l in log_rel {
+        if l >= floor {
+            let b = bin_of(l);
+            s.sorted[fill[b]] = l;
+            fill[b] += 1;
+        }
+    }
+
+    let mut open: Vec<bool> = vec![true; alphas.len()];
+    let mut ahead = 0.0f64;
+    for b in (0..bins).rev() {
+        let n = s.count[b + 1];
+        if n == 0 {
+            continue;
+        }
+        if !open.iter().any(|&o| o) {
+            break;
+        }
+        let slice = &mut s.sorted[offset[b]..offset[b] + n];
+        let (lo, hi) = slice
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &l| {
+                (lo.min(l), hi.max(l))
+            });
+        let (v_lo, v_hi, mass) = (lo.exp(), hi.exp(), s.mass[b]);
+        let mut undecided = false;
+        for (a, &alpha) in alphas.iter().enumerate() {
+            if !open[a] {
                 continue;
             }
-            if v >= alpha * (v + ahead) {
-                cut.threshold = l;
-                cut.size = end;
+            if v_hi < alpha * (v_hi + ahead) {
+                open[a] = false; // even the bin's best fails
+            } else if v_lo >= alpha * (v_lo + ahead + (mass - v_lo).max(0.0)) {
+                out[a] = PlausibleCut {
+                    threshold: lo,
+                    size: offset[b] + n,
+                };
             } else {
-                closed[a] = true;
-                open -= 1;
+                undecided = true;
             }
         }
-        ahead += v * (end - i) as f64;
-        i = end;
+        if undecided {
+            slice.sort_unstable_by(|x, y| y.total_cmp(x));
+            let mut run = ahead;
+            let mut i = 0;
+            while i < n {
+                let l = slice[i];
+                let mut end = i + 1;
+                while end < n && slice[end] == l {
+                    end += 1;
+                }
+                let v = l.exp();
+                for (a, &alpha) in alphas.iter().enumerate() {
+                    // only the α still open whose verdict for this bin was not
+                    // already "all in" (those have out[a].size past this bin)
+                    if !open[a] || out[a].size == offset[b] + n {
+                        continue;
+                    }
+                    if v >= alpha * (v + run) {
+                        out[a] = PlausibleCut {
+                            threshold: l,
+                            size: offset[b] + end,
+                        };
+                    } else {
+                        open[a] = false;
+                    }
+                }
+                run += v * (end - i) as f64;
+                i = end;
+            }
+        }
+        ahead += mass;
     }
+}
+
+/// Reusable buffers for `plausible_cuts`.
+#[derive(Debug, Default, Clone)]
+pub struct CutScratch {
+    count: Vec<usize>,
+    mass: Vec<f64>,
+    sorted: Vec<f64>,
+}
+
+impl CutScratch {
+    const BINS: usize = 64;
 }
 
 #[cfg(test)]
@@ -132,7 +217,7 @@ mod tests {
             };
             alphas.len()
         ];
-        plausible_cuts(lr, alphas, &mut Vec::new(), &mut out);
+        plausible_cuts(lr, alphas, &mut CutScratch::default(), &mut out);
         out
     }
 
@@ -161,12 +246,13 @@ mod tests {
 
     #[test]
     fn ties_are_all_in_or_all_out() {
-        // one leader, then three tied: 1 ≥ α(1+1)? α=0.5 yes → all three in
+        // one leader (2), then three tied (1 each): 1 ≥ α(1+2) for α = 0.3,
+        // so all three are in; for α = 0.4 all three are out
         let lr: Vec<f64> = [1.0f64, 1.0, 1.0, 2.0]
             .iter()
             .map(|v| (v / 2.0).ln())
             .collect();
-        let c = cuts(&lr, &[0.5, 0.6]);
+        let c = cuts(&lr, &[0.3, 0.4]);
         assert_eq!(c[0].size, 4);
         assert_eq!(c[1].size, 1);
     }
@@ -179,5 +265,39 @@ mod tests {
         assert_eq!(ll.row(0).to_vec(), vec![0.0, -1.0]);
         assert_eq!(ll.row(1).to_vec(), vec![-1.0, -3.0]);
         assert_eq!(carry, vec![-4.0, -7.0]);
+    }
+
+    /// The binned cut equals a plain sort-and-walk of the definition, on
+    /// random weights with many ties and on wide ranges.
+    #[test]
+    fn binned_cuts_match_the_definition() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let alphas = [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.3, 1.0];
+        for case in 0..300 {
+            let n = rng.random_range(1..2000);
+            let levels = rng.random_range(1..50);
+            let spread = [0.5, 5.0, 20.0][case % 3];
+            let vals: Vec<f64> = (0..levels).map(|_| -rng.random::<f64>() * spread).collect();
+            let mut lr: Vec<f64> = (0..n).map(|_| vals[rng.random_range(0..levels)]).collect();
+            let m = lr.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            lr.iter_mut().for_each(|v| *v -= m);
+            let got = cuts(&lr, &alphas);
+            // definition, directly
+            for (a, &alpha) in alphas.iter().enumerate() {
+                let p: Vec<f64> = lr.iter().map(|l| l.exp()).collect();
+                let members: Vec<usize> = (0..n)
+                    .filter(|&h| {
+                        let ahead: f64 = p.iter().filter(|&&q| q > p[h]).sum();
+                        p[h] >= alpha * (p[h] + ahead)
+                    })
+                    .collect();
+                // rounding may differ only at exact-equality boundaries, which
+                // random levels do not produce
+                assert_eq!(got[a].size, members.len(), "case {case} alpha {alpha}");
+                let min_member = members.iter().map(|&h| lr[h]).fold(f64::INFINITY, f64::min);
+                assert_eq!(got[a].threshold, min_member, "case {case} alpha {alpha}");
+            }
+        }
     }
 }

@@ -12,19 +12,28 @@ use crate::model::Model;
 /// Largest integer range of `w·x` that is tabulated.
 const MAX_TABULATED_RANGE: f64 = (1 << 16) as f64;
 
-/// `w·x` and `q` for one candidate table, hypothesis-major (`[h·A + a]`) so
-/// the reduction reads one contiguous row per hypothesis.
+/// `w·x` and `q` for one candidate table, hypothesis-major so the reduction
+/// reads one contiguous row per hypothesis: `wx[h·A + a]`, and `q[h·stride + a]`
+/// with rows padded by zeros to `stride` (a multiple of 4) so the reduction
+/// runs on whole SIMD vectors.
 #[derive(Debug, Clone)]
 pub struct HarmTable {
     pub n_candidates: usize,
+    pub stride: usize,
     pub wx: Vec<f64>,
     pub q: Vec<f64>,
 }
 
 impl HarmTable {
+    /// `q` for every candidate of hypothesis `h` (without the padding).
     #[inline]
     pub fn q_row(&self, h: usize) -> &[f64] {
-        &self.q[h * self.n_candidates..(h + 1) * self.n_candidates]
+        &self.q[h * self.stride..h * self.stride + self.n_candidates]
+    }
+
+    #[inline]
+    pub fn q(&self, h: usize, a: usize) -> f64 {
+        self.q[h * self.stride + a]
     }
 }
 
@@ -33,7 +42,8 @@ pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
     let h_count = space.len();
     let a_count = table.n_candidates;
     let mut wx = vec![0.0; h_count * a_count];
-    let mut q = vec![0.0; h_count * a_count];
+    let stride = a_count.next_multiple_of(4);
+    let mut q = vec![0.0; h_count * stride];
     let mut column = vec![0.0; h_count];
     let integer = space.is_integer_valued() && table.is_integer_valued();
     let mut lookup: Vec<f64> = Vec::new();
@@ -49,17 +59,18 @@ pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
             lookup.extend((0..=(hi - lo) as usize).map(|i| model.observation.harm(lo + i as f64)));
             for (h, &v) in column.iter().enumerate() {
                 wx[h * a_count + a] = v;
-                q[h * a_count + a] = lookup[(v - lo) as usize];
+                q[h * stride + a] = lookup[(v - lo) as usize];
             }
         } else {
             for (h, &v) in column.iter().enumerate() {
                 wx[h * a_count + a] = v;
-                q[h * a_count + a] = model.observation.harm(v);
+                q[h * stride + a] = model.observation.harm(v);
             }
         }
     }
     HarmTable {
         n_candidates: a_count,
+        stride,
         wx,
         q,
     }
@@ -86,7 +97,7 @@ mod tests {
             for a in 0..2 {
                 let wx: f64 = w.iter().zip(ints.candidate(a)).map(|(a, b)| a * b).sum();
                 assert_eq!(t.wx[h * 2 + a], wx);
-                assert_eq!(t.q[h * 2 + a], model.observation.harm(wx));
+                assert_eq!(t.q(h, a), model.observation.harm(wx));
             }
         }
     }

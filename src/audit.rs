@@ -209,19 +209,23 @@ fn build_batch<'m>(model: &'m Model, pending: &[Pending]) -> Batch<'m> {
     batch
 }
 
-/// Log relative weights, plausible-set cuts and MAP index for every step.
+/// Log relative weights, relative weights, plausible-set cuts and MAP index
+/// for every step.
 fn step_weights(
     mut rows: Array2<f64>,
     alphas: &[f64],
 ) -> (StepWeights, Vec<Vec<PlausibleCut>>, Vec<usize>) {
     let n_alpha = alphas.len();
     let h = rows.ncols();
+    let mut weight = Array2::<f64>::zeros(rows.raw_dim());
     let per_step: Vec<(Vec<PlausibleCut>, usize)> = rows
         .as_slice_mut()
         .expect("row-major")
         .par_chunks_mut(h)
-        .map_init(posterior::CutScratch::default, |scratch, row| {
+        .zip(weight.as_slice_mut().expect("row-major").par_chunks_mut(h))
+        .map_init(posterior::CutScratch::default, |scratch, (row, w)| {
             let (_, map) = posterior::to_log_relative(row);
+            posterior::relative_weights(row, w);
             let mut cuts = vec![
                 PlausibleCut {
                     threshold: 0.0,
@@ -229,7 +233,7 @@ fn step_weights(
                 };
                 n_alpha
             ];
-            posterior::plausible_cuts(row, alphas, scratch, &mut cuts);
+            posterior::plausible_cuts(row, w, alphas, scratch, &mut cuts);
             (cuts, map)
         })
         .collect();
@@ -243,6 +247,7 @@ fn step_weights(
     (
         StepWeights {
             log_rel: rows,
+            weight,
             plausible_threshold: thresholds,
         },
         cuts,

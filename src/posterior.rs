@@ -54,6 +54,20 @@ pub fn to_log_relative(row: &mut [f64]) -> (f64, usize) {
     (best, arg)
 }
 
+/// `w_h = e^{ℓ_h}` for every hypothesis, four at a time (a vectorised exp:
+/// this runs once per step and hypothesis).
+pub fn relative_weights(log_rel: &[f64], weight: &mut [f64]) {
+    let mut chunks = log_rel.chunks_exact(4);
+    let mut out = weight.chunks_exact_mut(4);
+    for (c, o) in (&mut chunks).zip(&mut out) {
+        let v = wide::f64x4::from([c[0], c[1], c[2], c[3]]).exp();
+        o.copy_from_slice(&v.to_array());
+    }
+    for (c, o) in chunks.remainder().iter().zip(out.into_remainder()) {
+        *o = c.exp();
+    }
+}
+
 /// The plausible set `I_α` of one step, for one α: every hypothesis whose log
 /// relative weight is at least `threshold` is in the set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,8 +91,10 @@ pub struct PlausibleCut {
 /// wholly in, a bin whose highest member fails with the least mass ahead is
 /// wholly out, and only the bin where a cut falls is sorted. `scratch` is
 /// reused between calls.
+/// `weight` holds `e^{ℓ}` for each entry of `log_rel`.
 pub fn plausible_cuts(
     log_rel: &[f64],
+    weight: &[f64],
     alphas: &[f64],
     scratch: &mut CutScratch,
     out: &mut [PlausibleCut],
@@ -101,11 +117,11 @@ pub fn plausible_cuts(
     s.count.resize(bins + 1, 0);
     s.mass.clear();
     s.mass.resize(bins, 0.0);
-    for &l in log_rel {
+    for (&l, &w) in log_rel.iter().zip(weight) {
         if l >= floor {
             let b = bin_of(l);
             s.count[b + 1] += 1;
-            s.mass[b] += l.exp();
+            s.mass[b] += w;
         }
     }
     // Counting sort into bins, highest bin first.
@@ -217,7 +233,8 @@ mod tests {
             };
             alphas.len()
         ];
-        plausible_cuts(lr, alphas, &mut CutScratch::default(), &mut out);
+        let w: Vec<f64> = lr.iter().map(|l| l.exp()).collect();
+        plausible_cuts(lr, &w, alphas, &mut CutScratch::default(), &mut out);
         out
     }
 

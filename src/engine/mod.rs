@@ -116,6 +116,10 @@ impl<'m> Batch<'m> {
 pub struct StepWeights {
     /// `steps × H`: `ℓ_h = L_t(h) − max L_t`, the MAP has 0.
     pub log_rel: Array2<f64>,
+    /// `steps × H`: the relative weights `e^{ℓ_h}` in f64 (0 where they
+    /// underflow), computed once by the host; backends working in another
+    /// precision exponentiate `log_rel` themselves.
+    pub weight: Array2<f64>,
     /// `steps × n_alpha`: `h ∈ I_α` iff `ℓ_h ≥ threshold`.
     pub plausible_threshold: Array2<f64>,
 }

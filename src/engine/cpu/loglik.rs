@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use super::harm::HarmTable;
 use crate::engine::Batch;
+use crate::model::ObservationModel;
 
 /// `steps × H`, zero rows for steps without an outcome.
 pub fn loglik(batch: &Batch<'_>, tables: &[HarmTable]) -> Array2<f64> {
@@ -21,8 +22,25 @@ pub fn loglik(batch: &Batch<'_>, tables: &[HarmTable]) -> Array2<f64> {
             let table = &tables[step.table as usize];
             let a = step.action as usize;
             let stride = table.n_candidates;
-            for (h, l) in row.iter_mut().enumerate() {
-                *l = obs.log_likelihood(y, table.wx[h * stride + a]);
+            let wx = table.wx[a..].iter().step_by(stride);
+            match obs {
+                // the same formula as `ObservationModel::log_likelihood`, with
+                // its constants hoisted out of the loop
+                ObservationModel::Gaussian { sigma, .. } => {
+                    let (inv, c) = (
+                        1.0 / sigma,
+                        -sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln(),
+                    );
+                    for (l, &m) in row.iter_mut().zip(wx) {
+                        let r = (y - m) * inv;
+                        *l = -0.5 * r * r + c;
+                    }
+                }
+                ObservationModel::Bernoulli => {
+                    for (l, &m) in row.iter_mut().zip(wx) {
+                        *l = obs.log_likelihood(y, m);
+                    }
+                }
             }
         });
     out

@@ -38,17 +38,17 @@ pub fn reduce(
 ) -> Reductions {
     let per_step: Vec<StepReduction> = (0..batch.steps.len())
         .into_par_iter()
-        .map_init(Vec::new, |weight, t| {
+        .map(|t| {
             let table = &tables[batch.steps[t].table as usize];
             let log_rel = weights.log_rel.row(t);
-            let log_rel = log_rel.as_slice().expect("row-major weights");
+            let weight = weights.weight.row(t);
             let thresholds = weights.plausible_threshold.row(t);
             reduce_step(
                 table,
-                log_rel,
-                thresholds.as_slice().unwrap(),
+                log_rel.as_slice().expect("row-major weights"),
+                weight.as_slice().expect("row-major weights"),
+                thresholds.as_slice().expect("row-major thresholds"),
                 n_alpha,
-                weight,
             )
         })
         .collect();
@@ -66,20 +66,8 @@ pub fn reduce(
     out
 }
 
-/// `w_h = e^{ℓ_h}` for every hypothesis, four at a time; returns `Σ w` and
-/// `Σ w·ℓ` (zero weights skipped: ℓ may be −∞ there).
-fn exp_weights(log_rel: &[f64], weight: &mut Vec<f64>) -> (f64, f64) {
-    weight.clear();
-    weight.resize(log_rel.len(), 0.0);
-    let mut chunks = log_rel.chunks_exact(4);
-    let mut out = weight.chunks_exact_mut(4);
-    for (c, o) in (&mut chunks).zip(&mut out) {
-        let v = wide::f64x4::from([c[0], c[1], c[2], c[3]]).exp();
-        o.copy_from_slice(&v.to_array());
-    }
-    for (c, o) in chunks.remainder().iter().zip(out.into_remainder()) {
-        *o = c.exp();
-    }
+/// `Σ w` and `Σ w·ℓ` (zero weights skipped: ℓ may be −∞ there).
+fn weight_sums(weight: &[f64], log_rel: &[f64]) -> (f64, f64) {
     let (mut sum, mut sum_l) = (0.0, 0.0);
     for (&w, &l) in weight.iter().zip(log_rel) {
         if w > 0.0 {
@@ -102,6 +90,13 @@ struct Lanes<const N: usize> {
 
 #[inline(always)]
 fn scan<const N: usize>(weight: &[f64], q: &[f64], lanes: &mut Lanes<N>) {
+    // Local copies keep the lanes in registers across the loop.
+    let Lanes {
+        mut sum,
+        mut best,
+        mut arg,
+        mut best_q,
+    } = *lanes;
     for (h, (&w, row)) in weight.iter().zip(q.chunks_exact(N)).enumerate() {
         if w == 0.0 {
             continue; // contributes nothing to any sum, and cannot beat a normal product
@@ -110,13 +105,20 @@ fn scan<const N: usize>(weight: &[f64], q: &[f64], lanes: &mut Lanes<N>) {
         let row: &[f64; N] = row.try_into().expect("N lanes");
         for l in 0..N {
             let p = w * row[l];
-            lanes.sum[l] += p;
-            let better = p > lanes.best[l] || (p == lanes.best[l] && row[l] > lanes.best_q[l]);
-            lanes.best[l] = if better { p } else { lanes.best[l] };
-            lanes.arg[l] = if better { hf } else { lanes.arg[l] };
-            lanes.best_q[l] = if better { row[l] } else { lanes.best_q[l] };
+            sum[l] += p;
+            // non-short-circuit `|`/`&`: straight-line code the compiler vectorises
+            let better = (p > best[l]) | ((p == best[l]) & (row[l] > best_q[l]));
+            best[l] = if better { p } else { best[l] };
+            arg[l] = if better { hf } else { arg[l] };
+            best_q[l] = if better { row[l] } else { best_q[l] };
         }
     }
+    *lanes = Lanes {
+        sum,
+        best,
+        arg,
+        best_q,
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -197,12 +199,12 @@ fn scan_table(weight: &[f64], table: &HarmTable) -> [Vec<f64>; 4] {
 fn reduce_step(
     table: &HarmTable,
     log_rel: &[f64],
+    weight: &[f64],
     thresholds: &[f64],
     n_alpha: usize,
-    weight: &mut Vec<f64>,
 ) -> StepReduction {
     let a_count = table.n_candidates;
-    let (weight_sum, weighted_log_rel) = exp_weights(log_rel, weight);
+    let (weight_sum, weighted_log_rel) = weight_sums(weight, log_rel);
     let [sum, best, arg, mut best_q] = scan_table(weight, table);
     let mut arg: Vec<u32> = arg.iter().map(|&h| h as u32).collect();
 

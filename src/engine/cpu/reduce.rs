@@ -78,122 +78,146 @@ fn weight_sums(weight: &[f64], log_rel: &[f64]) -> (f64, f64) {
     (sum, sum_l)
 }
 
-/// The running reductions of `N` candidate lanes. The argmax index is kept
-/// as f64 so every lane operation is a same-width vector select.
+/// What one step's scan reads.
 #[derive(Clone, Copy)]
+struct ScanInput<'a> {
+    weight: &'a [f64],
+    log_rel: &'a [f64],
+    /// Plausible-set thresholds, highest (smallest set) first.
+    thresholds: &'a [f64],
+}
+
+/// The running reductions of `N` candidate lanes. The argmax index is kept
+/// as f64 so every lane operation is a same-width vector select. `bins[j]`
+/// holds the max `q` over hypotheses whose smallest plausible set is the
+/// `j`-th (the sets are nested, so prefix maxima over bins give every α).
 struct Lanes<const N: usize> {
     sum: [f64; N],
     best: [f64; N],
     arg: [f64; N],
     best_q: [f64; N],
+    bins: Vec<[f64; N]>,
 }
 
 #[inline(always)]
-fn scan<const N: usize>(weight: &[f64], q: &[f64], lanes: &mut Lanes<N>) {
+fn scan<const N: usize>(input: ScanInput<'_>, q: &[f64], lanes: &mut Lanes<N>) {
     // Local copies keep the lanes in registers across the loop.
-    let Lanes {
-        mut sum,
-        mut best,
-        mut arg,
-        mut best_q,
-    } = *lanes;
-    for (h, (&w, row)) in weight.iter().zip(q.chunks_exact(N)).enumerate() {
+    let (mut sum, mut best, mut arg, mut best_q) = (lanes.sum, lanes.best, lanes.arg, lanes.best_q);
+    let lowest = input.thresholds.last().copied().unwrap_or(f64::INFINITY);
+    let rows = q.chunks_exact(N);
+    for (h, ((&w, &l), row)) in input.weight.iter().zip(input.log_rel).zip(rows).enumerate() {
         if w == 0.0 {
-            continue; // contributes nothing to any sum, and cannot beat a normal product
+            // contributes nothing to any sum, cannot beat a normal product,
+            // and is far below every plausible-set threshold
+            continue;
         }
         let hf = h as f64;
         let row: &[f64; N] = row.try_into().expect("N lanes");
-        for l in 0..N {
-            let p = w * row[l];
-            sum[l] += p;
+        for k in 0..N {
+            let p = w * row[k];
+            sum[k] += p;
             // non-short-circuit `|`/`&`: straight-line code the compiler vectorises
-            let better = (p > best[l]) | ((p == best[l]) & (row[l] > best_q[l]));
-            best[l] = if better { p } else { best[l] };
-            arg[l] = if better { hf } else { arg[l] };
-            best_q[l] = if better { row[l] } else { best_q[l] };
+            let better = (p > best[k]) | ((p == best[k]) & (row[k] > best_q[k]));
+            best[k] = if better { p } else { best[k] };
+            arg[k] = if better { hf } else { arg[k] };
+            best_q[k] = if better { row[k] } else { best_q[k] };
+        }
+        if l >= lowest {
+            let j = input.thresholds.iter().filter(|&&t| t > l).count();
+            let bin = &mut lanes.bins[j];
+            for k in 0..N {
+                bin[k] = if row[k] > bin[k] { row[k] } else { bin[k] };
+            }
         }
     }
-    *lanes = Lanes {
-        sum,
-        best,
-        arg,
-        best_q,
-    };
+    (lanes.sum, lanes.best, lanes.arg, lanes.best_q) = (sum, best, arg, best_q);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn scan_avx512<const N: usize>(weight: &[f64], q: &[f64], lanes: &mut Lanes<N>) {
-    scan::<N>(weight, q, lanes)
+unsafe fn scan_avx512<const N: usize>(input: ScanInput<'_>, q: &[f64], lanes: &mut Lanes<N>) {
+    scan::<N>(input, q, lanes)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn scan_avx2<const N: usize>(weight: &[f64], q: &[f64], lanes: &mut Lanes<N>) {
-    scan::<N>(weight, q, lanes)
+unsafe fn scan_avx2<const N: usize>(input: ScanInput<'_>, q: &[f64], lanes: &mut Lanes<N>) {
+    scan::<N>(input, q, lanes)
 }
 
 /// The same scan compiled for the widest vectors this CPU has.
-fn scan_widest<const N: usize>(weight: &[f64], q: &[f64]) -> Lanes<N> {
+fn scan_widest<const N: usize>(input: ScanInput<'_>, q: &[f64]) -> Lanes<N> {
     let mut lanes = Lanes {
         sum: [0.0; N],
         best: [-1.0; N],
         arg: [0.0; N],
         best_q: [0.0; N],
+        bins: vec![[0.0; N]; input.thresholds.len()],
     };
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above).
-            unsafe { scan_avx512::<N>(weight, q, &mut lanes) };
+            unsafe { scan_avx512::<N>(input, q, &mut lanes) };
             return lanes;
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { scan_avx2::<N>(weight, q, &mut lanes) };
+            unsafe { scan_avx2::<N>(input, q, &mut lanes) };
             return lanes;
         }
     }
-    scan::<N>(weight, q, &mut lanes);
+    scan::<N>(input, q, &mut lanes);
     lanes
 }
 
-/// Runs the scan for a table's padded width; returns (sum, best, arg, best_q)
-/// for the first `n` lanes.
-fn scan_table(weight: &[f64], table: &HarmTable) -> [Vec<f64>; 4] {
-    fn take<const N: usize>(l: Lanes<N>, n: usize) -> [Vec<f64>; 4] {
-        [
-            l.sum[..n].to_vec(),
-            l.best[..n].to_vec(),
-            l.arg[..n].to_vec(),
-            l.best_q[..n].to_vec(),
-        ]
+/// A step's scan results for the table's real candidates: sums, best
+/// products, argmax, `q` at the argmax, and per candidate the plausible-set
+/// bins (`bins[a][j]`).
+#[derive(Default)]
+struct Scanned {
+    sum: Vec<f64>,
+    best: Vec<f64>,
+    arg: Vec<f64>,
+    best_q: Vec<f64>,
+    bins: Vec<Vec<f64>>,
+}
+
+impl Scanned {
+    fn extend<const N: usize>(&mut self, l: Lanes<N>, keep: usize) {
+        self.sum.extend_from_slice(&l.sum[..keep]);
+        self.best.extend_from_slice(&l.best[..keep]);
+        self.arg.extend_from_slice(&l.arg[..keep]);
+        self.best_q.extend_from_slice(&l.best_q[..keep]);
+        for k in 0..keep {
+            self.bins.push(l.bins.iter().map(|b| b[k]).collect());
+        }
     }
+}
+
+/// Runs the scan for a table's padded width.
+fn scan_table(input: ScanInput<'_>, table: &HarmTable) -> Scanned {
     let n = table.n_candidates;
+    let mut out = Scanned::default();
     match table.stride {
-        4 => take(scan_widest::<4>(weight, &table.q), n),
-        8 => take(scan_widest::<8>(weight, &table.q), n),
-        12 => take(scan_widest::<12>(weight, &table.q), n),
-        16 => take(scan_widest::<16>(weight, &table.q), n),
+        4 => out.extend(scan_widest::<4>(input, &table.q), n),
+        8 => out.extend(scan_widest::<8>(input, &table.q), n),
+        12 => out.extend(scan_widest::<12>(input, &table.q), n),
+        16 => out.extend(scan_widest::<16>(input, &table.q), n),
         _ => {
-            // Wide tables: 16 lanes at a time over a strided view.
-            let mut out: [Vec<f64>; 4] = Default::default();
-            let mut block = vec![0.0; weight.len() * 16];
+            // Wide tables: 16 lanes at a time over a copied block.
+            let mut block = vec![0.0; input.weight.len() * 16];
             for first in (0..table.stride).step_by(16) {
                 let width = (table.stride - first).min(16);
                 for (h, dst) in block.chunks_exact_mut(16).enumerate() {
                     dst[..width].copy_from_slice(&table.q[h * table.stride + first..][..width]);
                     dst[width..].fill(0.0);
                 }
-                let l = scan_widest::<16>(weight, &block);
-                let keep = n.saturating_sub(first).min(16);
-                for (o, v) in out.iter_mut().zip([l.sum, l.best, l.arg, l.best_q]) {
-                    o.extend_from_slice(&v[..keep]);
-                }
+                out.extend(scan_widest::<16>(input, &block), n.saturating_sub(first).min(16));
             }
-            out
         }
     }
+    out
 }
 
 fn reduce_step(
@@ -205,12 +229,24 @@ fn reduce_step(
 ) -> StepReduction {
     let a_count = table.n_candidates;
     let (weight_sum, weighted_log_rel) = weight_sums(weight, log_rel);
-    let [sum, best, arg, mut best_q] = scan_table(weight, table);
-    let mut arg: Vec<u32> = arg.iter().map(|&h| h as u32).collect();
+    // α indices from the smallest set (highest threshold) to the largest
+    let mut order: Vec<usize> = (0..n_alpha).collect();
+    order.sort_by(|&a, &b| thresholds[b].total_cmp(&thresholds[a]));
+    let sorted: Vec<f64> = order.iter().map(|&i| thresholds[i]).collect();
+    let scanned = scan_table(
+        ScanInput {
+            weight,
+            log_rel,
+            thresholds: &sorted,
+        },
+        table,
+    );
+    let mut arg: Vec<u32> = scanned.arg.iter().map(|&h| h as u32).collect();
+    let mut best_q = scanned.best_q;
 
     let mut log_score = vec![f64::NEG_INFINITY; a_count];
     for a in 0..a_count {
-        if best[a] >= f64::MIN_POSITIVE {
+        if scanned.best[a] >= f64::MIN_POSITIVE {
             let h = arg[a] as usize;
             log_score[a] = log_rel[h] + best_q[a].ln();
         } else {
@@ -221,62 +257,25 @@ fn reduce_step(
         }
     }
 
-    let plausible = plausible_max(table, log_rel, thresholds, n_alpha);
+    // max over I_α: prefix maxima over the nested bins
+    let mut plausible = vec![0.0f64; a_count * n_alpha];
+    for (a, bins) in scanned.bins.iter().enumerate() {
+        let mut m = 0.0f64;
+        for (j, &i) in order.iter().enumerate() {
+            m = m.max(bins[j]);
+            plausible[a * n_alpha + i] = m;
+        }
+    }
+
     StepReduction {
         weight_sum,
         weighted_log_rel,
-        weighted_harm: sum,
+        weighted_harm: scanned.sum,
         cautious_hypothesis: arg,
         cautious_harm: best_q,
         cautious_log_score: log_score,
         plausible_harm: plausible,
     }
-}
-
-/// `max_{h ∈ I_α} q_h` for every candidate and α, as `[a·n_alpha + i]`.
-///
-/// The sets are nested, so each hypothesis is binned once by the smallest set
-/// it belongs to (one vector max of its row), and the per-α maxima are prefix
-/// maxima over those bins: O(H·A), not O(H·A·n_alpha).
-fn plausible_max(
-    table: &HarmTable,
-    log_rel: &[f64],
-    thresholds: &[f64],
-    n_alpha: usize,
-) -> Vec<f64> {
-    let stride = table.stride;
-    // α indices from the smallest set (highest threshold) to the largest
-    let mut order: Vec<usize> = (0..n_alpha).collect();
-    order.sort_by(|&a, &b| thresholds[b].total_cmp(&thresholds[a]));
-    let sorted: Vec<f64> = order.iter().map(|&i| thresholds[i]).collect();
-    let lowest = sorted.last().copied().unwrap_or(f64::INFINITY);
-    let mut bins = vec![0.0f64; n_alpha * stride];
-    for (h, &l) in log_rel.iter().enumerate() {
-        if l < lowest {
-            continue;
-        }
-        let j = sorted
-            .iter()
-            .position(|&t| l >= t)
-            .expect("l ≥ lowest threshold");
-        let bin = &mut bins[j * stride..(j + 1) * stride];
-        for (m, &q) in bin.iter_mut().zip(&table.q[h * stride..(h + 1) * stride]) {
-            *m = if q > *m { q } else { *m };
-        }
-    }
-    for j in 1..n_alpha {
-        let (done, rest) = bins.split_at_mut(j * stride);
-        for (m, &prev) in rest[..stride].iter_mut().zip(&done[(j - 1) * stride..]) {
-            *m = if prev > *m { prev } else { *m };
-        }
-    }
-    let mut out = vec![0.0; table.n_candidates * n_alpha];
-    for (j, &i) in order.iter().enumerate() {
-        for a in 0..table.n_candidates {
-            out[a * n_alpha + i] = bins[j * stride + a];
-        }
-    }
-    out
 }
 
 /// `argmax_h ℓ_h + ln q_h` for one candidate, ties → larger `q`, then lower
@@ -307,7 +306,7 @@ mod tests {
     use super::*;
 
     /// The lane scan equals a plain scalar loop, for every padded width and
-    /// for tables wider than 16 candidates.
+    /// for tables wider than 16 candidates, plausible-set bins included.
     #[test]
     fn vector_scan_equals_the_scalar_definition() {
         use rand::{Rng, SeedableRng};
@@ -328,12 +327,13 @@ mod tests {
                 wx: vec![0.0; h_count * a_count],
                 q,
             };
-            let weight: Vec<f64> = (0..h_count)
-                .map(|_| [0.0, 0.5, 1.0][rng.random_range(0..3)])
-                .collect();
-            let [sum, best, arg, best_q] = scan_table(&weight, &table);
+            let log_rel: Vec<f64> = (0..h_count).map(|_| [-800.0, -3.0, -0.7, 0.0][rng.random_range(0..4)]).collect();
+            let weight: Vec<f64> = log_rel.iter().map(|l| l.exp()).collect();
+            let thresholds = [0.0, -1.0, -5.0];
+            let got = reduce_step(&table, &log_rel, &weight, &thresholds, 3);
             for a in 0..a_count {
                 let (mut s, mut b, mut g, mut bq) = (0.0, -1.0, 0usize, 0.0);
+                let mut pm = [0.0f64; 3];
                 for h in 0..h_count {
                     if weight[h] == 0.0 {
                         continue;
@@ -343,12 +343,18 @@ mod tests {
                     if p > b || (p == b && table.q(h, a) > bq) {
                         (b, g, bq) = (p, h, table.q(h, a));
                     }
+                    for (i, &t) in thresholds.iter().enumerate() {
+                        if log_rel[h] >= t {
+                            pm[i] = pm[i].max(table.q(h, a));
+                        }
+                    }
                 }
                 assert_eq!(
-                    (sum[a], best[a], arg[a] as usize, best_q[a]),
-                    (s, b, g, bq),
+                    (got.weighted_harm[a], got.cautious_hypothesis[a] as usize, got.cautious_harm[a]),
+                    (s, g, bq),
                     "A={a_count} a={a}"
                 );
+                assert_eq!(&got.plausible_harm[a * 3..a * 3 + 3], &pm, "A={a_count} a={a}");
             }
         }
     }

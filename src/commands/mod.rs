@@ -1,6 +1,8 @@
 //! The work behind each subcommand.
 
 pub mod audit;
+pub mod experiment;
+pub mod simulate;
 
 use crate::cli::{Cli, Command};
 
@@ -8,5 +10,7 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Audit(args) => audit::run(args),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Experiment(cmd) => experiment::run(cmd),
     }
 }

@@ -181,7 +181,7 @@ fn simulator_estimators_equal_the_audits() {
                 assert!(close(ct, cand["cautious_theory"].as_f64().unwrap()));
                 for key in alphas {
                     let alpha: f64 = key.parse().unwrap();
-                    let m = belief.plausible(alpha, TieRule::Inclusive, 0);
+                    let m = belief.plausible(alpha, TieRule::Inclusive);
                     let ours = tables.q[belief.members_max_dot(&inst, c, &m).unwrap()];
                     let theirs = cand["plausible_set"][key].as_f64().unwrap();
                     assert!(close(ours, theirs), "α {key}: {ours} vs {theirs}");

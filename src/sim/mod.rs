@@ -31,6 +31,8 @@
 
 pub mod experiments;
 pub mod log;
+pub mod plot;
+pub mod torch_sort;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -202,10 +204,10 @@ pub enum TieRule {
     /// SPEC §3.3 (and `gpubound audit`): tied hypotheses are not ahead of each
     /// other, so a tie group is all in or all out.
     Inclusive,
-    /// The reference code: a prefix of an unstable sort, cut by position
+    /// The reference code: a prefix of torch's unstable sort, cut by position
     /// (`sorted[j] ≥ α·cumsum[j]`). Where the cut splits a tie group, *which*
-    /// members are in is an artefact of torch's sort; emulated here by a
-    /// uniformly random order within the group, fresh each episode.
+    /// members are in is an artefact of the sort; reproduced here by sorting
+    /// the f32 posterior with the same algorithm (`torch_sort`).
     Reference,
 }
 
@@ -340,7 +342,9 @@ pub struct Belief {
     lik: Vec<f64>,
     scratch: Vec<f64>,
     scratch2: Vec<f64>,
-    group: Vec<(u64, u32)>,
+    pairs: Vec<(f32, u32)>,
+    /// torch's sort order of the prior (all tied), computed once.
+    prior_order: Option<Vec<u32>>,
     maxw_by_v: Vec<f64>,
 }
 
@@ -358,7 +362,8 @@ impl Belief {
             lik: vec![0.0; spec.max_dot() + 1],
             scratch: Vec::with_capacity(h),
             scratch2: Vec::with_capacity(h),
-            group: Vec::new(),
+            pairs: Vec::new(),
+            prior_order: None,
             maxw_by_v: vec![0.0; spec.max_dot() + 1],
         }
     }
@@ -501,9 +506,8 @@ impl Belief {
         self.w.iter().sum()
     }
 
-    /// The plausible set for `alpha` under `rule`. `salt` orders tie groups
-    /// for [`TieRule::Reference`] (fresh per episode).
-    pub fn plausible(&mut self, alpha: f64, rule: TieRule, salt: u64) -> Members {
+    /// The plausible set for `alpha` under `rule`.
+    pub fn plausible(&mut self, alpha: f64, rule: TieRule) -> Members {
         if self.at_prior {
             // every hypothesis tied at weight 1
             return match rule {
@@ -513,8 +517,27 @@ impl Belief {
                     size: self.h,
                 },
                 TieRule::Reference => {
-                    let r = prefix_count(1.0, 0.0, self.h, alpha);
-                    self.split_group(1.0, r, salt)
+                    if prefix_count(1.0, 0.0, self.h, alpha) == self.h {
+                        return Members {
+                            tau: 1.0,
+                            extra: Vec::new(),
+                            size: self.h,
+                        };
+                    }
+                    let h = self.h;
+                    let order = self.prior_order.get_or_insert_with(|| {
+                        let p = (1.0 / h as f64) as f32;
+                        let mut v: Vec<(f32, u32)> = (0..h as u32).map(|i| (p, i)).collect();
+                        torch_sort::std_sort_desc(&mut v);
+                        v.into_iter().map(|(_, i)| i).collect()
+                    });
+                    let p = (1.0 / h as f64) as f32;
+                    let m = torch_sort::prefix(order.iter().map(|_| p), alpha);
+                    Members {
+                        tau: f64::INFINITY,
+                        extra: order[..m].to_vec(),
+                        size: m,
+                    }
                 }
             };
         }
@@ -556,9 +579,7 @@ impl Belief {
                         if r == 0 {
                             break;
                         }
-                        let mut m = self.split_group(v, r, salt);
-                        m.size += i;
-                        return m;
+                        return self.torch_members(alpha);
                     }
                 }
             }
@@ -579,29 +600,23 @@ impl Belief {
         }
     }
 
-    /// Members: everything strictly above `v`, plus `r` members of the tie
-    /// group at `v` in a pseudo-random order keyed by `salt`.
-    fn split_group(&mut self, v: f64, r: usize, salt: u64) -> Members {
-        self.group.clear();
-        for (h, &w) in self.w.iter().enumerate() {
-            if w == v {
-                self.group.push((mix(h as u64 ^ salt), h as u32));
-            }
-        }
-        let n = self.group.len();
-        if r >= n {
-            return Members {
-                tau: v,
-                extra: Vec::new(),
-                size: n,
-            };
-        }
-        self.group.select_nth_unstable(r);
-        let extra: Vec<u32> = self.group[..r].iter().map(|&(_, h)| h).collect();
+    /// The reference's set where its cut splits a tie group: sort the f32
+    /// posterior as torch does and take the positional prefix.
+    fn torch_members(&mut self, alpha: f64) -> Members {
+        let z = self.weight_sum();
+        self.pairs.clear();
+        self.pairs.extend(
+            self.w
+                .iter()
+                .enumerate()
+                .map(|(h, &w)| ((w / z) as f32, h as u32)),
+        );
+        torch_sort::std_sort_desc(&mut self.pairs);
+        let m = torch_sort::prefix(self.pairs.iter().map(|p| p.0), alpha);
         Members {
-            tau: v.next_up(),
-            extra,
-            size: r,
+            tau: f64::INFINITY,
+            extra: self.pairs[..m].iter().map(|p| p.1).collect(),
+            size: m,
         }
     }
 
@@ -699,7 +714,6 @@ pub fn run_episode(
     let spec = &tables.spec;
     let n_arm = spec.n_arm;
     belief.reset();
-    let salt = rng.random::<u64>();
     let mut res = EpisodeResult::default();
     let mut mean = vec![0.0; spec.d];
     let mut logits = vec![0.0; n_arm];
@@ -730,7 +744,7 @@ pub fn run_episode(
                 Guardrail::Iid => belief.cautious(tables, inst, a).0,
                 Guardrail::NonIid { alpha, ties } => {
                     if members.is_none() {
-                        members = Some(belief.plausible(*alpha, *ties, salt));
+                        members = Some(belief.plausible(*alpha, *ties));
                     }
                     let m = members.as_ref().expect("just set");
                     match belief.members_max_dot(inst, a, m) {
@@ -778,7 +792,12 @@ pub fn run_episode(
 }
 
 /// Samples an arm not yet rejected: softmax of `logits` (Boltzmann) or uniform.
-fn sample_action(kind: AgentKind, logits: &[f64], rejected: &[bool], rng: &mut impl Rng) -> usize {
+pub(crate) fn sample_action(
+    kind: AgentKind,
+    logits: &[f64],
+    rejected: &[bool],
+    rng: &mut impl Rng,
+) -> usize {
     let allowed = rejected.iter().filter(|r| !**r).count();
     debug_assert!(allowed > 0);
     match kind {
@@ -951,7 +970,7 @@ mod tests {
                 ];
                 plausible_cuts(&log_rel, &alphas, &mut Vec::new(), &mut out);
                 for (i, &alpha) in alphas.iter().enumerate() {
-                    let m = b.plausible(alpha, TieRule::Inclusive, 0);
+                    let m = b.plausible(alpha, TieRule::Inclusive);
                     assert_eq!(m.size, out[i].size, "seed {seed} α {alpha}");
                     let count = b.w.iter().filter(|&&w| w >= m.tau).count();
                     assert_eq!(count, m.size);
@@ -966,12 +985,12 @@ mod tests {
         let spec = spec();
         let mut b = Belief::new(&spec);
         for (alpha, want) in [(1.0, 1usize), (0.3, 3), (0.01, 100), (1e-4, 1024)] {
-            let m = b.plausible(alpha, TieRule::Reference, 99);
+            let m = b.plausible(alpha, TieRule::Reference);
             assert_eq!(m.size, want, "α {alpha}");
             assert_eq!(m.extra.len(), if want < 1024 { want } else { 0 });
         }
         // and SPEC's rule takes the whole tie group
-        assert_eq!(b.plausible(1.0, TieRule::Inclusive, 0).size, 1024);
+        assert_eq!(b.plausible(1.0, TieRule::Inclusive).size, 1024);
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub enum Command {
     Audit(AuditArgs),
     /// Time the full audit computation on a synthetic workload, on each available backend.
     Bench(BenchArgs),
+    /// Simulate the paper's exploding bandit and write an action log that
+    /// `audit` reads (with the true hypothesis of every stream).
+    Simulate(SimulateArgs),
+    /// Run the paper's experiments (Figures 1 and 2) and a coverage study.
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
 }
 
 #[derive(Debug, Args)]
@@ -156,4 +162,158 @@ pub struct BenchArgs {
     pub backend: BackendArgs,
     #[arg(long, short)]
     pub quiet: bool,
+}
+/// The bandit's shape (shared by `simulate` and `experiment`).
+#[derive(Debug, Args, Clone)]
+pub struct BanditArgs {
+    /// Dimension d of arm features and weights.
+    #[arg(long = "dim", short = 'd', default_value_t = 10)]
+    pub dim: usize,
+
+    /// Features and weights are drawn from {0..k-1}.
+    #[arg(long, short = 'k', default_value_t = 2)]
+    pub k: u32,
+
+    /// Number of arms.
+    #[arg(long, default_value_t = 10)]
+    pub arms: usize,
+
+    /// Reward noise σ.
+    #[arg(long, default_value_t = 1.0)]
+    pub sigma: f64,
+
+    /// Steps per episode.
+    #[arg(long, default_value_t = 25)]
+    pub steps: usize,
+
+    /// Explosion threshold θ (harm = reward > θ) [default: drawn by the
+    /// reference rule from the seed: mean of 100 batch maxima, rounded].
+    #[arg(long, value_name = "THETA")]
+    pub explosion_threshold: Option<f64>,
+
+    /// Seed of the run (ChaCha8); the same seed gives the same output.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Print nothing but errors (no summary, no progress).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub bandit: BanditArgs,
+
+    /// Number of episodes (streams).
+    #[arg(long, short = 'n', default_value_t = 100)]
+    pub episodes: usize,
+
+    /// The agent's policy.
+    #[arg(long, value_enum, default_value_t = crate::sim::AgentKind::Boltzmann)]
+    pub agent: crate::sim::AgentKind,
+
+    /// Inverse temperature β of the Boltzmann agent.
+    #[arg(long, default_value_t = 0.5)]
+    pub beta: f64,
+
+    /// Guardrail in the loop: rejected arms are resampled.
+    #[arg(long, value_enum, default_value_t = crate::sim::GuardrailKind::None)]
+    pub guardrail: crate::sim::GuardrailKind,
+
+    /// Guardrail threshold C: reject when the estimate exceeds C.
+    #[arg(long = "threshold", short = 'C', default_value_t = 0.01)]
+    pub threshold: f64,
+
+    /// α of the non-iid (plausible set) guardrail.
+    #[arg(long, default_value_t = 1e-4)]
+    pub alpha: f64,
+
+    /// Tie handling of the non-iid guardrail: SPEC's tie-inclusive set, or
+    /// the reference code's positional cut.
+    #[arg(long, value_enum, default_value_t = crate::sim::TieRule::Inclusive)]
+    pub ties: crate::sim::TieRule,
+
+    /// Arms never explode (the episode always runs all steps).
+    #[arg(long)]
+    pub no_explosions: bool,
+
+    /// Write the log here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentCommand {
+    /// Figure 1: reward and deaths of a Boltzmann agent under each guardrail.
+    Fig1(Fig1Args),
+    /// Figure 2: tightness of the non-iid bound for a uniform agent.
+    Fig2(Fig2Args),
+    /// How often each estimator upper-bounds the true harm, per step and per stream.
+    Coverage(CoverageArgs),
+}
+
+/// Options every experiment shares.
+#[derive(Debug, Args, Clone)]
+pub struct ExperimentCommon {
+    #[command(flatten)]
+    pub bandit: BanditArgs,
+
+    /// Episodes per configuration (the paper: 10000).
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub episodes: usize,
+
+    /// α values (comma-separated) [default: the paper's 1e-5,3e-5,1e-4,3e-4,1e-2,3e-2,0.1,0.3,1].
+    #[arg(long, value_delimiter = ',')]
+    pub alphas: Vec<f64>,
+
+    /// Tie handling of the plausible set.
+    #[arg(long, value_enum)]
+    pub ties: Option<crate::sim::TieRule>,
+
+    /// Write the results as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Fig1Args {
+    #[command(flatten)]
+    pub common: ExperimentCommon,
+
+    /// Guardrail thresholds C (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "0.001,0.01,0.1")]
+    pub thresholds: Vec<f64>,
+
+    /// Inverse temperature β of the Boltzmann agent.
+    #[arg(long, default_value_t = 0.5)]
+    pub beta: f64,
+
+    /// Draw the figure (SVG) here.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Fig2Args {
+    #[command(flatten)]
+    pub common: ExperimentCommon,
+
+    /// Draw the figure (SVG) here.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    #[command(flatten)]
+    pub common: ExperimentCommon,
+
+    /// The agent that generates the streams.
+    #[arg(long, value_enum, default_value_t = crate::sim::AgentKind::Uniform)]
+    pub agent: crate::sim::AgentKind,
+
+    /// Inverse temperature β of the Boltzmann agent.
+    #[arg(long, default_value_t = 0.5)]
+    pub beta: f64,
 }

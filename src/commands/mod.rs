@@ -2,6 +2,8 @@
 
 pub mod audit;
 pub mod bench;
+pub mod experiment;
+pub mod simulate;
 
 use crate::cli::{Cli, Command};
 
@@ -10,5 +12,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Audit(args) => audit::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Experiment(cmd) => experiment::run(cmd),
     }
 }

@@ -213,7 +213,10 @@ fn scan_table(input: ScanInput<'_>, table: &HarmTable) -> Scanned {
                     dst[..width].copy_from_slice(&table.q[h * table.stride + first..][..width]);
                     dst[width..].fill(0.0);
                 }
-                out.extend(scan_widest::<16>(input, &block), n.saturating_sub(first).min(16));
+                out.extend(
+                    scan_widest::<16>(input, &block),
+                    n.saturating_sub(first).min(16),
+                );
             }
         }
     }
@@ -327,7 +330,9 @@ mod tests {
                 wx: vec![0.0; h_count * a_count],
                 q,
             };
-            let log_rel: Vec<f64> = (0..h_count).map(|_| [-800.0, -3.0, -0.7, 0.0][rng.random_range(0..4)]).collect();
+            let log_rel: Vec<f64> = (0..h_count)
+                .map(|_| [-800.0, -3.0, -0.7, 0.0][rng.random_range(0..4)])
+                .collect();
             let weight: Vec<f64> = log_rel.iter().map(|l| l.exp()).collect();
             let thresholds = [0.0, -1.0, -5.0];
             let got = reduce_step(&table, &log_rel, &weight, &thresholds, 3);
@@ -350,11 +355,19 @@ mod tests {
                     }
                 }
                 assert_eq!(
-                    (got.weighted_harm[a], got.cautious_hypothesis[a] as usize, got.cautious_harm[a]),
+                    (
+                        got.weighted_harm[a],
+                        got.cautious_hypothesis[a] as usize,
+                        got.cautious_harm[a]
+                    ),
                     (s, g, bq),
                     "A={a_count} a={a}"
                 );
-                assert_eq!(&got.plausible_harm[a * 3..a * 3 + 3], &pm, "A={a_count} a={a}");
+                assert_eq!(
+                    &got.plausible_harm[a * 3..a * 3 + 3],
+                    &pm,
+                    "A={a_count} a={a}"
+                );
             }
         }
     }

@@ -1,0 +1,1028 @@
+//! The paper's exploding bandit, simulated as its experiment code does
+//! (`conservative-bayesian-public`, documented in `shared/reference/README.md`),
+//! with an optional guardrail in the loop.
+//!
+//! * Hypotheses: the grid `{0..k-1}^d`, uniform prior, index
+//!   `i = Σ_j w_j k^(d-1-j)` (as `model::HypothesisSpace::Grid`).
+//! * Every episode redraws the arm features `x_a ∈ {0..k-1}^d` and the true
+//!   weights `w* ∈ {0..k-1}^d` uniformly. A pull of arm `a` returns
+//!   `y ~ N(w*·x_a, σ²)`; the arm *explodes* (harm, the episode ends) when
+//!   `y > θ` (strict). The explosion reward is counted.
+//! * `θ` defaults to the reference rule: the average over 100 batches of
+//!   `max_a x_a·w` (fresh `w`, `X` per batch), rounded half to even.
+//! * Agents: Boltzmann (softmax of `β · x_a·E[w | data]`) and uniform.
+//! * Guardrail in the loop (reference `run_episode`): the agent proposes an
+//!   arm; if the guardrail's estimate exceeds `C` the arm is rejected and the
+//!   agent resamples among the arms not yet rejected this step. When every arm
+//!   has been rejected the episode stops and counts as *survived* with the
+//!   reward so far (a reference quirk, kept because Figure 1 depends on it).
+//!
+//! ## Fast path
+//!
+//! `w·x` is an integer in `0..=d(k-1)²`, so everything per hypothesis is a
+//! table lookup by that integer: the harm `q(v)` is tabulated once per run,
+//! the likelihood factor `exp(ll(y, v) − max_v ll(y, v))` once per step. The
+//! posterior is kept as relative weights `e^{L_h − L_max}` (the MAP has weight
+//! exactly 1), updated multiplicatively by that table — mathematically the same
+//! as `exp(L − L_max)` of the f64 log-posterior, without one `exp` per
+//! hypothesis and step. Only hypotheses with weight `≥ α` can be in `I_α`, so
+//! only those are sorted. The per-arm `w·x` columns are built lazily (a pull
+//! or a guardrail check needs them).
+
+pub mod experiments;
+pub mod log;
+pub mod plot;
+pub mod torch_sort;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use crate::model::normal_tail;
+use crate::posterior::PlausibleCut;
+use crate::{Error, Result};
+
+/// Largest hypothesis space the simulator accepts.
+pub const MAX_SIM_HYPOTHESES: usize = 1 << 22;
+
+/// The environment's shape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BanditSpec {
+    pub k: u32,
+    pub d: usize,
+    pub n_arm: usize,
+    pub sigma: f64,
+    /// Episode length (steps).
+    pub steps: usize,
+}
+
+impl Default for BanditSpec {
+    /// The paper's defaults: d = 10, k = 2, 10 arms, σ = 1, 25 steps.
+    fn default() -> Self {
+        BanditSpec {
+            k: 2,
+            d: 10,
+            n_arm: 10,
+            sigma: 1.0,
+            steps: 25,
+        }
+    }
+}
+
+impl BanditSpec {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Setting(m));
+        if self.k < 2 {
+            return bad(format!("k must be at least 2, got {}", self.k));
+        }
+        if self.d < 1 {
+            return bad("d must be at least 1".into());
+        }
+        let h = (self.k as f64).powi(self.d as i32);
+        if h > MAX_SIM_HYPOTHESES as f64 {
+            return bad(format!(
+                "k^d = {}^{} = {h:.3e} hypotheses: the simulator supports at most {MAX_SIM_HYPOTHESES}",
+                self.k, self.d
+            ));
+        }
+        if self.n_arm < 1 || self.n_arm > 4096 {
+            return bad(format!(
+                "the number of arms must be in 1..=4096, got {}",
+                self.n_arm
+            ));
+        }
+        if !(self.sigma.is_finite() && self.sigma > 0.0) {
+            return bad(format!(
+                "sigma must be a finite number > 0, got {}",
+                self.sigma
+            ));
+        }
+        if self.steps < 1 {
+            return bad("an episode needs at least 1 step".into());
+        }
+        Ok(())
+    }
+
+    pub fn n_hypotheses(&self) -> usize {
+        (self.k as usize).pow(self.d as u32)
+    }
+
+    /// The largest possible `w·x`.
+    pub fn max_dot(&self) -> usize {
+        self.d * (self.k as usize - 1).pow(2)
+    }
+}
+
+/// The explosion threshold as the reference computes it
+/// (`ExplodingBandit.set_explosion_threshold`): 100 batches of fresh `w` and
+/// `X`, the mean over batches of `max_a x_a·w`, rounded half to even.
+pub fn reference_threshold(spec: &BanditSpec, rng: &mut impl Rng) -> f64 {
+    let mut total = 0.0;
+    let mut w = vec![0u32; spec.d];
+    for _ in 0..100 {
+        for v in w.iter_mut() {
+            *v = rng.random_range(0..spec.k);
+        }
+        let mut best = 0u32;
+        for _ in 0..spec.n_arm {
+            let dot: u32 = w.iter().map(|&wj| wj * rng.random_range(0..spec.k)).sum();
+            best = best.max(dot);
+        }
+        total += best as f64;
+    }
+    (total / 100.0).round_ties_even()
+}
+
+/// SplitMix64: derives independent stream seeds from (seed, tags).
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A ChaCha8 generator for one purpose, one configuration and one episode.
+/// Results never depend on the thread count or the order episodes run in.
+pub fn rng_for(seed: u64, purpose: u64, config: u64, episode: u64) -> ChaCha8Rng {
+    let s = mix(mix(mix(seed ^ 0x5EED) ^ purpose) ^ config);
+    let mut r = ChaCha8Rng::seed_from_u64(s);
+    r.set_stream(episode);
+    r
+}
+
+pub const PURPOSE_THRESHOLD: u64 = 1;
+pub const PURPOSE_INSTANCE: u64 = 2;
+pub const PURPOSE_AGENT: u64 = 3;
+
+/// One episode's world: arm features and the true weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// `n_arm × d`, row-major.
+    pub features: Vec<u16>,
+    pub w_star: Vec<u16>,
+    /// Index of `w*` in the grid.
+    pub true_hypothesis: usize,
+}
+
+impl Instance {
+    /// Draws `w*` then `X` (the reference's `reset()` order), uniform in `{0..k-1}`.
+    pub fn draw(spec: &BanditSpec, rng: &mut impl Rng) -> Instance {
+        let w_star: Vec<u16> = (0..spec.d)
+            .map(|_| rng.random_range(0..spec.k) as u16)
+            .collect();
+        let features: Vec<u16> = (0..spec.n_arm * spec.d)
+            .map(|_| rng.random_range(0..spec.k) as u16)
+            .collect();
+        let true_hypothesis = w_star
+            .iter()
+            .fold(0usize, |i, &v| i * spec.k as usize + v as usize);
+        Instance {
+            features,
+            w_star,
+            true_hypothesis,
+        }
+    }
+
+    pub fn arm(&self, spec: &BanditSpec, a: usize) -> &[u16] {
+        &self.features[a * spec.d..(a + 1) * spec.d]
+    }
+
+    /// `w*·x_a`.
+    pub fn mean(&self, spec: &BanditSpec, a: usize) -> usize {
+        self.arm(spec, a)
+            .iter()
+            .zip(&self.w_star)
+            .map(|(&x, &w)| x as usize * w as usize)
+            .sum()
+    }
+}
+
+/// How the plausible set treats hypotheses tied with the last one it admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TieRule {
+    /// SPEC §3.3 (and `gpubound audit`): tied hypotheses are not ahead of each
+    /// other, so a tie group is all in or all out.
+    Inclusive,
+    /// The reference code: a prefix of torch's unstable sort, cut by position
+    /// (`sorted[j] ≥ α·cumsum[j]`). Where the cut splits a tie group, *which*
+    /// members are in is an artefact of the sort; reproduced here by sorting
+    /// the f32 posterior with the same algorithm (`torch_sort`).
+    Reference,
+}
+
+/// The guardrail in the loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Guardrail {
+    None,
+    /// `q_{h*}` (the reference's "cheating" guardrail).
+    Oracle,
+    /// posterior predictive `Σ p_h q_h`.
+    Posterior,
+    /// i.i.d. cautious theory `q_ĥ`, `ĥ = argmax p_h q_h`.
+    Iid,
+    /// plausible set `max_{I_α} q_h`.
+    NonIid {
+        alpha: f64,
+        ties: TieRule,
+    },
+}
+
+impl Guardrail {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Guardrail::None => "none",
+            Guardrail::Oracle => "oracle",
+            Guardrail::Posterior => "posterior",
+            Guardrail::Iid => "iid",
+            Guardrail::NonIid { .. } => "non-iid",
+        }
+    }
+
+    pub fn alpha(&self) -> Option<f64> {
+        match self {
+            Guardrail::NonIid { alpha, .. } => Some(*alpha),
+            _ => None,
+        }
+    }
+}
+
+/// Which guardrail family; with `--alpha` and `--ties` it makes a [`Guardrail`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuardrailKind {
+    None,
+    /// alias: cheating (the reference's name)
+    #[value(alias = "cheating")]
+    Oracle,
+    Posterior,
+    Iid,
+    NonIid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    /// softmax of β times the posterior-mean reward of each arm
+    Boltzmann,
+    /// uniform over the arms not yet rejected
+    Uniform,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AgentSpec {
+    pub kind: AgentKind,
+    pub beta: f64,
+}
+
+/// Checks a guardrail threshold and α.
+pub fn validate_guardrail(g: &Guardrail, threshold: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(Error::Setting(format!(
+            "the guardrail threshold C must be in [0, 1], got {threshold}"
+        )));
+    }
+    if let Guardrail::NonIid { alpha, .. } = g {
+        validate_alpha(*alpha)?;
+    }
+    Ok(())
+}
+
+pub fn validate_alpha(alpha: f64) -> Result<()> {
+    if !(alpha > 0.0 && alpha <= 1.0) {
+        return Err(Error::Setting(format!("α must be in (0, 1], got {alpha}")));
+    }
+    Ok(())
+}
+
+/// Tables shared by every episode of a run.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub spec: BanditSpec,
+    pub theta: f64,
+    /// `q(v) = P(N(v, σ²) > θ)` for `v = 0..=max_dot`.
+    pub q: Vec<f64>,
+    /// `ln q(v)`.
+    pub ln_q: Vec<f64>,
+}
+
+impl Tables {
+    pub fn new(spec: BanditSpec, theta: f64) -> Result<Tables> {
+        spec.validate()?;
+        if !theta.is_finite() {
+            return Err(Error::Setting(format!(
+                "the explosion threshold must be finite, got {theta}"
+            )));
+        }
+        let q: Vec<f64> = (0..=spec.max_dot())
+            .map(|v| normal_tail::upper_tail((theta - v as f64) / spec.sigma))
+            .collect();
+        let ln_q = q.iter().map(|v| v.ln()).collect();
+        Ok(Tables {
+            spec,
+            theta,
+            q,
+            ln_q,
+        })
+    }
+}
+
+/// Per-thread scratch and per-episode posterior state.
+#[derive(Debug, Clone)]
+pub struct Belief {
+    h: usize,
+    k: usize,
+    d: usize,
+    /// `w_h·x_a` in column `a` (`[a·H + h]`), built on demand.
+    wx: Vec<u16>,
+    built: Vec<bool>,
+    /// Relative posterior weights `e^{L_h − L_max}`; the maximum is 1.
+    pub w: Vec<f64>,
+    /// True while every weight is 1 (the prior): shortcuts.
+    at_prior: bool,
+    lik: Vec<f64>,
+    scratch: Vec<f64>,
+    scratch2: Vec<f64>,
+    pairs: Vec<(f32, u32)>,
+    /// torch's sort order of the prior (all tied), computed once.
+    prior_order: Option<Vec<u32>>,
+    maxw_by_v: Vec<f64>,
+}
+
+impl Belief {
+    pub fn new(spec: &BanditSpec) -> Belief {
+        let h = spec.n_hypotheses();
+        Belief {
+            h,
+            k: spec.k as usize,
+            d: spec.d,
+            wx: vec![0; h * spec.n_arm],
+            built: vec![false; spec.n_arm],
+            w: vec![1.0; h],
+            at_prior: true,
+            lik: vec![0.0; spec.max_dot() + 1],
+            scratch: Vec::with_capacity(h),
+            scratch2: Vec::with_capacity(h),
+            pairs: Vec::new(),
+            prior_order: None,
+            maxw_by_v: vec![0.0; spec.max_dot() + 1],
+        }
+    }
+
+    /// Back to the prior for a new episode.
+    pub fn reset(&mut self) {
+        self.built.iter_mut().for_each(|b| *b = false);
+        self.w.iter_mut().for_each(|w| *w = 1.0);
+        self.at_prior = true;
+    }
+
+    pub fn n_hypotheses(&self) -> usize {
+        self.h
+    }
+
+    /// Column `a` of `w_h·x_a`, built on first use: the grid grows one
+    /// coordinate at a time (index `i·k + v` = prefix `i` plus `v·x_j`).
+    pub fn column(&mut self, inst: &Instance, a: usize) -> &[u16] {
+        let h = self.h;
+        if !self.built[a] {
+            let x = &inst.features[a * self.d..(a + 1) * self.d];
+            let col = &mut self.wx[a * h..(a + 1) * h];
+            col[0] = 0;
+            let mut len = 1;
+            let k = self.k;
+            for &xj in x {
+                for i in (0..len).rev() {
+                    let base = col[i];
+                    for v in (0..k).rev() {
+                        col[i * k + v] = base + v as u16 * xj;
+                    }
+                }
+                len *= k;
+            }
+            self.built[a] = true;
+        }
+        &self.wx[a * h..(a + 1) * h]
+    }
+
+    /// Bayes update after pulling `a` and observing `y` under `N(w·x, σ²)`.
+    pub fn update(&mut self, tables: &Tables, inst: &Instance, a: usize, y: f64) {
+        let sigma = tables.spec.sigma;
+        let n_v = self.lik.len();
+        // ll(v) − max ll, by value of w·x
+        let lls: Vec<f64> = (0..n_v)
+            .map(|v| {
+                let r = (y - v as f64) / sigma;
+                -0.5 * r * r
+            })
+            .collect();
+        let m = lls.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        for (l, v) in self.lik.iter_mut().zip(&lls) {
+            *l = (v - m).exp();
+        }
+        self.column(inst, a);
+        let h = self.h;
+        let col = &self.wx[a * h..(a + 1) * h];
+        let lik = &self.lik;
+        let mut mx = 0.0f64;
+        for (w, &v) in self.w.iter_mut().zip(col) {
+            *w *= lik[v as usize];
+            mx = mx.max(*w);
+        }
+        if mx > 0.0 {
+            self.w.iter_mut().for_each(|w| *w /= mx);
+        }
+        self.at_prior = false;
+    }
+
+    /// `(Σ_h w_h, E[w_j] for each coordinate j)`: the posterior mean of the
+    /// weights, by summing out one base-k digit at a time (O(H)).
+    pub fn posterior_mean(&mut self, mean: &mut [f64]) -> f64 {
+        let k = self.k;
+        let cur = &mut self.scratch;
+        cur.clear();
+        cur.extend_from_slice(&self.w);
+        let next = &mut self.scratch2;
+        // The last coordinate is the least significant digit.
+        for j in (0..self.d).rev() {
+            let n = cur.len() / k;
+            next.clear();
+            let mut acc = 0.0;
+            for i in 0..n {
+                let chunk = &cur[i * k..(i + 1) * k];
+                let mut s = 0.0;
+                for (v, &c) in chunk.iter().enumerate() {
+                    s += c;
+                    acc += v as f64 * c;
+                }
+                next.push(s);
+            }
+            mean[j] = acc;
+            std::mem::swap(cur, next);
+        }
+        let total = cur[0];
+        mean.iter_mut().for_each(|m| *m /= total);
+        total
+    }
+
+    /// Posterior predictive `Σ p_h q_h` for arm `a`.
+    pub fn predictive(&mut self, tables: &Tables, inst: &Instance, a: usize) -> f64 {
+        self.column(inst, a);
+        let col = &self.wx[a * self.h..(a + 1) * self.h];
+        let (mut num, mut den) = (0.0, 0.0);
+        for (&w, &v) in self.w.iter().zip(col) {
+            num += w * tables.q[v as usize];
+            den += w;
+        }
+        (num / den).min(1.0)
+    }
+
+    /// The cautious theory `q_ĥ`, `ĥ = argmax_h (ln p_h + ln q_h)`, ties to the
+    /// largest `q`; also returns `ln max_h (w_h q_h)` (relative weights).
+    pub fn cautious(&mut self, tables: &Tables, inst: &Instance, a: usize) -> (f64, f64) {
+        self.column(inst, a);
+        let col = &self.wx[a * self.h..(a + 1) * self.h];
+        let mw = &mut self.maxw_by_v;
+        mw.iter_mut().for_each(|m| *m = 0.0);
+        for (&w, &v) in self.w.iter().zip(col) {
+            let m = &mut mw[v as usize];
+            if w > *m {
+                *m = w;
+            }
+        }
+        let mut best = (f64::NEG_INFINITY, 0usize);
+        for (v, &m) in mw.iter().enumerate() {
+            if m > 0.0 {
+                let s = m.ln() + tables.ln_q[v];
+                // q increases with v, so `>=` takes the largest q among ties
+                if s >= best.0 {
+                    best = (s, v);
+                }
+            }
+        }
+        (tables.q[best.1], best.0)
+    }
+
+    /// `Σ_h w_h`.
+    pub fn weight_sum(&self) -> f64 {
+        self.w.iter().sum()
+    }
+
+    /// The plausible set for `alpha` under `rule`.
+    pub fn plausible(&mut self, alpha: f64, rule: TieRule) -> Members {
+        if self.at_prior {
+            // every hypothesis tied at weight 1
+            return match rule {
+                TieRule::Inclusive => Members {
+                    tau: 1.0,
+                    extra: Vec::new(),
+                    size: self.h,
+                },
+                TieRule::Reference => {
+                    if prefix_count(1.0, 0.0, self.h, alpha) == self.h {
+                        return Members {
+                            tau: 1.0,
+                            extra: Vec::new(),
+                            size: self.h,
+                        };
+                    }
+                    let h = self.h;
+                    let order = self.prior_order.get_or_insert_with(|| {
+                        let p = (1.0 / h as f64) as f32;
+                        let mut v: Vec<(f32, u32)> = (0..h as u32).map(|i| (p, i)).collect();
+                        torch_sort::std_sort_desc(&mut v);
+                        v.into_iter().map(|(_, i)| i).collect()
+                    });
+                    let p = (1.0 / h as f64) as f32;
+                    let m = torch_sort::prefix(order.iter().map(|_| p), alpha);
+                    Members {
+                        tau: f64::INFINITY,
+                        extra: order[..m].to_vec(),
+                        size: m,
+                    }
+                }
+            };
+        }
+        // Only weights ≥ α·max can be members; slack for rounding.
+        let floor = alpha * (1.0 - 1e-12);
+        let s = &mut self.scratch;
+        s.clear();
+        s.extend(self.w.iter().copied().filter(|&w| w >= floor));
+        s.sort_unstable_by(|a, b| b.total_cmp(a));
+        let mut ahead = 0.0f64;
+        let mut i = 0;
+        let mut last: Option<(f64, usize)> = None;
+        while i < s.len() {
+            let v = s[i];
+            let mut end = i + 1;
+            while end < s.len() && s[end] == v {
+                end += 1;
+            }
+            let n = end - i;
+            match rule {
+                TieRule::Inclusive => {
+                    // same arithmetic as posterior::plausible_cuts
+                    if v >= alpha * (v + ahead) {
+                        last = Some((v, end));
+                    } else {
+                        break;
+                    }
+                    ahead += v * n as f64;
+                }
+                TieRule::Reference => {
+                    let r = prefix_count(v, ahead, n, alpha);
+                    if r == n {
+                        last = Some((v, end));
+                        // the reference's cumulative sum, in order
+                        for _ in 0..n {
+                            ahead += v;
+                        }
+                    } else {
+                        if r == 0 {
+                            break;
+                        }
+                        return self.torch_members(alpha);
+                    }
+                }
+            }
+            i = end;
+        }
+        match last {
+            Some((tau, size)) => Members {
+                tau,
+                extra: Vec::new(),
+                size,
+            },
+            // cannot happen (the MAP always qualifies for α ≤ 1): empty set
+            None => Members {
+                tau: f64::INFINITY,
+                extra: Vec::new(),
+                size: 0,
+            },
+        }
+    }
+
+    /// The reference's set where its cut splits a tie group: sort the f32
+    /// posterior as torch does and take the positional prefix.
+    fn torch_members(&mut self, alpha: f64) -> Members {
+        let z = self.weight_sum();
+        self.pairs.clear();
+        self.pairs.extend(
+            self.w
+                .iter()
+                .enumerate()
+                .map(|(h, &w)| ((w / z) as f32, h as u32)),
+        );
+        torch_sort::std_sort_desc(&mut self.pairs);
+        let m = torch_sort::prefix(self.pairs.iter().map(|p| p.0), alpha);
+        Members {
+            tau: f64::INFINITY,
+            extra: self.pairs[..m].iter().map(|p| p.1).collect(),
+            size: m,
+        }
+    }
+
+    /// `max_{h ∈ members} w_h·x_a` (harm is increasing in `w·x`).
+    pub fn members_max_dot(&mut self, inst: &Instance, a: usize, m: &Members) -> Option<usize> {
+        self.column(inst, a);
+        let col = &self.wx[a * self.h..(a + 1) * self.h];
+        let mut best: i32 = -1;
+        if m.tau <= 1.0 {
+            for (&w, &v) in self.w.iter().zip(col) {
+                if w >= m.tau && v as i32 > best {
+                    best = v as i32;
+                }
+            }
+        }
+        for &h in &m.extra {
+            best = best.max(col[h as usize] as i32);
+        }
+        (best >= 0).then_some(best as usize)
+    }
+}
+
+/// The reference's positional cut inside a tie group of `n` members of weight
+/// `v` with mass `ahead` before it: how many positions `j` pass
+/// `v ≥ α·cumsum_j`.
+fn prefix_count(v: f64, mut ahead: f64, n: usize, alpha: f64) -> usize {
+    for r in 0..n {
+        ahead += v;
+        if v < alpha * ahead {
+            return r;
+        }
+    }
+    n
+}
+
+/// A plausible set: every hypothesis with weight `≥ tau`, plus `extra`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Members {
+    pub tau: f64,
+    pub extra: Vec<u32>,
+    /// `|I_α|`
+    pub size: usize,
+}
+
+impl Members {
+    pub fn as_cut(&self) -> PlausibleCut {
+        PlausibleCut {
+            threshold: self.tau.ln(),
+            size: self.size,
+        }
+    }
+}
+
+/// One pulled arm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pull {
+    pub action: usize,
+    pub reward: f64,
+}
+
+/// What happened in one episode.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EpisodeResult {
+    pub reward: f64,
+    /// Arms pulled.
+    pub steps: usize,
+    /// An arm exploded.
+    pub exploded: bool,
+    /// An arm exploded before the last step: the reference's death count
+    /// (`timestep < episode_length`).
+    pub death: bool,
+    /// Stopped because every arm was rejected.
+    pub all_rejected: bool,
+    /// Rejections, plus the reference's phantom `n_arm·(T − t − 1)` after an
+    /// all-rejected stop.
+    pub rejections: usize,
+    /// Guardrail evaluations.
+    pub evals: usize,
+    pub pulls: Vec<Pull>,
+}
+
+/// Runs one episode on `inst`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_episode(
+    tables: &Tables,
+    inst: &Instance,
+    agent: &AgentSpec,
+    guardrail: &Guardrail,
+    threshold: f64,
+    explode: bool,
+    belief: &mut Belief,
+    rng: &mut impl Rng,
+    record: bool,
+) -> EpisodeResult {
+    let spec = &tables.spec;
+    let n_arm = spec.n_arm;
+    belief.reset();
+    let mut res = EpisodeResult::default();
+    let mut mean = vec![0.0; spec.d];
+    let mut logits = vec![0.0; n_arm];
+    let mut rejected = vec![false; n_arm];
+    let mut estimates: Vec<Option<f64>> = vec![None; n_arm];
+    let sigma = spec.sigma;
+
+    for t in 0..spec.steps {
+        // The agent's action distribution for this step.
+        if agent.kind == AgentKind::Boltzmann {
+            belief.posterior_mean(&mut mean);
+            for (a, l) in logits.iter_mut().enumerate() {
+                let x = inst.arm(spec, a);
+                let r: f64 = x.iter().zip(&mean).map(|(&x, &m)| x as f64 * m).sum();
+                *l = agent.beta * r;
+            }
+        }
+        rejected.iter_mut().for_each(|r| *r = false);
+        estimates.iter_mut().for_each(|e| *e = None);
+        let mut members: Option<Members> = None;
+        let mut n_rejected = 0;
+        let action = loop {
+            let a = sample_action(agent.kind, &logits, &rejected, rng);
+            let est = match guardrail {
+                Guardrail::None => break a,
+                Guardrail::Oracle => tables.q[inst.mean(spec, a)],
+                Guardrail::Posterior => belief.predictive(tables, inst, a),
+                Guardrail::Iid => belief.cautious(tables, inst, a).0,
+                Guardrail::NonIid { alpha, ties } => {
+                    if members.is_none() {
+                        members = Some(belief.plausible(*alpha, *ties));
+                    }
+                    let m = members.as_ref().expect("just set");
+                    match belief.members_max_dot(inst, a, m) {
+                        Some(v) => tables.q[v],
+                        None => 0.0,
+                    }
+                }
+            };
+            res.evals += 1;
+            estimates[a] = Some(est);
+            if est > threshold {
+                rejected[a] = true;
+                n_rejected += 1;
+                res.rejections += 1;
+                if n_rejected == n_arm {
+                    break usize::MAX;
+                }
+            } else {
+                break a;
+            }
+        };
+        if action == usize::MAX {
+            res.all_rejected = true;
+            res.rejections += n_arm * (spec.steps - t - 1);
+            return res;
+        }
+        let mu = inst.mean(spec, action) as f64;
+        let z: f64 = rng.sample(StandardNormal);
+        let y = mu + sigma * z;
+        res.reward += y;
+        res.steps += 1;
+        if record {
+            res.pulls.push(Pull { action, reward: y });
+        }
+        if explode && y > tables.theta {
+            res.exploded = true;
+            res.death = t + 1 < spec.steps;
+            return res;
+        }
+        if t + 1 < spec.steps {
+            belief.update(tables, inst, action, y);
+        }
+    }
+    res
+}
+
+/// Samples an arm not yet rejected: softmax of `logits` (Boltzmann) or uniform.
+pub(crate) fn sample_action(
+    kind: AgentKind,
+    logits: &[f64],
+    rejected: &[bool],
+    rng: &mut impl Rng,
+) -> usize {
+    let allowed = rejected.iter().filter(|r| !**r).count();
+    debug_assert!(allowed > 0);
+    match kind {
+        AgentKind::Uniform => {
+            let mut i = rng.random_range(0..allowed);
+            for (a, &r) in rejected.iter().enumerate() {
+                if !r {
+                    if i == 0 {
+                        return a;
+                    }
+                    i -= 1;
+                }
+            }
+            unreachable!("allowed counts the unrejected arms")
+        }
+        AgentKind::Boltzmann => {
+            let m = logits
+                .iter()
+                .zip(rejected)
+                .filter(|(_, r)| !**r)
+                .map(|(l, _)| *l)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let mut p = [0.0f64; 64];
+            let mut heap;
+            let probs: &mut [f64] = if logits.len() <= 64 {
+                &mut p[..logits.len()]
+            } else {
+                heap = vec![0.0; logits.len()];
+                &mut heap
+            };
+            let mut total = 0.0;
+            for ((p, &l), &r) in probs.iter_mut().zip(logits).zip(rejected) {
+                *p = if r { 0.0 } else { (l - m).exp() };
+                total += *p;
+            }
+            let mut u = rng.random::<f64>() * total;
+            let mut last = 0;
+            for (a, &p) in probs.iter().enumerate() {
+                if p > 0.0 {
+                    last = a;
+                    if u < p {
+                        return a;
+                    }
+                    u -= p;
+                }
+            }
+            last
+        }
+    }
+}
+
+/// One episode ready to run: draws the instance and the agent's generator
+/// from the run seed, so any subset of episodes reproduces exactly.
+pub fn episode_rngs(seed: u64, config: u64, episode: u64) -> (ChaCha8Rng, ChaCha8Rng) {
+    (
+        rng_for(seed, PURPOSE_INSTANCE, 0, episode),
+        rng_for(seed, PURPOSE_AGENT, config, episode),
+    )
+}
+
+/// The run's explosion threshold: given, or drawn by the reference rule from
+/// the seed.
+pub fn threshold_for(spec: &BanditSpec, seed: u64, given: Option<f64>) -> Result<f64> {
+    match given {
+        Some(t) if t.is_finite() => Ok(t),
+        Some(t) => Err(Error::Setting(format!(
+            "the explosion threshold must be finite, got {t}"
+        ))),
+        None => {
+            spec.validate()?;
+            Ok(reference_threshold(
+                spec,
+                &mut rng_for(seed, PURPOSE_THRESHOLD, 0, 0),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::HypothesisSpace;
+    use crate::posterior::{plausible_cuts, PlausibleCut};
+
+    fn spec() -> BanditSpec {
+        BanditSpec::default()
+    }
+
+    #[test]
+    fn columns_match_dot_all() {
+        for (k, d) in [(2u32, 10usize), (3, 4)] {
+            let spec = BanditSpec { k, d, ..spec() };
+            let mut rng = rng_for(7, 0, 0, 0);
+            let inst = Instance::draw(&spec, &mut rng);
+            let space = HypothesisSpace::grid(k, d).unwrap();
+            let mut b = Belief::new(&spec);
+            let mut want = vec![0.0; space.len()];
+            for a in 0..spec.n_arm {
+                let x: Vec<f64> = inst.arm(&spec, a).iter().map(|&v| v as f64).collect();
+                space.dot_all(&x, &mut want);
+                let got = b.column(&inst, a);
+                for h in 0..space.len() {
+                    assert_eq!(got[h] as f64, want[h]);
+                }
+            }
+            let w: Vec<f64> = inst.w_star.iter().map(|&v| v as f64).collect();
+            assert_eq!(space.index_of(&w), Some(inst.true_hypothesis));
+        }
+    }
+
+    #[test]
+    fn reference_threshold_is_four_for_the_paper_bandit() {
+        // P(θ = 4) ≈ 0.9987 (reference README)
+        let fours = (0..50)
+            .filter(|&s| threshold_for(&spec(), s, None).unwrap() == 4.0)
+            .count();
+        assert!(fours >= 48, "{fours}");
+    }
+
+    #[test]
+    fn posterior_mean_is_the_weighted_average() {
+        let spec = BanditSpec {
+            k: 3,
+            d: 3,
+            ..spec()
+        };
+        let mut b = Belief::new(&spec);
+        for (h, w) in b.w.iter_mut().enumerate() {
+            *w = 1.0 / (1.0 + h as f64);
+        }
+        let mut mean = vec![0.0; 3];
+        let total = b.posterior_mean(&mut mean);
+        let space = HypothesisSpace::grid(3, 3).unwrap();
+        let mut want = [0.0; 3];
+        let mut z = 0.0;
+        for h in 0..27 {
+            let p = 1.0 / (1.0 + h as f64);
+            z += p;
+            for (j, v) in space.params(h).iter().enumerate() {
+                want[j] += p * v;
+            }
+        }
+        assert!((total - z).abs() < 1e-12);
+        for j in 0..3 {
+            assert!((mean[j] - want[j] / z).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn inclusive_cut_equals_posterior_plausible_cuts() {
+        let spec = spec();
+        let tables = Tables::new(spec, 4.0).unwrap();
+        let mut b = Belief::new(&spec);
+        let alphas = [1.0, 0.3, 0.1, 0.01, 1e-4, 1e-5];
+        for seed in 0..20u64 {
+            let (mut ir, mut ar) = episode_rngs(seed, 0, 0);
+            let inst = Instance::draw(&spec, &mut ir);
+            b.reset();
+            for _t in 0..8 {
+                let a = ar.random_range(0..spec.n_arm);
+                let y = inst.mean(&spec, a) as f64 + ar.sample::<f64, _>(StandardNormal);
+                b.update(&tables, &inst, a, y);
+                let log_rel: Vec<f64> = b.w.iter().map(|w| w.ln()).collect();
+                let mut out = vec![
+                    PlausibleCut {
+                        threshold: 0.0,
+                        size: 0
+                    };
+                    alphas.len()
+                ];
+                plausible_cuts(&log_rel, &alphas, &mut Vec::new(), &mut out);
+                for (i, &alpha) in alphas.iter().enumerate() {
+                    let m = b.plausible(alpha, TieRule::Inclusive);
+                    assert_eq!(m.size, out[i].size, "seed {seed} α {alpha}");
+                    let count = b.w.iter().filter(|&&w| w >= m.tau).count();
+                    assert_eq!(count, m.size);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reference_ties_cut_by_position() {
+        // at the prior, |M_α| = min(H, ⌊1/α⌋) positions (up to rounding)
+        let spec = spec();
+        let mut b = Belief::new(&spec);
+        for (alpha, want) in [(1.0, 1usize), (0.3, 3), (0.01, 100), (1e-4, 1024)] {
+            let m = b.plausible(alpha, TieRule::Reference);
+            assert_eq!(m.size, want, "α {alpha}");
+            assert_eq!(m.extra.len(), if want < 1024 { want } else { 0 });
+        }
+        // and SPEC's rule takes the whole tie group
+        assert_eq!(b.plausible(1.0, TieRule::Inclusive).size, 1024);
+    }
+
+    #[test]
+    fn the_oracle_guardrail_never_lets_an_arm_above_c_through() {
+        let spec = spec();
+        let tables = Tables::new(spec, 4.0).unwrap();
+        let mut b = Belief::new(&spec);
+        let agent = AgentSpec {
+            kind: AgentKind::Boltzmann,
+            beta: 0.5,
+        };
+        for e in 0..200 {
+            let (mut ir, mut ar) = episode_rngs(3, 1, e);
+            let inst = Instance::draw(&spec, &mut ir);
+            let r = run_episode(
+                &tables,
+                &inst,
+                &agent,
+                &Guardrail::Oracle,
+                0.01,
+                true,
+                &mut b,
+                &mut ar,
+                true,
+            );
+            for p in &r.pulls {
+                assert!(tables.q[inst.mean(&spec, p.action)] <= 0.01);
+            }
+            assert_eq!(r.steps, r.pulls.len());
+            if !r.exploded && !r.all_rejected {
+                assert_eq!(r.steps, spec.steps);
+            }
+        }
+    }
+}

@@ -164,9 +164,23 @@ impl Estimator {
     /// e.g. `plausible_set[alpha=0.01]`
     pub fn label(&self, alphas: &Alphas) -> String {
         match self.alpha {
-            Some(i) => format!("{}[alpha={}]", self.kind.name(), alphas.values[i]),
+            Some(i) => format!(
+                "{}[alpha={}]",
+                self.kind.name(),
+                number_key(alphas.values[i])
+            ),
             None => self.kind.name().to_string(),
         }
+    }
+}
+
+/// Formats an α or a threshold for keys and column names: the shortest
+/// round-trip form, in scientific notation below 1e-3 (`1e-5`, `0.01`).
+pub fn number_key(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
     }
 }
 

@@ -152,10 +152,7 @@ pub(crate) fn write_err(e: impl std::fmt::Display) -> Error {
     Error::Report(e.to_string())
 }
 
-/// Formats a threshold or α for column names and keys: shortest round-trip.
-pub fn key(v: f64) -> String {
-    format!("{v}")
-}
+pub use crate::estimators::number_key as key;
 
 /// Builds the writer for a format.
 pub fn writer_for<'a, W: Write + 'a>(

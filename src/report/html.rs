@@ -709,7 +709,15 @@ impl HtmlReport {
             .configure_mesh()
             .x_desc("step")
             .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| {
+                // Label 1, 2, 5 × 10^k only: the log axis ticks crowd otherwise.
+                let m = v / 10f64.powf(v.log10().floor());
+                if [1.0, 2.0, 5.0].iter().any(|t| (m - t).abs() < 1e-6) {
+                    format!("{v:.0}")
+                } else {
+                    String::new()
+                }
+            })
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(write_err)?;
@@ -797,7 +805,7 @@ pub fn esc(s: &str) -> String {
 }
 
 const STYLE: &str = r#"<style>
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem auto;max-width:1000px;padding:0 1rem;color:#222;line-height:1.4}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem auto;max-width:1200px;padding:0 1rem;color:#222;line-height:1.4}
 h1{font-size:1.5rem}h2{font-size:1.25rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}h3{font-size:1.05rem}
 code{background:#f4f4f4;padding:0 .2rem;border-radius:3px}
 .meta,.note{color:#555;font-size:.9rem}
@@ -806,7 +814,7 @@ th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left}
 thead th{background:#f0f3f7;cursor:default}
 table.sortable thead th{cursor:pointer}
 table.sortable thead th:hover{background:#e2e8f0}
-td.num{font-variant-numeric:tabular-nums;text-align:right}
+td.num{font-variant-numeric:tabular-nums;text-align:right;white-space:nowrap}
 tr.guardrail td{font-weight:600}
 td.rej{color:#b71c1c;font-weight:600}td.ok{color:#1b5e20}
 table.kv th{background:#f7f7f7;font-weight:500}

@@ -243,8 +243,8 @@ impl HtmlReport {
         let mut h = String::with_capacity(1 << 16);
         self.head(&mut h, info);
         self.summary_section(&mut h, info);
-        self.riskiest_section(&mut h);
         self.streams_section(&mut h, &kept, info)?;
+        self.riskiest_section(&mut h);
         h.push_str(SCRIPT);
         h.push_str("</body>\n</html>\n");
         out.write_all(h.as_bytes()).map_err(write_err)?;
@@ -271,97 +271,91 @@ impl HtmlReport {
     fn summary_section(&self, h: &mut String, info: &RunInfo<'_>) {
         let t = info.totals;
         let sm = &self.summary;
-        h.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<table id=\"summary-table\" class=\"kv\">\n<tbody>\n");
+        h.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"row\">\n<table id=\"summary-table\" class=\"kv\">\n<tbody>\n");
         let rows: Vec<(&str, String)> = vec![
-            ("log", info.log_name.to_string()),
             ("model", info.model.describe()),
             ("backend", info.backend.to_string()),
             ("streams", t.streams.to_string()),
             ("steps", t.steps.to_string()),
-            ("steps with an outcome", t.observed_steps.to_string()),
-            ("harmful outcomes", sm.harmful_outcomes.to_string()),
             (
-                "streams stating the true hypothesis (oracle)",
-                format!("{} of {}", sm.streams_with_truth, t.streams),
+                "steps with an outcome (harmful)",
+                format!("{} ({})", t.observed_steps, sm.harmful_outcomes),
             ),
             (
-                "(hypothesis, step, candidate) triples",
-                format!("{:.3e}", t.triples as f64),
+                "streams stating h* (oracle)",
+                format!("{} of {}", sm.streams_with_truth, t.streams),
             ),
             (
                 "time",
                 format!(
-                    "{:.2} s ({:.3e} triples/s)",
-                    info.seconds,
-                    t.triples as f64 / info.seconds.max(1e-9)
+                    "{:.2} s for {:.3e} (hypothesis, step, candidate) triples",
+                    info.seconds, t.triples as f64
                 ),
-            ),
-            (
-                "guardrail thresholds C",
-                self.settings
-                    .thresholds
-                    .iter()
-                    .map(|c| key(*c))
-                    .collect::<Vec<_>>()
-                    .join(", "),
             ),
         ];
         for (k, v) in rows {
             h.push_str(&format!(
-                "<tr><th scope=\"row\">{}</th><td>{}</td></tr>\n",
+                "<tr><th scope=\"row\">{}</th><td data-key=\"{}\">{}</td></tr>\n",
                 esc(k),
+                esc(k.split(' ').next().unwrap_or(k)),
                 esc(&v)
             ));
         }
         h.push_str("</tbody>\n</table>\n");
 
         let alphas = &self.settings.alphas;
-        h.push_str("<h3>α and the implied δ = α / p<sub>min</sub></h3>\n<table id=\"alphas\">\n<thead><tr><th>α</th><th>p<sub>min</sub></th><th>implied δ</th><th>guarantee of the plausible-set and Ville bounds</th></tr></thead>\n<tbody>\n");
+        h.push_str("<table id=\"alphas\">\n<thead><tr><th>α</th><th>implied δ = α / p<sub>min</sub></th><th>plausible-set and Ville bounds</th></tr></thead>\n<tbody>\n");
         for (i, a) in alphas.values.iter().enumerate() {
             let d = alphas.delta(i);
             let g = if d <= 1.0 {
-                format!(
-                    "hold at every step of a stream with probability ≥ {:.4}",
-                    1.0 - d
-                )
+                format!("hold at every step w.p. ≥ {:.4}", 1.0 - d)
             } else {
                 "δ > 1: no guarantee".to_string()
             };
             h.push_str(&format!(
-                "<tr><td>{}</td><td>{:.4e}</td><td>{:.4}</td><td>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{:.4}</td><td>{}</td></tr>\n",
                 key(*a),
-                alphas.prior_floor,
                 d,
                 g
             ));
         }
-        h.push_str("</tbody>\n</table>\n");
+        h.push_str(&format!(
+            "</tbody>\n</table>\n</div>\n<p class=\"note\">p<sub>min</sub> = {:.4e} (the floor on the prior mass of the true hypothesis).</p>\n",
+            alphas.prior_floor
+        ));
 
-        h.push_str("<h3>Taken actions a guardrail would have rejected</h3>\n<table id=\"rejections\" class=\"sortable\">\n<thead><tr><th>threshold C</th><th>estimator</th><th>rejected</th><th>% of steps</th><th>of which a candidate ≤ C was available</th><th>steps evaluated</th></tr></thead>\n<tbody>\n");
-        for (ti, &c) in self.settings.thresholds.iter().enumerate() {
-            for (ei, e) in self.settings.estimators.iter().enumerate() {
-                let n = sm.counts[ti][ei];
-                if n.evaluated == 0 {
-                    continue;
-                }
-                let pct = 100.0 * n.rejected as f64 / n.evaluated as f64;
-                let guard = if *e == self.guardrail {
-                    " class=\"guardrail\""
-                } else {
-                    ""
-                };
+        // Rejections: one row per estimator, per threshold the number of
+        // taken actions rejected, its share, and how many had a safer candidate.
+        h.push_str("<h3>Taken actions a guardrail would have rejected</h3>\n<table id=\"rejections\" class=\"sortable\">\n<thead><tr><th>estimator</th>");
+        for &c in &self.settings.thresholds {
+            h.push_str(&format!(
+                "<th>rejected at C = {0}</th><th>% of steps</th><th>a candidate ≤ {0} was available</th>",
+                key(c)
+            ));
+        }
+        h.push_str("</tr></thead>\n<tbody>\n");
+        for (ei, e) in self.settings.estimators.iter().enumerate() {
+            if sm.counts.iter().all(|per| per[ei].evaluated == 0) {
+                continue;
+            }
+            let guard = if *e == self.guardrail {
+                " class=\"guardrail\""
+            } else {
+                ""
+            };
+            h.push_str(&format!(
+                "<tr{guard} data-estimator=\"{0}\"><td>{0}</td>",
+                esc(&e.label(&self.settings.alphas))
+            ));
+            for per in &sm.counts {
+                let n = per[ei];
+                let pct = 100.0 * n.rejected as f64 / n.evaluated.max(1) as f64;
                 h.push_str(&format!(
-                    "<tr{guard}><td data-v=\"{c}\">{}</td><td>{}</td><td data-v=\"{}\">{}</td><td data-v=\"{pct}\">{pct:.1}%</td><td data-v=\"{}\">{}</td><td data-v=\"{}\">{}</td></tr>\n",
-                    key(c),
-                    esc(&e.label(&self.settings.alphas)),
-                    n.rejected,
-                    n.rejected,
-                    n.with_safer_candidate,
-                    n.with_safer_candidate,
-                    n.evaluated,
-                    n.evaluated
+                    "<td data-v=\"{0}\" class=\"num\">{0}</td><td data-v=\"{pct}\" class=\"num\">{pct:.1}%</td><td data-v=\"{1}\" class=\"num\">{1}</td>",
+                    n.rejected, n.with_safer_candidate
                 ));
             }
+            h.push_str("</tr>\n");
         }
         h.push_str("</tbody>\n</table>\n</section>\n");
     }
@@ -818,6 +812,8 @@ td.num{font-variant-numeric:tabular-nums;text-align:right;white-space:nowrap}
 tr.guardrail td{font-weight:600}
 td.rej{color:#b71c1c;font-weight:600}td.ok{color:#1b5e20}
 table.kv th{background:#f7f7f7;font-weight:500}
+table.kv td{min-width:12rem}
+.row{display:flex;gap:1.5rem;align-items:flex-start}
 details.stream{border:1px solid #ddd;border-radius:4px;margin:.6rem 0;padding:.3rem .6rem}
 details.stream summary{cursor:pointer}
 figure.stream-plot{margin:.5rem 0}
@@ -832,6 +828,7 @@ figure.stream-plot svg{max-width:100%;height:auto}
 const SCRIPT: &str = r#"<script>
 // Sort a table by a clicked column: numbers by their data-v, text otherwise.
 document.querySelectorAll('table.sortable').forEach(function (t) {
+  t.dataset.sortable = 'ready';
   t.querySelectorAll('thead th').forEach(function (th, i) {
     th.addEventListener('click', function () {
       var body = t.tBodies[0], rows = Array.prototype.slice.call(body.rows);

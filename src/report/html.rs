@@ -31,6 +31,8 @@ pub const DEFAULT_MAX_POINTS: usize = 200;
 const LOG_FLOOR: f64 = 1e-16;
 
 const PLOT_W: u32 = 960;
+/// The colour of the rejection markers (distinct from the thresholds').
+const MARKER: RGBColor = RGBColor(200, 0, 0);
 const PLOT_H: u32 = 560;
 
 /// What the report says about the run, known once the audit is over.
@@ -272,20 +274,24 @@ impl HtmlReport {
         let t = info.totals;
         let sm = &self.summary;
         h.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"row\">\n<table id=\"summary-table\" class=\"kv\">\n<tbody>\n");
-        let rows: Vec<(&str, String)> = vec![
-            ("model", info.model.describe()),
-            ("backend", info.backend.to_string()),
-            ("streams", t.streams.to_string()),
-            ("steps", t.steps.to_string()),
+        // (key for tools and tests, label, value)
+        let rows: Vec<(&str, &str, String)> = vec![
+            ("model", "model", info.model.describe()),
+            ("backend", "backend", info.backend.to_string()),
+            ("streams", "streams", t.streams.to_string()),
+            ("steps", "steps", t.steps.to_string()),
             (
+                "observed",
                 "steps with an outcome (harmful)",
                 format!("{} ({})", t.observed_steps, sm.harmful_outcomes),
             ),
             (
+                "oracle",
                 "streams stating h* (oracle)",
                 format!("{} of {}", sm.streams_with_truth, t.streams),
             ),
             (
+                "time",
                 "time",
                 format!(
                     "{:.2} s for {:.3e} (hypothesis, step, candidate) triples",
@@ -293,11 +299,10 @@ impl HtmlReport {
                 ),
             ),
         ];
-        for (k, v) in rows {
+        for (k, label, v) in rows {
             h.push_str(&format!(
-                "<tr><th scope=\"row\">{}</th><td data-key=\"{}\">{}</td></tr>\n",
-                esc(k),
-                esc(k.split(' ').next().unwrap_or(k)),
+                "<tr><th scope=\"row\">{}</th><td data-key=\"{k}\">{}</td></tr>\n",
+                esc(label),
                 esc(&v)
             ));
         }
@@ -642,9 +647,11 @@ impl HtmlReport {
         if let Some(gi) = self.guardrail_index {
             let marks: Vec<(f64, f64)> = col(gi).filter(|&(_, v)| v > c_min).collect();
             chart
-                .draw_series(marks.into_iter().map(|(x, v)| {
-                    Cross::new((x, clamp(v)), 4, RGBColor(214, 39, 40).stroke_width(2))
-                }))
+                .draw_series(
+                    marks
+                        .into_iter()
+                        .map(|(x, v)| Cross::new((x, clamp(v)), 4, MARKER.stroke_width(2))),
+                )
                 .map_err(write_err)?;
         }
         Ok(())

@@ -25,7 +25,7 @@ use crate::Result;
 /// Streams drawn, at most (the riskiest).
 pub const DEFAULT_MAX_STREAMS: usize = 50;
 /// A stream's series hold between this many and twice this many points.
-pub const DEFAULT_MAX_POINTS: usize = 200;
+pub const DEFAULT_MAX_POINTS: usize = 150;
 
 /// Values under this are drawn at this floor on the log axes.
 const LOG_FLOOR: f64 = 1e-16;
@@ -468,7 +468,7 @@ impl HtmlReport {
                 esc(&e.label(&self.settings.alphas))
             ));
         }
-        h.push_str("<span><i class=\"dash\"></i>threshold C</span> <span><b class=\"cross\">×</b>step the guardrail rejects (at the smallest C)</span></p>\n");
+        h.push_str("<span><i class=\"thr\"></i>threshold C</span> <span><b class=\"dot\"></b>step the guardrail rejects (at the smallest C)</span></p>\n");
     }
 
     /// The colour of estimator column `ei`.
@@ -591,18 +591,18 @@ impl HtmlReport {
             .y_label_formatter(&|v| format!("{v:.0e}"))
             .x_label_formatter(&|v| format!("{v:.0}"))
             .light_line_style(RGBColor(235, 235, 235))
+            .max_light_lines(2)
             .draw()
             .map_err(write_err)?;
-        // Thresholds.
+        // Thresholds: solid translucent red (one element each; a dashed line
+        // would take one per dash).
         for (ti, &c) in self.settings.thresholds.iter().enumerate() {
             let red = RGBColor(214, 39, 40)
-                .mix(1.0 - 0.5 * ti as f64 / self.settings.thresholds.len().max(1) as f64);
+                .mix(0.6 - 0.3 * ti as f64 / self.settings.thresholds.len().max(1) as f64);
             chart
-                .draw_series(DashedLineSeries::new(
+                .draw_series(LineSeries::new(
                     [(xr.start, clamp(c)), (xr.end, clamp(c))],
-                    6,
-                    4,
-                    red.stroke_width(1),
+                    red.stroke_width(2),
                 ))
                 .map_err(write_err)?;
         }
@@ -650,7 +650,7 @@ impl HtmlReport {
                 .draw_series(
                     marks
                         .into_iter()
-                        .map(|(x, v)| Cross::new((x, clamp(v)), 4, MARKER.stroke_width(2))),
+                        .map(|(x, v)| Circle::new((x, clamp(v)), 3, MARKER.filled())),
                 )
                 .map_err(write_err)?;
         }
@@ -673,6 +673,7 @@ impl HtmlReport {
             .x_desc("step")
             .x_label_formatter(&|v| format!("{v:.0}"))
             .light_line_style(RGBColor(235, 235, 235))
+            .max_light_lines(2)
             .draw()
             .map_err(write_err)?;
         let pts: Vec<(f64, f64)> = (0..s.n_points())
@@ -720,6 +721,7 @@ impl HtmlReport {
                 }
             })
             .light_line_style(RGBColor(235, 235, 235))
+            .max_light_lines(2)
             .draw()
             .map_err(write_err)?;
         let pi = self
@@ -827,8 +829,8 @@ figure.stream-plot{margin:.5rem 0}
 figure.stream-plot svg{max-width:100%;height:auto}
 .legend span{display:inline-block;margin-right:.9rem;font-size:.85rem}
 .legend i{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:.3rem}
-.legend i.dash{background:repeating-linear-gradient(90deg,#d62728 0 6px,transparent 6px 10px)}
-.legend b.cross{color:#d62728;margin-right:.3rem}
+.legend i.thr{background:rgba(214,39,40,.6);height:2px}
+.legend b.dot{display:inline-block;width:7px;height:7px;border-radius:50%;background:#c80000;margin-right:.3rem;vertical-align:middle}
 </style>
 "#;
 

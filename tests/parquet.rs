@@ -334,3 +334,40 @@ fn failed_audit_leaves_no_report() {
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("bad.jsonl")]);
 }
+
+/// Piped (as here), the audit draws no progress bar: with `--out`, the
+/// summary goes to stdout and stderr stays empty; `--quiet` prints nothing.
+#[test]
+fn piped_run_prints_no_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("r.parquet");
+    let run = |quiet: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gpubound"));
+        c.arg("audit")
+            .arg(fixture())
+            .args(ARGS)
+            .args(["--backend", "cpu", "--format", "parquet", "-o"])
+            .arg(&pq);
+        if quiet {
+            c.arg("--quiet");
+        }
+        c.output().unwrap()
+    };
+    let out = run(false);
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("gpubound audit of "));
+    assert!(text.contains("120 steps"));
+    assert!(
+        !text.contains('\r') && !text.contains('\u{1b}'),
+        "terminal codes in {text:?}"
+    );
+    let out = run(true);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}

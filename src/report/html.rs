@@ -826,7 +826,7 @@ table.kv td{min-width:12rem}
 details.stream{border:1px solid #ddd;border-radius:4px;margin:.6rem 0;padding:.3rem .6rem}
 details.stream summary{cursor:pointer}
 figure.stream-plot{margin:.5rem 0}
-figure.stream-plot svg{max-width:100%;height:auto}
+figure.stream-plot svg{width:100%;height:auto}
 .legend span{display:inline-block;margin-right:.9rem;font-size:.85rem}
 .legend i{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:.3rem}
 .legend i.thr{background:rgba(214,39,40,.6);height:2px}

@@ -93,9 +93,15 @@ pub struct AuditArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Jsonl)]
     pub format: ReportFormat,
 
-    /// Write the per-step report here (atomically) instead of standard output.
+    /// Write the per-step report here (atomically) instead of standard output
+    /// (required for parquet).
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// Also write a self-contained HTML report (summary, plots per stream, the
+    /// riskiest taken actions) here, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// The streams share one world: do not restart the posterior at each stream.
     #[arg(long)]

@@ -8,7 +8,8 @@ use crate::audit::{self, AuditSettings};
 use crate::cli::{exit, AuditArgs};
 use crate::estimators::Alphas;
 use crate::model::{Model, ObservationModel};
-use crate::report::{self, summary, Destination, ReportSettings, Summary};
+use crate::report::html::{HtmlReport, RunInfo};
+use crate::report::{self, summary, Destination, ReportFormat, ReportSettings, Summary};
 use crate::{engine, log, progress, Error};
 
 pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
@@ -40,6 +41,13 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         }
     }
 
+    if args.format == ReportFormat::Parquet && args.out.is_none() {
+        return Err(Error::Setting(
+            "--format parquet writes a binary file: give it with --out FILE".into(),
+        )
+        .into());
+    }
+
     let engine = engine::select(args.backend.backend)?;
     let settings = AuditSettings {
         alphas: alphas.clone(),
@@ -53,7 +61,19 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         args.top,
     );
 
+    let mut html = args.html.as_ref().map(|_| {
+        HtmlReport::new(
+            report_settings.clone(),
+            summary::default_guardrail(args.guardrail),
+            args.top,
+        )
+    });
+
     let dest = Destination::new(args.out.as_deref())?;
+    let html_dest = match &args.html {
+        Some(path) => Some(Destination::new(Some(path))?),
+        None => None,
+    };
     let file_len = std::fs::metadata(&args.log).map(|m| m.len()).ok();
     let bar = progress::bar(file_len, args.quiet, "auditing");
     let started = Instant::now();
@@ -65,6 +85,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
             &settings,
             |step| {
                 summary.add(&model, &step);
+                if let Some(h) = html.as_mut() {
+                    h.add(&model, &step);
+                }
                 writer.write_step(&step)
             },
             |r| progress::set(&bar, r.bytes_read(), r.steps_read()),
@@ -74,16 +97,28 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
     };
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    let backend = engine.info().to_string();
+    // Render the HTML before committing anything: both reports or neither.
+    if let (Some(h), Some(hd)) = (html, &html_dest) {
+        h.write(
+            hd.writer()?,
+            &RunInfo {
+                log_name: reader.name(),
+                model: &model,
+                backend: &backend,
+                totals: &totals,
+                seconds,
+            },
+        )
+        .context("writing the HTML report")?;
+    }
     dest.commit().context("writing the report")?;
+    if let Some(hd) = html_dest {
+        hd.commit().context("writing the HTML report")?;
+    }
 
     if !args.quiet {
-        let text = summary.render(
-            reader.name(),
-            &model,
-            &engine.info().to_string(),
-            &totals,
-            seconds,
-        );
+        let text = summary.render(reader.name(), &model, &backend, &totals, seconds);
         // The summary must not mix with a report on standard output.
         if args.out.is_none() {
             eprint!("{text}");

@@ -1,9 +1,11 @@
-//! The audit report: verdicts, per-step writers (JSON Lines, CSV) and the
-//! human summary. Files are written atomically: to a temporary file beside the
+//! The audit report: verdicts, per-step writers (JSON Lines, CSV, Parquet),
+//! the HTML report and the human summary. Files are written atomically: to a temporary file beside the
 //! target, renamed into place only when the whole report is written.
 
 pub mod csv;
+pub mod html;
 pub mod jsonl;
+pub mod parquet;
 pub mod summary;
 
 use std::io::Write;
@@ -19,6 +21,8 @@ pub use summary::Summary;
 pub enum ReportFormat {
     Jsonl,
     Csv,
+    /// Typed columns, one row per (step, candidate); needs `--out`.
+    Parquet,
 }
 
 /// What the report covers: the α values, thresholds `C`, and the estimator
@@ -155,7 +159,7 @@ pub(crate) fn write_err(e: impl std::fmt::Display) -> Error {
 pub use crate::estimators::number_key as key;
 
 /// Builds the writer for a format.
-pub fn writer_for<'a, W: Write + 'a>(
+pub fn writer_for<'a, W: Write + Send + 'a>(
     format: ReportFormat,
     out: W,
     settings: &'a ReportSettings,
@@ -163,5 +167,6 @@ pub fn writer_for<'a, W: Write + 'a>(
     Ok(match format {
         ReportFormat::Jsonl => Box::new(jsonl::JsonlWriter::new(out, settings)),
         ReportFormat::Csv => Box::new(csv::CsvWriter::new(out, settings)?),
+        ReportFormat::Parquet => Box::new(parquet::ParquetWriter::new(out, settings)?),
     })
 }

@@ -1,0 +1,225 @@
+//! Parquet report: one row per (step, candidate), the CSV writer's columns
+//! (same names, same order), typed. Rows are buffered in Arrow builders and
+//! flushed as one row group every [`ROW_GROUP_ROWS`] rows, so memory stays
+//! bounded whatever the log's length. Schema in docs/report.md.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, StringBuilder, UInt64Builder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::{csv::header, write_err, ReportSettings, StepWriter};
+use crate::audit::StepResult;
+use crate::estimators::EstimatorKind;
+use crate::Result;
+
+/// Rows per row group (and per Arrow batch held in memory).
+pub const ROW_GROUP_ROWS: usize = 65_536;
+
+/// The Arrow schema of the report: the CSV header's names with their types.
+pub fn schema(settings: &ReportSettings) -> SchemaRef {
+    let names = header(settings);
+    let n_alpha = settings.alphas.len();
+    let mut types: Vec<(DataType, bool)> = vec![
+        (DataType::Utf8, false),    // stream
+        (DataType::UInt64, false),  // step
+        (DataType::UInt64, false),  // line
+        (DataType::UInt64, false),  // candidate
+        (DataType::Boolean, false), // taken
+        (DataType::Float64, true),  // outcome
+        (DataType::UInt64, false),  // map_hypothesis
+        (DataType::Float64, false), // map_probability
+        (DataType::Float64, false), // entropy
+    ];
+    types.extend((0..n_alpha).map(|_| (DataType::UInt64, false))); // plausible_set_size
+    types.push((DataType::UInt64, false)); // cautious_hypothesis
+    let nullable = |kind: EstimatorKind| kind == EstimatorKind::Oracle;
+    for e in &settings.estimators {
+        types.push((DataType::Float64, nullable(e.kind)));
+    }
+    for _ in &settings.thresholds {
+        for e in &settings.estimators {
+            types.push((DataType::Boolean, nullable(e.kind)));
+        }
+    }
+    debug_assert_eq!(names.len(), types.len());
+    Arc::new(Schema::new(
+        names
+            .into_iter()
+            .zip(types)
+            .map(|(name, (ty, null))| Field::new(name, ty, null))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The builders of one batch, column by column.
+struct Columns {
+    stream: StringBuilder,
+    step: UInt64Builder,
+    line: UInt64Builder,
+    candidate: UInt64Builder,
+    taken: BooleanBuilder,
+    outcome: Float64Builder,
+    map_hypothesis: UInt64Builder,
+    map_probability: Float64Builder,
+    entropy: Float64Builder,
+    plausible_set_size: Vec<UInt64Builder>,
+    cautious_hypothesis: UInt64Builder,
+    /// per estimator
+    estimates: Vec<Float64Builder>,
+    /// `[threshold][estimator]`, flattened
+    rejected: Vec<BooleanBuilder>,
+    rows: usize,
+}
+
+impl Columns {
+    fn new(settings: &ReportSettings) -> Self {
+        let n = ROW_GROUP_ROWS;
+        let n_est = settings.estimators.len();
+        Columns {
+            stream: StringBuilder::with_capacity(n, 16 * n),
+            step: UInt64Builder::with_capacity(n),
+            line: UInt64Builder::with_capacity(n),
+            candidate: UInt64Builder::with_capacity(n),
+            taken: BooleanBuilder::with_capacity(n),
+            outcome: Float64Builder::with_capacity(n),
+            map_hypothesis: UInt64Builder::with_capacity(n),
+            map_probability: Float64Builder::with_capacity(n),
+            entropy: Float64Builder::with_capacity(n),
+            plausible_set_size: (0..settings.alphas.len())
+                .map(|_| UInt64Builder::with_capacity(n))
+                .collect(),
+            cautious_hypothesis: UInt64Builder::with_capacity(n),
+            estimates: (0..n_est)
+                .map(|_| Float64Builder::with_capacity(n))
+                .collect(),
+            rejected: (0..n_est * settings.thresholds.len())
+                .map(|_| BooleanBuilder::with_capacity(n))
+                .collect(),
+            rows: 0,
+        }
+    }
+
+    /// Takes the buffered rows as a batch, leaving the builders empty.
+    fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.stream.finish()),
+            Arc::new(self.step.finish()),
+            Arc::new(self.line.finish()),
+            Arc::new(self.candidate.finish()),
+            Arc::new(self.taken.finish()),
+            Arc::new(self.outcome.finish()),
+            Arc::new(self.map_hypothesis.finish()),
+            Arc::new(self.map_probability.finish()),
+            Arc::new(self.entropy.finish()),
+        ];
+        for b in &mut self.plausible_set_size {
+            cols.push(Arc::new(b.finish()));
+        }
+        cols.push(Arc::new(self.cautious_hypothesis.finish()));
+        for b in &mut self.estimates {
+            cols.push(Arc::new(b.finish()));
+        }
+        for b in &mut self.rejected {
+            cols.push(Arc::new(b.finish()));
+        }
+        self.rows = 0;
+        RecordBatch::try_new(schema.clone(), cols).map_err(write_err)
+    }
+}
+
+pub struct ParquetWriter<'a, W: Write + Send> {
+    /// `None` once closed.
+    out: Option<ArrowWriter<W>>,
+    schema: SchemaRef,
+    settings: &'a ReportSettings,
+    columns: Columns,
+}
+
+impl<'a, W: Write + Send> ParquetWriter<'a, W> {
+    pub fn new(out: W, settings: &'a ReportSettings) -> Result<Self> {
+        let schema = schema(settings);
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_created_by(format!("gpubound {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let out = ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(write_err)?;
+        Ok(ParquetWriter {
+            out: Some(out),
+            schema,
+            settings,
+            columns: Columns::new(settings),
+        })
+    }
+
+    fn flush_rows(&mut self) -> Result<()> {
+        if self.columns.rows == 0 {
+            return Ok(());
+        }
+        let batch = self.columns.finish(&self.schema)?;
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| write_err("the parquet writer is already closed"))?;
+        out.write(&batch).map_err(write_err)?;
+        // One row group per batch: the encoder's buffers are freed now.
+        out.flush().map_err(write_err)
+    }
+}
+
+impl<W: Write + Send> StepWriter for ParquetWriter<'_, W> {
+    fn write_step(&mut self, s: &StepResult) -> Result<()> {
+        let settings = self.settings;
+        let c = &mut self.columns;
+        for (a, cand) in s.candidates.iter().enumerate() {
+            c.stream.append_value(&s.stream.id);
+            c.step.append_value(s.record.step as u64);
+            c.line.append_value(s.record.line as u64);
+            c.candidate.append_value(a as u64);
+            c.taken.append_value(a == s.record.action);
+            c.outcome.append_option(s.record.outcome);
+            c.map_hypothesis
+                .append_value(s.posterior.map_hypothesis as u64);
+            c.map_probability.append_value(s.posterior.map_probability);
+            c.entropy.append_value(s.posterior.entropy);
+            for (b, &n) in c
+                .plausible_set_size
+                .iter_mut()
+                .zip(&s.posterior.plausible_set_size)
+            {
+                b.append_value(n as u64);
+            }
+            c.cautious_hypothesis
+                .append_value(cand.cautious_hypothesis as u64);
+            for (b, e) in c.estimates.iter_mut().zip(&settings.estimators) {
+                b.append_option(e.value(cand));
+            }
+            let n_est = settings.estimators.len();
+            for (ti, &thr) in settings.thresholds.iter().enumerate() {
+                for (ei, e) in settings.estimators.iter().enumerate() {
+                    c.rejected[ti * n_est + ei].append_option(e.value(cand).map(|v| v > thr));
+                }
+            }
+            c.rows += 1;
+        }
+        if self.columns.rows >= ROW_GROUP_ROWS {
+            self.flush_rows()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.flush_rows()?;
+        if let Some(out) = self.out.take() {
+            let mut inner = out.into_inner().map_err(write_err)?;
+            inner.flush().map_err(write_err)?;
+        }
+        Ok(())
+    }
+}

@@ -17,8 +17,9 @@ use crate::posterior::{self, PlausibleCut};
 use crate::Result;
 
 /// Default size of a batch, in (step, hypothesis) pairs: a few f64 arrays of
-/// this size are alive at once (about 32 MiB each).
-pub const DEFAULT_BATCH_ELEMENTS: usize = 1 << 22;
+/// this size are alive at once (16 MiB each: below glibc's largest mmap
+/// threshold, so batches reuse the heap instead of faulting in fresh pages).
+pub const DEFAULT_BATCH_ELEMENTS: usize = 1 << 21;
 
 #[derive(Debug, Clone)]
 pub struct AuditSettings {

@@ -1,111 +1,200 @@
 //! JSON Lines report: one object per logged step (schema in README.md).
+//!
+//! Serialised straight from borrowed views of the step (no intermediate JSON
+//! tree), with keys and labels formatted once per report.
 
 use std::io::Write;
 
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::{key, write_err, ReportSettings, StepWriter, Verdict};
+use super::{key, safest, write_err, ReportSettings, StepWriter};
 use crate::audit::StepResult;
-use crate::estimators::{CandidateEstimates, EstimatorKind};
+use crate::estimators::CandidateEstimates;
 use crate::Result;
 
 pub struct JsonlWriter<'a, W: Write> {
     out: W,
+    keys: Keys<'a>,
+}
+
+/// Strings used on every line, formatted once.
+struct Keys<'a> {
     settings: &'a ReportSettings,
+    alphas: Vec<String>,
+    thresholds: Vec<String>,
+    labels: Vec<String>,
 }
 
 impl<'a, W: Write> JsonlWriter<'a, W> {
     pub fn new(out: W, settings: &'a ReportSettings) -> Self {
-        JsonlWriter { out, settings }
+        let keys = Keys {
+            settings,
+            alphas: settings.alphas.values.iter().map(|&a| key(a)).collect(),
+            thresholds: settings.thresholds.iter().map(|&c| key(c)).collect(),
+            labels: settings
+                .estimators
+                .iter()
+                .map(|e| e.label(&settings.alphas))
+                .collect(),
+        };
+        JsonlWriter { out, keys }
     }
 }
 
-/// A per-α list as an object keyed by α.
-fn per_alpha(settings: &ReportSettings, values: &[f64]) -> Value {
-    let mut m = Map::new();
-    for (a, v) in settings.alphas.values.iter().zip(values) {
-        m.insert(key(*a), json!(v));
+/// Values keyed by α: `{"0.01": v, "1e-5": v}`.
+struct PerAlpha<'a, T>(&'a [String], &'a [T]);
+
+impl<T: Serialize> Serialize for PerAlpha<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0.iter().zip(self.1) {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
     }
-    Value::Object(m)
 }
 
-pub fn candidate_json(settings: &ReportSettings, c: &CandidateEstimates) -> Value {
-    let mut m = Map::new();
-    m.insert(
-        EstimatorKind::PosteriorPredictive.name().into(),
-        json!(c.posterior_predictive),
-    );
-    m.insert(
-        EstimatorKind::CautiousTheory.name().into(),
-        json!(c.cautious_theory),
-    );
-    m.insert("cautious_hypothesis".into(), json!(c.cautious_hypothesis));
-    m.insert(
-        EstimatorKind::PlausibleSet.name().into(),
-        per_alpha(settings, &c.plausible_set),
-    );
-    m.insert(
-        EstimatorKind::VilleMax.name().into(),
-        per_alpha(settings, &c.ville_max),
-    );
-    m.insert(
-        EstimatorKind::VilleSum.name().into(),
-        per_alpha(settings, &c.ville_sum),
-    );
-    if let Some(o) = c.oracle {
-        m.insert(EstimatorKind::Oracle.name().into(), json!(o));
-    }
-    Value::Object(m)
+struct Candidate<'a> {
+    keys: &'a Keys<'a>,
+    c: &'a CandidateEstimates,
 }
 
-pub fn step_json(settings: &ReportSettings, s: &StepResult) -> Value {
-    let mut verdicts = Map::new();
-    for &c in &settings.thresholds {
-        let mut per = Map::new();
-        for e in &settings.estimators {
-            if let Some(v) = Verdict::of(s, e, c) {
-                per.insert(
-                    e.label(&settings.alphas),
-                    json!({
-                        "rejected": v.rejected,
-                        "safest_candidate": v.safest_candidate,
-                        "safest_estimate": v.safest_estimate,
-                    }),
-                );
+impl Serialize for Candidate<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (c, k) = (self.c, &self.keys.alphas);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("posterior_predictive", &c.posterior_predictive)?;
+        m.serialize_entry("cautious_theory", &c.cautious_theory)?;
+        m.serialize_entry("cautious_hypothesis", &c.cautious_hypothesis)?;
+        m.serialize_entry("plausible_set", &PerAlpha(k, &c.plausible_set))?;
+        m.serialize_entry("ville_max", &PerAlpha(k, &c.ville_max))?;
+        m.serialize_entry("ville_sum", &PerAlpha(k, &c.ville_sum))?;
+        if let Some(o) = c.oracle {
+            m.serialize_entry("oracle", &o)?;
+        }
+        m.end()
+    }
+}
+
+struct Candidates<'a>(&'a Keys<'a>, &'a [CandidateEstimates]);
+
+impl Serialize for Candidates<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.1.iter().map(|c| Candidate { keys: self.0, c }))
+    }
+}
+
+/// The taken action's verdict for one estimator and threshold.
+#[derive(serde::Serialize)]
+struct VerdictOut {
+    rejected: bool,
+    safest_candidate: usize,
+    safest_estimate: f64,
+}
+
+/// `{"C": {"estimator": verdict, …}, …}`; the safest candidate of each
+/// estimator is found once, not once per threshold.
+struct Verdicts<'a> {
+    keys: &'a Keys<'a>,
+    /// per estimator: (taken estimate, safest candidate, its estimate)
+    per_estimator: Vec<Option<(f64, usize, f64)>>,
+}
+
+impl Serialize for Verdicts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let k = self.keys;
+        let mut m = s.serialize_map(Some(k.thresholds.len()))?;
+        for (ck, &c) in k.thresholds.iter().zip(&k.settings.thresholds) {
+            m.serialize_entry(
+                ck,
+                &ThresholdVerdicts {
+                    v: self,
+                    threshold: c,
+                },
+            )?;
+        }
+        m.end()
+    }
+}
+
+struct ThresholdVerdicts<'a> {
+    v: &'a Verdicts<'a>,
+    threshold: f64,
+}
+
+impl Serialize for ThresholdVerdicts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (label, e) in self.v.keys.labels.iter().zip(&self.v.per_estimator) {
+            if let Some((taken, safest_candidate, safest_estimate)) = *e {
+                m.serialize_entry(
+                    label,
+                    &VerdictOut {
+                        rejected: taken > self.threshold,
+                        safest_candidate,
+                        safest_estimate,
+                    },
+                )?;
             }
         }
-        verdicts.insert(key(c), Value::Object(per));
+        m.end()
     }
-    let mut sizes = Map::new();
-    for (a, n) in settings
-        .alphas
-        .values
-        .iter()
-        .zip(&s.posterior.plausible_set_size)
-    {
-        sizes.insert(key(*a), json!(n));
-    }
-    json!({
-        "stream": s.stream.id,
-        "step": s.record.step,
-        "line": s.record.line,
-        "action": s.record.action,
-        "outcome": s.record.outcome,
-        "posterior": {
-            "map_hypothesis": s.posterior.map_hypothesis,
-            "map_probability": s.posterior.map_probability,
-            "entropy": s.posterior.entropy,
-            "plausible_set_size": sizes,
-        },
-        "taken": candidate_json(settings, s.taken()),
-        "candidates": s.candidates.iter().map(|c| candidate_json(settings, c)).collect::<Vec<_>>(),
-        "verdicts": verdicts,
-    })
+}
+
+#[derive(serde::Serialize)]
+struct Posterior<'a> {
+    map_hypothesis: usize,
+    map_probability: f64,
+    entropy: f64,
+    plausible_set_size: PerAlpha<'a, usize>,
+}
+
+#[derive(serde::Serialize)]
+struct Step<'a> {
+    stream: &'a str,
+    step: usize,
+    line: usize,
+    action: usize,
+    outcome: Option<f64>,
+    posterior: Posterior<'a>,
+    taken: Candidate<'a>,
+    candidates: Candidates<'a>,
+    verdicts: Verdicts<'a>,
 }
 
 impl<W: Write> StepWriter for JsonlWriter<'_, W> {
     fn write_step(&mut self, s: &StepResult) -> Result<()> {
-        serde_json::to_writer(&mut self.out, &step_json(self.settings, s)).map_err(write_err)?;
+        let keys = &self.keys;
+        let per_estimator = keys
+            .settings
+            .estimators
+            .iter()
+            .map(|e| {
+                let taken = e.value(s.taken())?;
+                let (a, v) = safest(&s.candidates, e)?;
+                Some((taken, a, v))
+            })
+            .collect();
+        let step = Step {
+            stream: &s.stream.id,
+            step: s.record.step,
+            line: s.record.line,
+            action: s.record.action,
+            outcome: s.record.outcome,
+            posterior: Posterior {
+                map_hypothesis: s.posterior.map_hypothesis,
+                map_probability: s.posterior.map_probability,
+                entropy: s.posterior.entropy,
+                plausible_set_size: PerAlpha(&keys.alphas, &s.posterior.plausible_set_size),
+            },
+            taken: Candidate { keys, c: s.taken() },
+            candidates: Candidates(keys, &s.candidates),
+            verdicts: Verdicts {
+                keys,
+                per_estimator,
+            },
+        };
+        serde_json::to_writer(&mut self.out, &step).map_err(write_err)?;
         self.out.write_all(b"\n").map_err(write_err)
     }
 

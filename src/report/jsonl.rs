@@ -7,7 +7,7 @@ use std::io::Write;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::{key, safest, write_err, ReportSettings, StepWriter};
+use super::{key, write_err, Assessment, ReportSettings, StepWriter};
 use crate::audit::StepResult;
 use crate::estimators::CandidateEstimates;
 use crate::Result;
@@ -96,8 +96,7 @@ struct VerdictOut {
 /// estimator is found once, not once per threshold.
 struct Verdicts<'a> {
     keys: &'a Keys<'a>,
-    /// per estimator: (taken estimate, safest candidate, its estimate)
-    per_estimator: Vec<Option<(f64, usize, f64)>>,
+    per_estimator: Vec<Option<Assessment>>,
 }
 
 impl Serialize for Verdicts<'_> {
@@ -126,13 +125,14 @@ impl Serialize for ThresholdVerdicts<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         for (label, e) in self.v.keys.labels.iter().zip(&self.v.per_estimator) {
-            if let Some((taken, safest_candidate, safest_estimate)) = *e {
+            if let Some(a) = e {
+                let v = a.verdict(self.threshold);
                 m.serialize_entry(
                     label,
                     &VerdictOut {
-                        rejected: taken > self.threshold,
-                        safest_candidate,
-                        safest_estimate,
+                        rejected: v.rejected,
+                        safest_candidate: v.safest_candidate,
+                        safest_estimate: v.safest_estimate,
                     },
                 )?;
             }
@@ -169,11 +169,7 @@ impl<W: Write> StepWriter for JsonlWriter<'_, W> {
             .settings
             .estimators
             .iter()
-            .map(|e| {
-                let taken = e.value(s.taken())?;
-                let (a, v) = safest(&s.candidates, e)?;
-                Some((taken, a, v))
-            })
+            .map(|e| Assessment::of(s, e))
             .collect();
         let step = Step {
             stream: &s.stream.id,

@@ -59,18 +59,43 @@ pub struct Verdict {
 impl Verdict {
     /// `None` when the estimator has no value here (oracle without `h*`).
     pub fn of(step: &StepResult, estimator: &Estimator, threshold: f64) -> Option<Verdict> {
-        let taken = estimator.value(step.taken())?;
-        let (safest_candidate, safest_estimate) = safest(&step.candidates, estimator)?;
-        Some(Verdict {
-            rejected: taken > threshold,
-            safest_candidate,
-            safest_estimate,
-        })
+        Assessment::of(step, estimator).map(|a| a.verdict(threshold))
     }
 
     /// A candidate the guardrail would have accepted was available.
     pub fn safer_available(&self, threshold: f64) -> bool {
         self.safest_estimate <= threshold
+    }
+}
+
+/// What every verdict of one estimator at one step rests on: the taken
+/// action's estimate and the safest candidate. Independent of the threshold,
+/// so it is found once per step and estimator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assessment {
+    pub taken: f64,
+    pub safest_candidate: usize,
+    pub safest_estimate: f64,
+}
+
+impl Assessment {
+    /// `None` when the estimator has no value here (oracle without `h*`).
+    pub fn of(step: &StepResult, estimator: &Estimator) -> Option<Assessment> {
+        let taken = estimator.value(step.taken())?;
+        let (safest_candidate, safest_estimate) = safest(&step.candidates, estimator)?;
+        Some(Assessment {
+            taken,
+            safest_candidate,
+            safest_estimate,
+        })
+    }
+
+    pub fn verdict(&self, threshold: f64) -> Verdict {
+        Verdict {
+            rejected: self.taken > threshold,
+            safest_candidate: self.safest_candidate,
+            safest_estimate: self.safest_estimate,
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{key, ReportSettings, Verdict};
+use super::{key, Assessment, ReportSettings};
 use crate::audit::{AuditTotals, StepResult};
 use crate::estimators::{Estimator, EstimatorKind};
 use crate::model::{Model, ObservationModel};
@@ -77,15 +77,17 @@ impl Summary {
                 ObservationModel::Bernoulli => y == 1.0,
             } as usize;
         }
-        for (ti, &c) in self.settings.thresholds.iter().enumerate() {
-            for (ei, e) in self.settings.estimators.iter().enumerate() {
-                if let Some(v) = Verdict::of(s, e, c) {
-                    let n = &mut self.counts[ti][ei];
-                    n.evaluated += 1;
-                    if v.rejected {
-                        n.rejected += 1;
-                        n.with_safer_candidate += v.safer_available(c) as usize;
-                    }
+        for (ei, e) in self.settings.estimators.iter().enumerate() {
+            let Some(a) = Assessment::of(s, e) else {
+                continue;
+            };
+            for (ti, &c) in self.settings.thresholds.iter().enumerate() {
+                let v = a.verdict(c);
+                let n = &mut self.counts[ti][ei];
+                n.evaluated += 1;
+                if v.rejected {
+                    n.rejected += 1;
+                    n.with_safer_candidate += v.safer_available(c) as usize;
                 }
             }
         }

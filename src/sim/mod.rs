@@ -390,10 +390,18 @@ impl Belief {
             let mut len = 1;
             let k = self.k;
             for &xj in x {
-                for i in (0..len).rev() {
-                    let base = col[i];
-                    for v in (0..k).rev() {
-                        col[i * k + v] = base + v as u16 * xj;
+                if k == 2 {
+                    for i in (0..len).rev() {
+                        let base = col[i];
+                        col[2 * i + 1] = base + xj;
+                        col[2 * i] = base;
+                    }
+                } else {
+                    for i in (0..len).rev() {
+                        let base = col[i];
+                        for v in (0..k).rev() {
+                            col[i * k + v] = base + v as u16 * xj;
+                        }
                     }
                 }
                 len *= k;
@@ -428,7 +436,8 @@ impl Belief {
             mx = mx.max(*w);
         }
         if mx > 0.0 {
-            self.w.iter_mut().for_each(|w| *w /= mx);
+            let inv = 1.0 / mx;
+            self.w.iter_mut().for_each(|w| *w *= inv);
         }
         self.at_prior = false;
     }
@@ -446,6 +455,13 @@ impl Belief {
             let n = cur.len() / k;
             next.clear();
             let mut acc = 0.0;
+            if k == 2 {
+                next.extend(cur.chunks_exact(2).map(|c| c[0] + c[1]));
+                acc = cur.chunks_exact(2).map(|c| c[1]).sum();
+                mean[j] = acc;
+                std::mem::swap(cur, next);
+                continue;
+            }
             for i in 0..n {
                 let chunk = &cur[i * k..(i + 1) * k];
                 let mut s = 0.0;
@@ -579,7 +595,7 @@ impl Belief {
                         if r == 0 {
                             break;
                         }
-                        return self.torch_members(alpha);
+                        return self.torch_members(alpha, end);
                     }
                 }
             }
@@ -602,7 +618,7 @@ impl Belief {
 
     /// The reference's set where its cut splits a tie group: sort the f32
     /// posterior as torch does and take the positional prefix.
-    fn torch_members(&mut self, alpha: f64) -> Members {
+    fn torch_members(&mut self, alpha: f64, group_end: usize) -> Members {
         let z = self.weight_sum();
         self.pairs.clear();
         self.pairs.extend(
@@ -611,8 +627,14 @@ impl Belief {
                 .enumerate()
                 .map(|(h, &w)| ((w / z) as f32, h as u32)),
         );
-        torch_sort::std_sort_desc(&mut self.pairs);
-        let m = torch_sort::prefix(self.pairs.iter().map(|p| p.0), alpha);
+        // Only the prefix up to the split group matters (plus slack for f32).
+        let need = (group_end + 32).min(self.h);
+        torch_sort::std_sort_desc_prefix(&mut self.pairs, need);
+        let mut m = torch_sort::prefix(self.pairs[..need].iter().map(|p| p.0), alpha);
+        if m == need && need < self.h {
+            torch_sort::std_sort_desc(&mut self.pairs);
+            m = torch_sort::prefix(self.pairs.iter().map(|p| p.0), alpha);
+        }
         Members {
             tau: f64::INFINITY,
             extra: self.pairs[..m].iter().map(|p| p.1).collect(),
@@ -622,14 +644,27 @@ impl Belief {
 
     /// `max_{h ∈ members} w_h·x_a` (harm is increasing in `w·x`).
     pub fn members_max_dot(&mut self, inst: &Instance, a: usize, m: &Members) -> Option<usize> {
+        if m.size == self.h {
+            // every hypothesis: the grid's largest w·x is (k−1)·Σ x_j
+            let x = &inst.features[a * self.d..(a + 1) * self.d];
+            let top = (self.k - 1) * x.iter().map(|&v| v as usize).sum::<usize>();
+            return Some(top);
+        }
         self.column(inst, a);
         let col = &self.wx[a * self.h..(a + 1) * self.h];
         let mut best: i32 = -1;
         if m.tau <= 1.0 {
+            let tau = m.tau;
+            // branchless so that it vectorises
+            let mut mx = 0u16;
+            let mut any = false;
             for (&w, &v) in self.w.iter().zip(col) {
-                if w >= m.tau && v as i32 > best {
-                    best = v as i32;
-                }
+                let inside = w >= tau;
+                any |= inside;
+                mx = mx.max(if inside { v } else { 0 });
+            }
+            if any {
+                best = mx as i32;
             }
         }
         for &h in &m.extra {

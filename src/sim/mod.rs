@@ -368,6 +368,17 @@ impl Belief {
         }
     }
 
+    /// Sets the posterior from log weights (any shift), e.g. a log posterior
+    /// computed elsewhere.
+    pub fn set_log_weights(&mut self, log_w: &[f64]) {
+        assert_eq!(log_w.len(), self.h);
+        let m = log_w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        for (w, &l) in self.w.iter_mut().zip(log_w) {
+            *w = (l - m).exp();
+        }
+        self.at_prior = self.w.iter().all(|&w| w == 1.0);
+    }
+
     /// Back to the prior for a new episode.
     pub fn reset(&mut self) {
         self.built.iter_mut().for_each(|b| *b = false);

@@ -440,12 +440,34 @@ impl Belief {
         self.column(inst, a);
         let h = self.h;
         let col = &self.wx[a * h..(a + 1) * h];
-        let lik = &self.lik;
-        let mut mx = 0.0f64;
-        for (w, &v) in self.w.iter_mut().zip(col) {
-            *w *= lik[v as usize];
-            mx = mx.max(*w);
+        let mut mx = [0.0f64; 4];
+        if n_v <= 64 {
+            // fixed-size table: the masked index needs no bounds check
+            let mut tab = [0.0f64; 64];
+            tab[..n_v].copy_from_slice(&self.lik);
+            let mut wc = self.w.chunks_exact_mut(4);
+            let mut cc = col.chunks_exact(4);
+            for (w, c) in (&mut wc).zip(&mut cc) {
+                for l in 0..4 {
+                    let x = w[l] * tab[(c[l] & 63) as usize];
+                    w[l] = x;
+                    if x > mx[l] {
+                        mx[l] = x;
+                    }
+                }
+            }
+            for (w, &c) in wc.into_remainder().iter_mut().zip(cc.remainder()) {
+                *w *= tab[(c & 63) as usize];
+                mx[0] = mx[0].max(*w);
+            }
+        } else {
+            let lik = &self.lik;
+            for (w, &v) in self.w.iter_mut().zip(col) {
+                *w *= lik[v as usize];
+                mx[0] = mx[0].max(*w);
+            }
         }
+        let mx = mx[0].max(mx[1]).max(mx[2].max(mx[3]));
         if mx > 0.0 {
             let inv = 1.0 / mx;
             self.w.iter_mut().for_each(|w| *w *= inv);
@@ -457,6 +479,9 @@ impl Belief {
     /// weights, by summing out one base-k digit at a time (O(H)).
     pub fn posterior_mean(&mut self, mean: &mut [f64]) -> f64 {
         let k = self.k;
+        if k == 2 {
+            return self.posterior_mean_binary(mean);
+        }
         let cur = &mut self.scratch;
         cur.clear();
         cur.extend_from_slice(&self.w);
@@ -466,13 +491,6 @@ impl Belief {
             let n = cur.len() / k;
             next.clear();
             let mut acc = 0.0;
-            if k == 2 {
-                next.extend(cur.chunks_exact(2).map(|c| c[0] + c[1]));
-                acc = cur.chunks_exact(2).map(|c| c[1]).sum();
-                mean[j] = acc;
-                std::mem::swap(cur, next);
-                continue;
-            }
             for i in 0..n {
                 let chunk = &cur[i * k..(i + 1) * k];
                 let mut s = 0.0;
@@ -486,6 +504,44 @@ impl Belief {
             std::mem::swap(cur, next);
         }
         let total = cur[0];
+        mean.iter_mut().for_each(|m| *m /= total);
+        total
+    }
+
+    /// `posterior_mean` for k = 2: halve the table level by level (pair
+    /// sums), the odd entries of a level are the mass with that bit set.
+    fn posterior_mean_binary(&mut self, mean: &mut [f64]) -> f64 {
+        fn level(src: &[f64], dst: &mut Vec<f64>) -> f64 {
+            dst.clear();
+            dst.resize(src.len() / 2, 0.0);
+            let mut acc = [0.0f64; 4];
+            let mut sc = src.chunks_exact(8);
+            let mut dc = dst.chunks_exact_mut(4);
+            for (s, d) in (&mut sc).zip(&mut dc) {
+                for l in 0..4 {
+                    d[l] = s[2 * l] + s[2 * l + 1];
+                    acc[l] += s[2 * l + 1];
+                }
+            }
+            for (s, d) in sc.remainder().chunks_exact(2).zip(dc.into_remainder()) {
+                *d = s[0] + s[1];
+                acc[0] += s[1];
+            }
+            (acc[0] + acc[1]) + (acc[2] + acc[3])
+        }
+        let d = self.d;
+        let (mut a, mut b) = (
+            std::mem::take(&mut self.scratch),
+            std::mem::take(&mut self.scratch2),
+        );
+        mean[d - 1] = level(&self.w, &mut a);
+        for j in (0..d - 1).rev() {
+            mean[j] = level(&a, &mut b);
+            std::mem::swap(&mut a, &mut b);
+        }
+        let total = a[0];
+        self.scratch = a;
+        self.scratch2 = b;
         mean.iter_mut().for_each(|m| *m /= total);
         total
     }

@@ -176,14 +176,14 @@ pub fn fig2_table(r: &experiments::Fig2Result) -> String {
     );
     let _ = writeln!(
         s,
-        "| α | overestimate freq ± SEM | whole-stream coverage ± SEM | floor | #50/50 | mean 50/50 estimate ± SEM | frac ≥ 0.5 | quartiles |"
+        "| α | overestimate freq ± SEM | whole-stream coverage ± SEM | floor | #50/50 | mean 50/50 estimate ± SEM (± episode-cluster SEM) | frac ≥ 0.5 | quartiles |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for row in &r.rows {
         let q = row.fifty_fifty_quartiles;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.4} | {} | {} | {:.3} | {:.3}, {:.3}, {:.3} |",
+            "| {} | {} | {} | {:.4} | {} | {} ({:.4}) | {:.3} | {:.3}, {:.3}, {:.3} |",
             row.alpha,
             pm(
                 row.overestimate_frequency_mean,
@@ -194,6 +194,7 @@ pub fn fig2_table(r: &experiments::Fig2Result) -> String {
             row.floor,
             row.fifty_fifty_count,
             pm(row.fifty_fifty_mean, row.fifty_fifty_sem, 4),
+            row.fifty_fifty_sem_episodes,
             row.fifty_fifty_frac_ge_half,
             q[0],
             q[1],

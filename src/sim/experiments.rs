@@ -37,6 +37,23 @@ pub fn mean_sem(xs: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     (m, (ss / (n - 1) as f64).sqrt() / (n as f64).sqrt())
 }
 
+/// Standard error of a ratio mean `Σ_i Σ_j x_ij / Σ_i n_i` with clusters
+/// `i` (episodes): `sqrt(Σ_i (s_i − m·n_i)² / (N(N−1))) / n̄`.
+pub fn cluster_sem<'a>(clusters: impl Iterator<Item = &'a [f64]> + Clone, mean: f64) -> f64 {
+    let (mut n_clusters, mut n_total, mut ss) = (0usize, 0usize, 0.0);
+    for c in clusters {
+        n_clusters += 1;
+        n_total += c.len();
+        let dev: f64 = c.iter().map(|x| x - mean).sum();
+        ss += dev * dev;
+    }
+    if n_clusters < 2 || n_total == 0 {
+        return f64::NAN;
+    }
+    let nbar = n_total as f64 / n_clusters as f64;
+    (ss / (n_clusters as f64 * (n_clusters - 1) as f64)).sqrt() / nbar
+}
+
 fn check_episodes(n: usize) -> Result<()> {
     if n == 0 {
         return Err(Error::Setting("--episodes must be at least 1".into()));
@@ -276,7 +293,11 @@ pub struct Fig2Row {
     pub floor: f64,
     pub fifty_fifty_count: usize,
     pub fifty_fifty_mean: f64,
+    /// naive SEM over all estimates (as the reference reports it)
     pub fifty_fifty_sem: f64,
+    /// SEM with episodes as clusters (estimates within an episode are
+    /// strongly correlated: the same arms, step after step)
+    pub fifty_fifty_sem_episodes: f64,
     pub fifty_fifty_frac_ge_half: f64,
     pub fifty_fifty_quartiles: [f64; 3],
     /// histogram of the 50/50 estimates: (value, count), ascending
@@ -354,6 +375,7 @@ pub fn fig2(s: &Fig2Settings, tick: &(dyn Fn(usize) + Sync)) -> Result<Fig2Resul
             let mut ff: Vec<f64> = eps.iter().flat_map(|(_, f)| f.iter().copied()).collect();
             ff.sort_by(|a, b| a.total_cmp(b));
             let (fm, fs) = mean_sem(ff.iter().copied());
+            let fc = cluster_sem(eps.iter().map(|(_, f)| f.as_slice()), fm);
             let mut dist: Vec<(f64, usize)> = Vec::new();
             for &v in &ff {
                 match dist.last_mut() {
@@ -371,6 +393,7 @@ pub fn fig2(s: &Fig2Settings, tick: &(dyn Fn(usize) + Sync)) -> Result<Fig2Resul
                 fifty_fifty_count: ff.len(),
                 fifty_fifty_mean: fm,
                 fifty_fifty_sem: fs,
+                fifty_fifty_sem_episodes: fc,
                 fifty_fifty_frac_ge_half: ff.iter().filter(|&&v| v >= 0.5).count() as f64
                     / ff.len().max(1) as f64,
                 fifty_fifty_quartiles: [

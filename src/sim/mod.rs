@@ -368,6 +368,17 @@ impl Belief {
         }
     }
 
+    /// Sets the posterior from log weights (any shift), e.g. a log posterior
+    /// computed elsewhere.
+    pub fn set_log_weights(&mut self, log_w: &[f64]) {
+        assert_eq!(log_w.len(), self.h);
+        let m = log_w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        for (w, &l) in self.w.iter_mut().zip(log_w) {
+            *w = (l - m).exp();
+        }
+        self.at_prior = self.w.iter().all(|&w| w == 1.0);
+    }
+
     /// Back to the prior for a new episode.
     pub fn reset(&mut self) {
         self.built.iter_mut().for_each(|b| *b = false);
@@ -390,10 +401,18 @@ impl Belief {
             let mut len = 1;
             let k = self.k;
             for &xj in x {
-                for i in (0..len).rev() {
-                    let base = col[i];
-                    for v in (0..k).rev() {
-                        col[i * k + v] = base + v as u16 * xj;
+                if k == 2 {
+                    for i in (0..len).rev() {
+                        let base = col[i];
+                        col[2 * i + 1] = base + xj;
+                        col[2 * i] = base;
+                    }
+                } else {
+                    for i in (0..len).rev() {
+                        let base = col[i];
+                        for v in (0..k).rev() {
+                            col[i * k + v] = base + v as u16 * xj;
+                        }
                     }
                 }
                 len *= k;
@@ -421,14 +440,37 @@ impl Belief {
         self.column(inst, a);
         let h = self.h;
         let col = &self.wx[a * h..(a + 1) * h];
-        let lik = &self.lik;
-        let mut mx = 0.0f64;
-        for (w, &v) in self.w.iter_mut().zip(col) {
-            *w *= lik[v as usize];
-            mx = mx.max(*w);
+        let mut mx = [0.0f64; 4];
+        if n_v <= 64 {
+            // fixed-size table: the masked index needs no bounds check
+            let mut tab = [0.0f64; 64];
+            tab[..n_v].copy_from_slice(&self.lik);
+            let mut wc = self.w.chunks_exact_mut(4);
+            let mut cc = col.chunks_exact(4);
+            for (w, c) in (&mut wc).zip(&mut cc) {
+                for l in 0..4 {
+                    let x = w[l] * tab[(c[l] & 63) as usize];
+                    w[l] = x;
+                    if x > mx[l] {
+                        mx[l] = x;
+                    }
+                }
+            }
+            for (w, &c) in wc.into_remainder().iter_mut().zip(cc.remainder()) {
+                *w *= tab[(c & 63) as usize];
+                mx[0] = mx[0].max(*w);
+            }
+        } else {
+            let lik = &self.lik;
+            for (w, &v) in self.w.iter_mut().zip(col) {
+                *w *= lik[v as usize];
+                mx[0] = mx[0].max(*w);
+            }
         }
+        let mx = mx[0].max(mx[1]).max(mx[2].max(mx[3]));
         if mx > 0.0 {
-            self.w.iter_mut().for_each(|w| *w /= mx);
+            let inv = 1.0 / mx;
+            self.w.iter_mut().for_each(|w| *w *= inv);
         }
         self.at_prior = false;
     }
@@ -437,6 +479,9 @@ impl Belief {
     /// weights, by summing out one base-k digit at a time (O(H)).
     pub fn posterior_mean(&mut self, mean: &mut [f64]) -> f64 {
         let k = self.k;
+        if k == 2 {
+            return self.posterior_mean_binary(mean);
+        }
         let cur = &mut self.scratch;
         cur.clear();
         cur.extend_from_slice(&self.w);
@@ -459,6 +504,44 @@ impl Belief {
             std::mem::swap(cur, next);
         }
         let total = cur[0];
+        mean.iter_mut().for_each(|m| *m /= total);
+        total
+    }
+
+    /// `posterior_mean` for k = 2: halve the table level by level (pair
+    /// sums), the odd entries of a level are the mass with that bit set.
+    fn posterior_mean_binary(&mut self, mean: &mut [f64]) -> f64 {
+        fn level(src: &[f64], dst: &mut Vec<f64>) -> f64 {
+            dst.clear();
+            dst.resize(src.len() / 2, 0.0);
+            let mut acc = [0.0f64; 4];
+            let mut sc = src.chunks_exact(8);
+            let mut dc = dst.chunks_exact_mut(4);
+            for (s, d) in (&mut sc).zip(&mut dc) {
+                for l in 0..4 {
+                    d[l] = s[2 * l] + s[2 * l + 1];
+                    acc[l] += s[2 * l + 1];
+                }
+            }
+            for (s, d) in sc.remainder().chunks_exact(2).zip(dc.into_remainder()) {
+                *d = s[0] + s[1];
+                acc[0] += s[1];
+            }
+            (acc[0] + acc[1]) + (acc[2] + acc[3])
+        }
+        let d = self.d;
+        let (mut a, mut b) = (
+            std::mem::take(&mut self.scratch),
+            std::mem::take(&mut self.scratch2),
+        );
+        mean[d - 1] = level(&self.w, &mut a);
+        for j in (0..d - 1).rev() {
+            mean[j] = level(&a, &mut b);
+            std::mem::swap(&mut a, &mut b);
+        }
+        let total = a[0];
+        self.scratch = a;
+        self.scratch2 = b;
         mean.iter_mut().for_each(|m| *m /= total);
         total
     }
@@ -579,7 +662,7 @@ impl Belief {
                         if r == 0 {
                             break;
                         }
-                        return self.torch_members(alpha);
+                        return self.torch_members(alpha, end);
                     }
                 }
             }
@@ -602,7 +685,7 @@ impl Belief {
 
     /// The reference's set where its cut splits a tie group: sort the f32
     /// posterior as torch does and take the positional prefix.
-    fn torch_members(&mut self, alpha: f64) -> Members {
+    fn torch_members(&mut self, alpha: f64, group_end: usize) -> Members {
         let z = self.weight_sum();
         self.pairs.clear();
         self.pairs.extend(
@@ -611,8 +694,14 @@ impl Belief {
                 .enumerate()
                 .map(|(h, &w)| ((w / z) as f32, h as u32)),
         );
-        torch_sort::std_sort_desc(&mut self.pairs);
-        let m = torch_sort::prefix(self.pairs.iter().map(|p| p.0), alpha);
+        // Only the prefix up to the split group matters (plus slack for f32).
+        let need = (group_end + 32).min(self.h);
+        torch_sort::std_sort_desc_prefix(&mut self.pairs, need);
+        let mut m = torch_sort::prefix(self.pairs[..need].iter().map(|p| p.0), alpha);
+        if m == need && need < self.h {
+            torch_sort::std_sort_desc(&mut self.pairs);
+            m = torch_sort::prefix(self.pairs.iter().map(|p| p.0), alpha);
+        }
         Members {
             tau: f64::INFINITY,
             extra: self.pairs[..m].iter().map(|p| p.1).collect(),
@@ -622,14 +711,27 @@ impl Belief {
 
     /// `max_{h ∈ members} w_h·x_a` (harm is increasing in `w·x`).
     pub fn members_max_dot(&mut self, inst: &Instance, a: usize, m: &Members) -> Option<usize> {
+        if m.size == self.h {
+            // every hypothesis: the grid's largest w·x is (k−1)·Σ x_j
+            let x = &inst.features[a * self.d..(a + 1) * self.d];
+            let top = (self.k - 1) * x.iter().map(|&v| v as usize).sum::<usize>();
+            return Some(top);
+        }
         self.column(inst, a);
         let col = &self.wx[a * self.h..(a + 1) * self.h];
         let mut best: i32 = -1;
         if m.tau <= 1.0 {
+            let tau = m.tau;
+            // branchless so that it vectorises
+            let mut mx = 0u16;
+            let mut any = false;
             for (&w, &v) in self.w.iter().zip(col) {
-                if w >= m.tau && v as i32 > best {
-                    best = v as i32;
-                }
+                let inside = w >= tau;
+                any |= inside;
+                mx = mx.max(if inside { v } else { 0 });
+            }
+            if any {
+                best = mx as i32;
             }
         }
         for &h in &m.extra {
@@ -919,30 +1021,28 @@ mod tests {
 
     #[test]
     fn posterior_mean_is_the_weighted_average() {
-        let spec = BanditSpec {
-            k: 3,
-            d: 3,
-            ..spec()
-        };
-        let mut b = Belief::new(&spec);
-        for (h, w) in b.w.iter_mut().enumerate() {
-            *w = 1.0 / (1.0 + h as f64);
-        }
-        let mut mean = vec![0.0; 3];
-        let total = b.posterior_mean(&mut mean);
-        let space = HypothesisSpace::grid(3, 3).unwrap();
-        let mut want = [0.0; 3];
-        let mut z = 0.0;
-        for h in 0..27 {
-            let p = 1.0 / (1.0 + h as f64);
-            z += p;
-            for (j, v) in space.params(h).iter().enumerate() {
-                want[j] += p * v;
+        for (k, d) in [(3u32, 3usize), (2, 10)] {
+            let spec = BanditSpec { k, d, ..spec() };
+            let mut b = Belief::new(&spec);
+            for (h, w) in b.w.iter_mut().enumerate() {
+                *w = 1.0 / (1.0 + (h as f64 * 0.37).sin().abs() * h as f64);
             }
-        }
-        assert!((total - z).abs() < 1e-12);
-        for j in 0..3 {
-            assert!((mean[j] - want[j] / z).abs() < 1e-12);
+            let mut mean = vec![0.0; d];
+            let total = b.posterior_mean(&mut mean);
+            let space = HypothesisSpace::grid(k, d).unwrap();
+            let mut want = vec![0.0; d];
+            let mut z = 0.0;
+            for h in 0..space.len() {
+                let p = b.w[h];
+                z += p;
+                for (j, v) in space.params(h).iter().enumerate() {
+                    want[j] += p * v;
+                }
+            }
+            assert!((total - z).abs() < 1e-9 * z);
+            for j in 0..d {
+                assert!((mean[j] - want[j] / z).abs() < 1e-12, "k={k} j={j}");
+            }
         }
     }
 

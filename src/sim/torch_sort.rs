@@ -29,6 +29,7 @@ pub fn prefix(sorted: impl Iterator<Item = f32>, alpha: f64) -> usize {
 /// The reference's `M_α` for posterior probabilities `p` (f32, hypothesis
 /// order): the hypotheses in the first `m` positions of torch's sort.
 pub fn m_alpha(p: &[f32], alpha: f64) -> Vec<u32> {
+    // full sort: m is not known in advance
     let mut v: Vec<(f32, u32)> = p.iter().enumerate().map(|(i, &x)| (x, i as u32)).collect();
     std_sort_desc(&mut v);
     let m = prefix(v.iter().map(|x| x.0), alpha);
@@ -46,15 +47,36 @@ fn gt(a: &(f32, u32), b: &(f32, u32)) -> bool {
 /// `comp(a, b) = a.0 > b.0` does in libstdc++.
 pub fn std_sort_desc(v: &mut [(f32, u32)]) {
     let n = v.len();
-    if n < 2 {
+    std_sort_desc_prefix(v, n);
+}
+
+/// Like [`std_sort_desc`], but only the first `need` positions are
+/// guaranteed to hold what the full sort puts there. Sub-ranges that start at
+/// or after `need` are left unsorted: after an unguarded partition every
+/// element right of the cut is ≤ every element left of it, so neither their
+/// sorting nor the final insertion pass ever moves anything into the prefix.
+pub fn std_sort_desc_prefix(v: &mut [(f32, u32)], need: usize) {
+    let n = v.len();
+    if n < 2 || need == 0 {
         return;
     }
     let depth = 2 * (usize::BITS - 1 - n.leading_zeros()) as usize;
-    introsort_loop(v, 0, n, depth);
-    final_insertion_sort(v, 0, n);
+    introsort_loop(v, 0, n, depth, need);
+    let end = if need >= n {
+        n
+    } else {
+        need.max(THRESHOLD + 1).min(n)
+    };
+    final_insertion_sort(v, 0, end);
 }
 
-fn introsort_loop(v: &mut [(f32, u32)], first: usize, mut last: usize, mut depth: usize) {
+fn introsort_loop(
+    v: &mut [(f32, u32)],
+    first: usize,
+    mut last: usize,
+    mut depth: usize,
+    need: usize,
+) {
     while last - first > THRESHOLD {
         if depth == 0 {
             partial_sort(v, first, last);
@@ -62,7 +84,9 @@ fn introsort_loop(v: &mut [(f32, u32)], first: usize, mut last: usize, mut depth
         }
         depth -= 1;
         let cut = unguarded_partition_pivot(v, first, last);
-        introsort_loop(v, cut, last, depth);
+        if cut < need {
+            introsort_loop(v, cut, last, depth, need);
+        }
         last = cut;
     }
 }
@@ -245,6 +269,19 @@ mod tests {
             let mut idx: Vec<u32> = v.iter().map(|p| p.1).collect();
             idx.sort();
             assert_eq!(idx, (0..n as u32).collect::<Vec<_>>());
+        }
+        // the prefix variant agrees with the full sort on the prefix
+        for need in [1usize, 5, 17, 40, 300] {
+            let mut full: Vec<(f32, u32)> = (0..1000u32)
+                .map(|i| {
+                    s = super::super::mix(s);
+                    ((s % 7) as f32, i)
+                })
+                .collect();
+            let mut part = full.clone();
+            std_sort_desc(&mut full);
+            std_sort_desc_prefix(&mut part, need);
+            assert_eq!(&full[..need], &part[..need]);
         }
         // and the heapsort fallback sorts too
         let mut v: Vec<(f32, u32)> = (0..300).map(|i| (((i * 37) % 101) as f32, i)).collect();

@@ -232,13 +232,13 @@ fn parquet_holds_the_csv_rows_typed() {
     assert_eq!(seen, 120, "one taken row per step");
 }
 
-/// A log long enough for several row groups: 40 000 steps × 2 candidates.
+/// A log long enough for several row groups: `steps` steps × 3 candidates.
 fn long_log(path: &Path, steps: usize) {
     let mut f = std::io::BufWriter::new(File::create(path).unwrap());
     writeln!(f, r#"{{"type":"model","hypotheses":{{"kind":"grid","k":2,"d":2}},"observation":{{"kind":"gaussian","sigma":1.0,"harm_threshold":1.0}}}}"#).unwrap();
     writeln!(
         f,
-        r#"{{"type":"stream","id":"long","true_params":[1,0],"candidates":[[1,0],[0,1]]}}"#
+        r#"{{"type":"stream","id":"long","true_params":[1,0],"candidates":[[1,0],[0,1],[0,0]]}}"#
     )
     .unwrap();
     let mut x: u64 = 12345;
@@ -247,7 +247,7 @@ fn long_log(path: &Path, steps: usize) {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let y = ((x >> 33) % 2000) as f64 / 1000.0 - 0.5;
-        writeln!(f, r#"{{"type":"step","action":{},"outcome":{y}}}"#, t % 2).unwrap();
+        writeln!(f, r#"{{"type":"step","action":{},"outcome":{y}}}"#, t % 3).unwrap();
     }
 }
 
@@ -255,22 +255,25 @@ fn long_log(path: &Path, steps: usize) {
 fn parquet_is_written_in_row_groups() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("long.jsonl");
-    let steps = 40_000;
+    let steps = 30_000;
     long_log(&log, steps);
     let pq = dir.path().join("long.parquet");
     audit_ok(&log, &["--format", "parquet", "-o", pq.to_str().unwrap()]);
     let (names, _, _, batches, groups) = read_parquet(&pq);
-    let rows = 2 * steps;
-    let group = gpubound::report::parquet::ROW_GROUP_ROWS;
-    assert_eq!(groups, rows.div_ceil(group));
-    assert!(groups >= 2);
+    let rows = 3 * steps;
+    // A group ends with the first whole step that reaches ROW_GROUP_ROWS rows:
+    // 65 538 = 3 × 21 846 rows, then the rest.
+    let group = gpubound::report::parquet::ROW_GROUP_ROWS.div_ceil(3) * 3;
+    assert_eq!(group, 65_538);
+    assert_eq!(groups, 2);
     let meta = ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
         .unwrap()
         .metadata()
         .clone();
     assert_eq!(meta.row_group(0).num_rows() as usize, group);
+    assert_eq!(meta.row_group(1).num_rows() as usize, rows - group);
     assert_eq!(meta.file_metadata().num_rows() as usize, rows);
-    // Steps 1..=n, each with candidates 0 and 1, in order across the groups.
+    // Steps 1..=n, each with candidates 0, 1, 2, in order across the groups.
     let step = names.iter().position(|n| n == "step").unwrap();
     let cand = names.iter().position(|n| n == "candidate").unwrap();
     let mut i = 0usize;
@@ -286,8 +289,8 @@ fn parquet_is_written_in_row_groups() {
             .downcast_ref::<UInt64Array>()
             .unwrap();
         for r in 0..b.num_rows() {
-            assert_eq!(s.value(r) as usize, i / 2 + 1);
-            assert_eq!(c.value(r) as usize, i % 2);
+            assert_eq!(s.value(r) as usize, i / 3 + 1);
+            assert_eq!(c.value(r) as usize, i % 3);
             i += 1;
         }
     }

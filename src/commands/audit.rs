@@ -41,6 +41,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         }
     }
 
+    if args.html.is_some() && args.html == args.out {
+        return Err(Error::Setting("--html and --out name the same file".into()).into());
+    }
     if args.format == ReportFormat::Parquet && args.out.is_none() {
         return Err(Error::Setting(
             "--format parquet writes a binary file: give it with --out FILE".into(),

@@ -103,6 +103,8 @@ pub struct HtmlReport {
     /// The riskiest finished streams, at most `max_streams`.
     kept: Vec<StreamSeries>,
     streams_seen: usize,
+    /// Scratch: the current step's row.
+    row: Vec<f64>,
 }
 
 impl HtmlReport {
@@ -135,6 +137,7 @@ impl HtmlReport {
             current: None,
             kept: Vec::new(),
             streams_seen: 0,
+            row: Vec::new(),
         }
     }
 
@@ -181,7 +184,8 @@ impl HtmlReport {
         }
 
         // The step's row.
-        let mut row = Vec::with_capacity(stride);
+        let row = &mut self.row;
+        row.clear();
         row.extend(
             self.settings
                 .estimators
@@ -194,12 +198,12 @@ impl HtmlReport {
 
         if cur.open == 0 {
             cur.x.push(s.record.step);
-            cur.values.extend_from_slice(&row);
+            cur.values.extend_from_slice(row);
             cur.open = 1;
         } else {
             let last = cur.x.len() - 1;
             cur.x[last] = s.record.step;
-            merge_into(&mut cur.values[last * stride..], &row, n_est);
+            merge_into(&mut cur.values[last * stride..], row, n_est);
             cur.open += 1;
         }
         if cur.open >= cur.bucket {
@@ -440,7 +444,7 @@ impl HtmlReport {
             ));
         } else {
             h.push_str(&format!(
-                "<p class=\"note\" id=\"streams-note\">All {} streams, riskiest first (by the largest <code>{}</code> of a taken action).</p>\n",
+                "<p class=\"note\" id=\"streams-note\">All {} stream(s), riskiest first (by the largest <code>{}</code> of a taken action).</p>\n",
                 total,
                 esc(&self.guardrail.label(&self.settings.alphas))
             ));
@@ -499,7 +503,7 @@ impl HtmlReport {
             .collect::<Vec<_>>()
             .join(", ");
         h.push_str(&format!(
-            "<details class=\"stream\" data-stream=\"{}\"{}>\n<summary><b>{}</b> — {} steps; max {} of a taken action {}; rejected: {}{}</summary>\n",
+            "<details class=\"stream\" data-stream=\"{}\"{}>\n<summary><b>{}</b> — {} step(s); max {} of a taken action {}; rejected: {}{}</summary>\n",
             esc(&s.id),
             if open { " open" } else { "" },
             esc(&s.id),
@@ -589,7 +593,7 @@ impl HtmlReport {
             .x_desc("step")
             .y_desc("P(harm)")
             .y_label_formatter(&|v| format!("{v:.0e}"))
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&step_label)
             .light_line_style(RGBColor(235, 235, 235))
             .max_light_lines(2)
             .draw()
@@ -671,7 +675,7 @@ impl HtmlReport {
         chart
             .configure_mesh()
             .x_desc("step")
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&step_label)
             .light_line_style(RGBColor(235, 235, 235))
             .max_light_lines(2)
             .draw()
@@ -679,9 +683,13 @@ impl HtmlReport {
         let pts: Vec<(f64, f64)> = (0..s.n_points())
             .map(|p| (s.x[p] as f64, s.values[p * stride + n_est].clamp(0.0, 1.0)))
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts, RGBColor(23, 190, 207).stroke_width(2)))
-            .map_err(write_err)?;
+        let style = RGBColor(23, 190, 207).stroke_width(2);
+        if pts.len() == 1 {
+            chart.draw_series(std::iter::once(Circle::new(pts[0], 2, style.filled())))
+        } else {
+            chart.draw_series(LineSeries::new(pts, style))
+        }
+        .map_err(write_err)?;
         Ok(())
     }
 
@@ -710,7 +718,7 @@ impl HtmlReport {
         chart
             .configure_mesh()
             .x_desc("step")
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&step_label)
             .y_label_formatter(&|v| {
                 // Label 1, 2, 5 × 10^k only: the log axis ticks crowd otherwise.
                 let m = v / 10f64.powf(v.log10().floor());
@@ -737,13 +745,17 @@ impl HtmlReport {
             let pts: Vec<(f64, f64)> = (0..s.n_points())
                 .map(|p| (s.x[p] as f64, s.values[p * stride + first + i].max(1.0)))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                .map_err(write_err)?
-                .label(format!("α = {}", key(self.settings.alphas.values[i])))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
+            let style = color.stroke_width(2);
+            if pts.len() == 1 {
+                chart.draw_series(std::iter::once(Circle::new(pts[0], 2, style.filled())))
+            } else {
+                chart.draw_series(LineSeries::new(pts, style))
+            }
+            .map_err(write_err)?
+            .label(format!("α = {}", key(self.settings.alphas.values[i])))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
         }
         chart
             .configure_series_labels()
@@ -753,6 +765,15 @@ impl HtmlReport {
             .draw()
             .map_err(write_err)?;
         Ok(())
+    }
+}
+
+/// Step numbers on the x axes: whole numbers only.
+fn step_label(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-6 {
+        format!("{v:.0}")
+    } else {
+        String::new()
     }
 }
 

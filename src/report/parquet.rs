@@ -1,7 +1,7 @@
 //! Parquet report: one row per (step, candidate), the CSV writer's columns
 //! (same names, same order), typed. Rows are buffered in Arrow builders and
-//! flushed as one row group every [`ROW_GROUP_ROWS`] rows, so memory stays
-//! bounded whatever the log's length. Schema in docs/report.md.
+//! flushed as one row group once a whole step brings them to
+//! [`ROW_GROUP_ROWS`], so memory stays bounded whatever the log's length. Schema in docs/report.md.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -18,7 +18,8 @@ use crate::audit::StepResult;
 use crate::estimators::EstimatorKind;
 use crate::Result;
 
-/// Rows per row group (and per Arrow batch held in memory).
+/// Rows per row group (and per Arrow batch held in memory): a group is cut
+/// after the first whole step that reaches this many rows.
 pub const ROW_GROUP_ROWS: usize = 65_536;
 
 /// The Arrow schema of the report: the CSV header's names with their types.
@@ -146,7 +147,6 @@ impl<'a, W: Write + Send> ParquetWriter<'a, W> {
         let schema = schema(settings);
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_created_by(format!("gpubound {}", env!("CARGO_PKG_VERSION")))
             .build();
         let out = ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(write_err)?;

@@ -1068,7 +1068,7 @@ mod tests {
                     };
                     alphas.len()
                 ];
-                plausible_cuts(&log_rel, &alphas, &mut Vec::new(), &mut out);
+                plausible_cuts(&log_rel, &b.w, &alphas, &mut Default::default(), &mut out);
                 for (i, &alpha) in alphas.iter().enumerate() {
                     let m = b.plausible(alpha, TieRule::Inclusive);
                     assert_eq!(m.size, out[i].size, "seed {seed} α {alpha}");

@@ -41,10 +41,17 @@ impl Engine for CpuEngine {
     }
 
     fn prepare<'a>(&'a self, batch: &'a Batch<'a>) -> Result<Box<dyn PreparedBatch + 'a>> {
+        // q is tabulated for tables several steps share (bandits); a table of
+        // a single step (contextual) gets it lazily, for live hypotheses only.
+        let mut uses = vec![0usize; batch.tables.len()];
+        for s in &batch.steps {
+            uses[s.table as usize] += 1;
+        }
         let tables = batch
             .tables
             .par_iter()
-            .map(|t| harm::harm(batch.model, t))
+            .zip(uses)
+            .map(|(t, n)| harm::harm(batch.model, t, n > 1))
             .collect();
         Ok(Box::new(CpuBatch { batch, tables }))
     }

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use super::harm::HarmTable;
 use crate::engine::{Batch, Reductions, StepWeights};
+use crate::model::ObservationModel;
 
 /// Per-step results, gathered into `Reductions` afterwards.
 struct StepReduction {
@@ -43,13 +44,28 @@ pub fn reduce(
             let log_rel = weights.log_rel.row(t);
             let weight = weights.weight.row(t);
             let thresholds = weights.plausible_threshold.row(t);
-            reduce_step(
-                table,
+            let (log_rel, weight) = (
                 log_rel.as_slice().expect("row-major weights"),
                 weight.as_slice().expect("row-major weights"),
-                thresholds.as_slice().expect("row-major thresholds"),
-                n_alpha,
-            )
+            );
+            let thresholds = thresholds.as_slice().expect("row-major thresholds");
+            if table.has_q() {
+                let full = FullView {
+                    log_rel,
+                    index: None,
+                    q: &|h, a| table.q(h, a),
+                };
+                reduce_step(table, log_rel, weight, thresholds, n_alpha, &full)
+            } else {
+                reduce_live(
+                    batch.model.observation,
+                    table,
+                    log_rel,
+                    weight,
+                    thresholds,
+                    n_alpha,
+                )
+            }
         })
         .collect();
 
@@ -85,6 +101,8 @@ struct ScanInput<'a> {
     log_rel: &'a [f64],
     /// Plausible-set thresholds, highest (smallest set) first.
     thresholds: &'a [f64],
+    /// Hypotheses lighter than this are skipped (see `negligible_weight`).
+    cutoff: f64,
 }
 
 /// The running reductions of `N` candidate lanes. The argmax index is kept
@@ -106,10 +124,8 @@ fn scan<const N: usize>(input: ScanInput<'_>, q: &[f64], lanes: &mut Lanes<N>) {
     let lowest = input.thresholds.last().copied().unwrap_or(f64::INFINITY);
     let rows = q.chunks_exact(N);
     for (h, ((&w, &l), row)) in input.weight.iter().zip(input.log_rel).zip(rows).enumerate() {
-        if w == 0.0 {
-            // contributes nothing to any sum, cannot beat a normal product,
-            // and is far below every plausible-set threshold
-            continue;
+        if w == 0.0 || w < input.cutoff {
+            continue; // see `negligible_weight`
         }
         let hf = h as f64;
         let row: &[f64; N] = row.try_into().expect("N lanes");
@@ -223,12 +239,86 @@ fn scan_table(input: ScanInput<'_>, table: &HarmTable) -> Scanned {
     out
 }
 
+/// A relative weight below which a hypothesis changes no reduction, given
+/// `q` of the MAP hypothesis (weight 1) for every candidate:
+///
+/// * every sum `Σ w q ≥ q_MAP(a)`, and all such hypotheses together add less
+///   than `H · cutoff ≤ 1e-17 · q_MAP(a)`: below the sum's rounding;
+/// * their products `w q < cutoff ≤ q_MAP(a)` cannot be the argmax;
+/// * plausible-set members weigh at least `e^{lowest threshold}`.
+///
+/// When some `q_MAP` is 0 the cutoff is 0: only zero weights are skipped.
+fn negligible_weight(q_map: impl Iterator<Item = f64>, h_count: usize, lowest: f64) -> f64 {
+    let q_min = q_map.fold(1.0f64, f64::min);
+    (q_min * 1e-17 / h_count as f64).min(0.5 * lowest.exp())
+}
+
+/// The whole step, for the rare log-space fallback and to map a compacted
+/// scan's indices back to hypotheses.
+struct FullView<'a> {
+    log_rel: &'a [f64],
+    /// Hypothesis of each scanned row, when the scan ran on live ones only.
+    index: Option<&'a [u32]>,
+    /// `q(h, a)` for any hypothesis.
+    q: &'a dyn Fn(usize, usize) -> f64,
+}
+
+/// For a table without tabulated `q`: evaluates `q` only for hypotheses with
+/// a weight or in a plausible set, and scans those.
+fn reduce_live(
+    obs: ObservationModel,
+    table: &HarmTable,
+    log_rel: &[f64],
+    weight: &[f64],
+    thresholds: &[f64],
+    n_alpha: usize,
+) -> StepReduction {
+    let (a_count, stride) = (table.n_candidates, table.stride);
+    let lowest = thresholds.iter().copied().fold(f64::INFINITY, f64::min);
+    let map = log_rel.iter().position(|&l| l == 0.0).unwrap_or(0);
+    let wx_map = &table.wx[map * a_count..(map + 1) * a_count];
+    let cutoff = negligible_weight(wx_map.iter().map(|&v| obs.harm(v)), weight.len(), lowest);
+    let live: Vec<u32> = (0..weight.len())
+        .filter(|&h| (weight[h] > 0.0 && weight[h] >= cutoff) || log_rel[h] >= lowest)
+        .map(|h| h as u32)
+        .collect();
+    let mut q = vec![0.0; live.len() * stride];
+    for (row, &h) in q.chunks_exact_mut(stride).zip(&live) {
+        let wx = &table.wx[h as usize * a_count..(h as usize + 1) * a_count];
+        for (o, &v) in row.iter_mut().zip(wx) {
+            *o = obs.harm(v);
+        }
+    }
+    let compact = HarmTable {
+        n_candidates: a_count,
+        stride,
+        wx: Vec::new(),
+        q,
+    };
+    let live_log_rel: Vec<f64> = live.iter().map(|&h| log_rel[h as usize]).collect();
+    let live_weight: Vec<f64> = live.iter().map(|&h| weight[h as usize]).collect();
+    let full = FullView {
+        log_rel,
+        index: Some(&live),
+        q: &|h, a| obs.harm(table.wx[h * a_count + a]),
+    };
+    reduce_step(
+        &compact,
+        &live_log_rel,
+        &live_weight,
+        thresholds,
+        n_alpha,
+        &full,
+    )
+}
+
 fn reduce_step(
     table: &HarmTable,
     log_rel: &[f64],
     weight: &[f64],
     thresholds: &[f64],
     n_alpha: usize,
+    full: &FullView<'_>,
 ) -> StepReduction {
     let a_count = table.n_candidates;
     let (weight_sum, weighted_log_rel) = weight_sums(weight, log_rel);
@@ -236,26 +326,41 @@ fn reduce_step(
     let mut order: Vec<usize> = (0..n_alpha).collect();
     order.sort_by(|&a, &b| thresholds[b].total_cmp(&thresholds[a]));
     let sorted: Vec<f64> = order.iter().map(|&i| thresholds[i]).collect();
+    let lowest = sorted.last().copied().unwrap_or(0.0);
+    // The MAP (ℓ = 0) of the rows scanned; a compacted scan always keeps it.
+    let cutoff = match log_rel.iter().position(|&l| l == 0.0) {
+        Some(map) => negligible_weight(
+            (0..a_count).map(|a| table.q(map, a)),
+            full.log_rel.len(),
+            lowest,
+        ),
+        None => 0.0,
+    };
     let scanned = scan_table(
         ScanInput {
             weight,
             log_rel,
             thresholds: &sorted,
+            cutoff,
         },
         table,
     );
-    let mut arg: Vec<u32> = scanned.arg.iter().map(|&h| h as u32).collect();
+    let mut arg: Vec<u32> = scanned
+        .arg
+        .iter()
+        .map(|&i| full.index.map_or(i as u32, |ix| ix[i as usize]))
+        .collect();
     let mut best_q = scanned.best_q;
 
     let mut log_score = vec![f64::NEG_INFINITY; a_count];
     for a in 0..a_count {
         if scanned.best[a] >= f64::MIN_POSITIVE {
             let h = arg[a] as usize;
-            log_score[a] = log_rel[h] + best_q[a].ln();
+            log_score[a] = full.log_rel[h] + best_q[a].ln();
         } else {
-            let (h, s) = log_space_argmax(table, log_rel, a);
+            let (h, s) = log_space_argmax(full.log_rel, |h| (full.q)(h, a));
             arg[a] = h as u32;
-            best_q[a] = table.q(h, a);
+            best_q[a] = (full.q)(h, a);
             log_score[a] = s;
         }
     }
@@ -283,11 +388,14 @@ fn reduce_step(
 
 /// `argmax_h ℓ_h + ln q_h` for one candidate, ties → larger `q`, then lower
 /// index. When every `q` is 0 the MAP hypothesis is returned with score −∞.
-fn log_space_argmax(table: &HarmTable, log_rel: &[f64], a: usize) -> (usize, f64) {
+fn log_space_argmax(log_rel: &[f64], q_of: impl Fn(usize) -> f64) -> (usize, f64) {
     let (mut best, mut arg, mut best_q) = (f64::NEG_INFINITY, usize::MAX, 0.0);
     for (h, &l) in log_rel.iter().enumerate() {
-        let q = table.q(h, a);
-        if q == 0.0 || l == f64::NEG_INFINITY {
+        if l == f64::NEG_INFINITY {
+            continue;
+        }
+        let q = q_of(h);
+        if q == 0.0 {
             continue;
         }
         let s = l + q.ln();
@@ -335,7 +443,12 @@ mod tests {
                 .collect();
             let weight: Vec<f64> = log_rel.iter().map(|l| l.exp()).collect();
             let thresholds = [0.0, -1.0, -5.0];
-            let got = reduce_step(&table, &log_rel, &weight, &thresholds, 3);
+            let full = FullView {
+                log_rel: &log_rel,
+                index: None,
+                q: &|h, a| table.q(h, a),
+            };
+            let got = reduce_step(&table, &log_rel, &weight, &thresholds, 3, &full);
             for a in 0..a_count {
                 let (mut s, mut b, mut g, mut bq) = (0.0, -1.0, 0usize, 0.0);
                 let mut pm = [0.0f64; 3];

@@ -415,8 +415,8 @@ impl HtmlReport {
                     "<td class=\"{}\">{}</td>",
                     if rej { "rej" } else { "ok" },
                     match (rej, safer) {
-                        (true, true) => "yes (a safer candidate was available)",
-                        (true, false) => "yes (no candidate ≤ C)",
+                        (true, true) => "yes · a candidate ≤ C was available",
+                        (true, false) => "yes · none ≤ C",
                         (false, _) => "no",
                     }
                 ));
@@ -840,7 +840,8 @@ table.sortable thead th{cursor:pointer}
 table.sortable thead th:hover{background:#e2e8f0}
 td.num{font-variant-numeric:tabular-nums;text-align:right;white-space:nowrap}
 tr.guardrail td{font-weight:600}
-td.rej{color:#b71c1c;font-weight:600}td.ok{color:#1b5e20}
+td.rej{color:#b71c1c;font-weight:600}
+#riskiest-table td:nth-child(2){white-space:nowrap}td.ok{color:#1b5e20}
 table.kv th{background:#f7f7f7;font-weight:500}
 table.kv td{min-width:12rem}
 .row{display:flex;gap:1.5rem;align-items:flex-start}

@@ -377,7 +377,11 @@ impl HtmlReport {
             sm.riskiest.len()
         ));
         if sm.riskiest.is_empty() {
-            h.push_str("<p class=\"note\">No step had a value for the guardrail's estimator.</p>\n</section>\n");
+            h.push_str(if sm.top_n == 0 {
+                "<p class=\"note\">None listed: <code>--top 0</code>.</p>\n</section>\n"
+            } else {
+                "<p class=\"note\">No step had a value for the guardrail's estimator.</p>\n</section>\n"
+            });
             return;
         }
         h.push_str("<table id=\"riskiest-table\" class=\"sortable\">\n<thead><tr><th>rank</th><th>stream</th><th>step</th><th>line</th><th>action</th><th>estimate</th><th>oracle q<sub>h*</sub></th><th>safest candidate</th><th>its estimate</th>");

@@ -448,8 +448,8 @@ impl HtmlReport {
             ));
         } else {
             h.push_str(&format!(
-                "<p class=\"note\" id=\"streams-note\">All {} stream(s), riskiest first (by the largest <code>{}</code> of a taken action).</p>\n",
-                total,
+                "<p class=\"note\" id=\"streams-note\">{}, riskiest first (by the largest <code>{}</code> of a taken action).</p>\n",
+                if total == 1 { "The only stream".to_string() } else { format!("All {total} streams") },
                 esc(&self.guardrail.label(&self.settings.alphas))
             ));
         }
@@ -507,11 +507,12 @@ impl HtmlReport {
             .collect::<Vec<_>>()
             .join(", ");
         h.push_str(&format!(
-            "<details class=\"stream\" data-stream=\"{}\"{}>\n<summary><b>{}</b> — {} step(s); max {} of a taken action {}; rejected: {}{}</summary>\n",
+            "<details class=\"stream\" data-stream=\"{}\"{}>\n<summary><b>{}</b> — {} step{}; max {} of a taken action {}; rejected: {}{}</summary>\n",
             esc(&s.id),
             if open { " open" } else { "" },
             esc(&s.id),
             s.steps,
+            if s.steps == 1 { "" } else { "s" },
             esc(&self.guardrail.label(&self.settings.alphas)),
             if s.max_guardrail.is_nan() {
                 "–".to_string()

@@ -446,10 +446,11 @@ impl HtmlReport {
                 esc(&self.guardrail.label(&self.settings.alphas)),
                 total - kept.len()
             ));
+        } else if total == 1 {
+            h.push_str("<p class=\"note\" id=\"streams-note\">The log holds one stream.</p>\n");
         } else {
             h.push_str(&format!(
-                "<p class=\"note\" id=\"streams-note\">{}, riskiest first (by the largest <code>{}</code> of a taken action).</p>\n",
-                if total == 1 { "The only stream".to_string() } else { format!("All {total} streams") },
+                "<p class=\"note\" id=\"streams-note\">All {total} streams, riskiest first (by the largest <code>{}</code> of a taken action).</p>\n",
                 esc(&self.guardrail.label(&self.settings.alphas))
             ));
         }

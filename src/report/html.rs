@@ -377,7 +377,11 @@ impl HtmlReport {
             sm.riskiest.len()
         ));
         if sm.riskiest.is_empty() {
-            h.push_str("<p class=\"note\">No step had a value for the guardrail's estimator.</p>\n</section>\n");
+            h.push_str(if sm.top_n == 0 {
+                "<p class=\"note\">None listed: <code>--top 0</code>.</p>\n</section>\n"
+            } else {
+                "<p class=\"note\">No step had a value for the guardrail's estimator.</p>\n</section>\n"
+            });
             return;
         }
         h.push_str("<table id=\"riskiest-table\" class=\"sortable\">\n<thead><tr><th>rank</th><th>stream</th><th>step</th><th>line</th><th>action</th><th>estimate</th><th>oracle q<sub>h*</sub></th><th>safest candidate</th><th>its estimate</th>");
@@ -415,8 +419,8 @@ impl HtmlReport {
                     "<td class=\"{}\">{}</td>",
                     if rej { "rej" } else { "ok" },
                     match (rej, safer) {
-                        (true, true) => "yes (a safer candidate was available)",
-                        (true, false) => "yes (no candidate ≤ C)",
+                        (true, true) => "yes · a candidate ≤ C was available",
+                        (true, false) => "yes · none ≤ C",
                         (false, _) => "no",
                     }
                 ));
@@ -442,10 +446,11 @@ impl HtmlReport {
                 esc(&self.guardrail.label(&self.settings.alphas)),
                 total - kept.len()
             ));
+        } else if total == 1 {
+            h.push_str("<p class=\"note\" id=\"streams-note\">The log holds one stream.</p>\n");
         } else {
             h.push_str(&format!(
-                "<p class=\"note\" id=\"streams-note\">All {} stream(s), riskiest first (by the largest <code>{}</code> of a taken action).</p>\n",
-                total,
+                "<p class=\"note\" id=\"streams-note\">All {total} streams, riskiest first (by the largest <code>{}</code> of a taken action).</p>\n",
                 esc(&self.guardrail.label(&self.settings.alphas))
             ));
         }
@@ -503,11 +508,12 @@ impl HtmlReport {
             .collect::<Vec<_>>()
             .join(", ");
         h.push_str(&format!(
-            "<details class=\"stream\" data-stream=\"{}\"{}>\n<summary><b>{}</b> — {} step(s); max {} of a taken action {}; rejected: {}{}</summary>\n",
+            "<details class=\"stream\" data-stream=\"{}\"{}>\n<summary><b>{}</b> — {} step{}; max {} of a taken action {}; rejected: {}{}</summary>\n",
             esc(&s.id),
             if open { " open" } else { "" },
             esc(&s.id),
             s.steps,
+            if s.steps == 1 { "" } else { "s" },
             esc(&self.guardrail.label(&self.settings.alphas)),
             if s.max_guardrail.is_nan() {
                 "–".to_string()
@@ -840,7 +846,8 @@ table.sortable thead th{cursor:pointer}
 table.sortable thead th:hover{background:#e2e8f0}
 td.num{font-variant-numeric:tabular-nums;text-align:right;white-space:nowrap}
 tr.guardrail td{font-weight:600}
-td.rej{color:#b71c1c;font-weight:600}td.ok{color:#1b5e20}
+td.rej{color:#b71c1c;font-weight:600}
+#riskiest-table td:nth-child(2){white-space:nowrap}td.ok{color:#1b5e20}
 table.kv th{background:#f7f7f7;font-weight:500}
 table.kv td{min-width:12rem}
 .row{display:flex;gap:1.5rem;align-items:flex-start}

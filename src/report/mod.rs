@@ -1,6 +1,7 @@
 //! The audit report: verdicts, per-step writers (JSON Lines, CSV, Parquet),
-//! the HTML report and the human summary. Files are written atomically: to a temporary file beside the
-//! target, renamed into place only when the whole report is written.
+//! the HTML report and the human summary. Files are written atomically: to a
+//! temporary file beside the target, renamed into place only when the whole
+//! report is written.
 
 pub mod csv;
 pub mod html;

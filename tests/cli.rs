@@ -115,6 +115,12 @@ fn csv_report_has_one_row_per_candidate() {
     assert!(String::from_utf8(o.stdout)
         .unwrap()
         .contains("Taken actions a guardrail"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "a report is an ordinary readable file");
+    }
     let mut rd = csv::Reader::from_path(&out).unwrap();
     let header = rd.headers().unwrap().clone();
     let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();

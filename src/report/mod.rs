@@ -133,10 +133,12 @@ impl Destination {
                     Some(d) if !d.as_os_str().is_empty() => d,
                     _ => Path::new("."),
                 };
-                tempfile::Builder::new()
-                    .prefix(".gpubound-report-")
-                    .tempfile_in(dir)
-                    .map_err(|e| Error::io(dir, e))?
+                let mut b = tempfile::Builder::new();
+                b.prefix(".gpubound-report-");
+                // a report is an ordinary file (rw-r--r--), not a private temporary one
+                #[cfg(unix)]
+                b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+                b.tempfile_in(dir).map_err(|e| Error::io(dir, e))?
             }
             None => {
                 tempfile::NamedTempFile::new().map_err(|e| Error::io(std::env::temp_dir(), e))?

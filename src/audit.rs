@@ -102,7 +102,8 @@ pub fn run<S: EventSource>(
 ) -> Result<AuditTotals> {
     let model = reader.model().clone();
     let h = model.hypotheses.len();
-    let max_steps = (settings.batch_elements / h).max(1);
+    // Capped so progress moves and the batch's results stay small when H is small.
+    let max_steps = (settings.batch_elements / h).clamp(1, 8192);
     let prior = model.hypotheses.log_prior();
     let mut state = BatchRunner {
         model: &model,

@@ -154,7 +154,7 @@ fn simulator_estimators_equal_the_audits() {
             "--no-explosions",
         ],
     );
-    let alphas = ["0.3", "0.01", "0.0001"];
+    let alphas = ["0.3", "0.01", "1e-4"];
     let report = dir.path().join("report.jsonl");
     audit(&log, &report, &alphas.join(","));
     let rep = lines(&report);

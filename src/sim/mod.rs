@@ -342,6 +342,7 @@ pub struct Belief {
     lik: Vec<f64>,
     scratch: Vec<f64>,
     scratch2: Vec<f64>,
+    keys: Vec<u64>,
     pairs: Vec<(f32, u32)>,
     /// torch's sort order of the prior (all tied), computed once.
     prior_order: Option<Vec<u32>>,
@@ -362,6 +363,7 @@ impl Belief {
             lik: vec![0.0; spec.max_dot() + 1],
             scratch: Vec::with_capacity(h),
             scratch2: Vec::with_capacity(h),
+            keys: Vec::with_capacity(h),
             pairs: Vec::new(),
             prior_order: None,
             maxw_by_v: vec![0.0; spec.max_dot() + 1],
@@ -626,10 +628,15 @@ impl Belief {
         }
         // Only weights ≥ α·max can be members; slack for rounding.
         let floor = alpha * (1.0 - 1e-12);
+        // Positive f64 order as their bit patterns do: sort integer keys
+        // (descending: ascending of the complement).
+        let keys = &mut self.keys;
+        keys.clear();
+        keys.extend(self.w.iter().filter(|&&w| w >= floor).map(|w| !w.to_bits()));
+        keys.sort_unstable();
         let s = &mut self.scratch;
         s.clear();
-        s.extend(self.w.iter().copied().filter(|&w| w >= floor));
-        s.sort_unstable_by(|a, b| b.total_cmp(a));
+        s.extend(keys.iter().map(|&k| f64::from_bits(!k)));
         let mut ahead = 0.0f64;
         let mut i = 0;
         let mut last: Option<(f64, usize)> = None;
@@ -686,13 +693,13 @@ impl Belief {
     /// The reference's set where its cut splits a tie group: sort the f32
     /// posterior as torch does and take the positional prefix.
     fn torch_members(&mut self, alpha: f64, group_end: usize) -> Members {
-        let z = self.weight_sum();
+        let inv_z = 1.0 / self.weight_sum();
         self.pairs.clear();
         self.pairs.extend(
             self.w
                 .iter()
                 .enumerate()
-                .map(|(h, &w)| ((w / z) as f32, h as u32)),
+                .map(|(h, &w)| ((w * inv_z) as f32, h as u32)),
         );
         // Only the prefix up to the split group matters (plus slack for f32).
         let need = (group_end + 32).min(self.h);

@@ -51,7 +51,19 @@ pub fn run(cmd: ExperimentCommand) -> anyhow::Result<u8> {
                 c.bandit.quiet,
                 "fig1 episodes",
             );
-            let r = experiments::fig1(&s, &|d| bar.set_position(d as u64))?;
+            let engine = match a.engine {
+                Some(choice) => {
+                    if s.ties == TieRule::Reference {
+                        return Err(Error::Setting(
+                            "--engine computes SPEC's tie-inclusive plausible set; it cannot be combined with --ties reference".into(),
+                        )
+                        .into());
+                    }
+                    Some(crate::engine::select(choice)?)
+                }
+                None => None,
+            };
+            let r = experiments::fig1_with(&s, engine.as_deref(), &|d| bar.set_position(d as u64))?;
             bar.finish_and_clear();
             if !c.bandit.quiet {
                 print!("{}", fig1_table(&r));
@@ -123,8 +135,8 @@ pub fn fig1_table(r: &experiments::Fig1Result) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Figure 1: Boltzmann agent (β = {}), {} episodes per configuration, θ = {}, ties {:?}, seed {}",
-        r.beta, r.episodes_per_config, r.explosion_threshold, r.ties, r.seed
+        "Figure 1: Boltzmann agent (β = {}), {} episodes per configuration, θ = {}, ties {:?}, seed {}, guardrail by {}",
+        r.beta, r.episodes_per_config, r.explosion_threshold, r.ties, r.seed, r.guardrail_evaluation
     );
     let _ = writeln!(
         s,

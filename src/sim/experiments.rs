@@ -144,6 +144,8 @@ pub struct Fig1Row {
 #[derive(Debug, Clone, Serialize)]
 pub struct Fig1Result {
     pub experiment: &'static str,
+    /// "kernel" (built-in) or the engine that evaluated the guardrail
+    pub guardrail_evaluation: String,
     pub seed: u64,
     pub episodes_per_config: usize,
     pub explosion_threshold: f64,
@@ -187,6 +189,31 @@ struct Ep {
 }
 
 pub fn fig1(s: &Fig1Settings, tick: &(dyn Fn(usize) + Sync)) -> Result<Fig1Result> {
+    fig1_with(s, None, tick)
+}
+
+impl From<&super::EpisodeResult> for Ep {
+    fn from(r: &super::EpisodeResult) -> Ep {
+        Ep {
+            reward: r.reward,
+            steps: r.steps as u32,
+            rejections: r.rejections as u32,
+            evals: r.evals as u32,
+            death: r.death,
+            exploded: r.exploded,
+            all_rejected: r.all_rejected,
+        }
+    }
+}
+
+/// Figure 1; with `engine`, the guardrail is evaluated through the audit's
+/// engine, batched across the episodes of a configuration
+/// (`sim::batched`), instead of by the built-in kernel. Same results.
+pub fn fig1_with(
+    s: &Fig1Settings,
+    engine: Option<&dyn crate::engine::Engine>,
+    tick: &(dyn Fn(usize) + Sync),
+) -> Result<Fig1Result> {
     check_episodes(s.episodes)?;
     check_alphas(&s.alphas)?;
     if s.thresholds.is_empty() {
@@ -205,27 +232,61 @@ pub fn fig1(s: &Fig1Settings, tick: &(dyn Fn(usize) + Sync)) -> Result<Fig1Resul
         beta: s.beta,
     };
     let started = Instant::now();
-    let per = par_episodes(&spec, configs.len(), s.episodes, tick, |b, c, e| {
-        let (threshold, g) = configs[c];
-        let (mut ir, mut ar) = episode_rngs(s.seed, 1 + c as u64, e as u64);
-        let inst = Instance::draw(&spec, &mut ir);
-        let r = run_episode(
-            &s.tables, &inst, &agent, &g, threshold, true, b, &mut ar, false,
-        );
-        Ep {
-            reward: r.reward,
-            steps: if r.all_rejected {
-                spec.steps as u32
-            } else {
-                r.steps as u32
-            },
-            rejections: r.rejections as u32,
-            evals: r.evals as u32,
-            death: r.death,
-            exploded: r.exploded,
-            all_rejected: r.all_rejected,
+    let per = if let Some(engine) = engine {
+        let mut per = Vec::with_capacity(configs.len());
+        let chunk = 2000;
+        for (c, &(threshold, g)) in configs.iter().enumerate() {
+            let mut eps: Vec<Ep> = Vec::with_capacity(s.episodes);
+            let mut start = 0;
+            while start < s.episodes {
+                let end = (start + chunk).min(s.episodes);
+                let rs = super::batched::run_batched(
+                    engine,
+                    &s.tables,
+                    &agent,
+                    &g,
+                    threshold,
+                    true,
+                    s.seed,
+                    1 + c as u64,
+                    start..end,
+                )?;
+                eps.extend(rs.iter().map(|r| {
+                    let mut ep = Ep::from(r);
+                    if r.all_rejected {
+                        ep.steps = spec.steps as u32;
+                    }
+                    ep
+                }));
+                start = end;
+                tick(c * s.episodes + end);
+            }
+            per.push(eps);
         }
-    });
+        per
+    } else {
+        par_episodes(&spec, configs.len(), s.episodes, tick, |b, c, e| {
+            let (threshold, g) = configs[c];
+            let (mut ir, mut ar) = episode_rngs(s.seed, 1 + c as u64, e as u64);
+            let inst = Instance::draw(&spec, &mut ir);
+            let r = run_episode(
+                &s.tables, &inst, &agent, &g, threshold, true, b, &mut ar, false,
+            );
+            Ep {
+                reward: r.reward,
+                steps: if r.all_rejected {
+                    spec.steps as u32
+                } else {
+                    r.steps as u32
+                },
+                rejections: r.rejections as u32,
+                evals: r.evals as u32,
+                death: r.death,
+                exploded: r.exploded,
+                all_rejected: r.all_rejected,
+            }
+        })
+    };
     let wall = started.elapsed().as_secs_f64();
     let rows = configs
         .iter()
@@ -256,6 +317,10 @@ pub fn fig1(s: &Fig1Settings, tick: &(dyn Fn(usize) + Sync)) -> Result<Fig1Resul
         .collect();
     Ok(Fig1Result {
         experiment: "fig1",
+        guardrail_evaluation: match engine {
+            Some(e) => format!("engine: {}", e.info()),
+            None => "kernel".into(),
+        },
         seed: s.seed,
         episodes_per_config: s.episodes,
         explosion_threshold: s.tables.theta,

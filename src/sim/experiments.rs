@@ -88,7 +88,7 @@ fn par_episodes<T: Send>(
                 let (c, e) = (i % n_configs, i / n_configs);
                 let r = f(b, c, e);
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if d % 512 == 0 || d == total {
+                if d.is_multiple_of(512) || d == total {
                     tick(d);
                 }
                 (i, r)

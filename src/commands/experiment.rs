@@ -188,14 +188,14 @@ pub fn fig2_table(r: &experiments::Fig2Result) -> String {
     );
     let _ = writeln!(
         s,
-        "| α | overestimate freq ± SEM | whole-stream coverage ± SEM | floor | #50/50 | mean 50/50 estimate ± SEM (± episode-cluster SEM) | frac ≥ 0.5 | quartiles |"
+        "| α | overestimate freq ± SEM | whole-stream coverage ± SEM | floor | #50/50 | mean 50/50 estimate ± SEM (± episode-cluster SEM) | frac ≥ 0.5 | quartiles | distribution of 50/50 estimates |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for row in &r.rows {
         let q = row.fifty_fifty_quartiles;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.4} | {} | {} ({:.4}) | {:.3} | {:.3}, {:.3}, {:.3} |",
+            "| {} | {} | {} | {:.4} | {} | {} ({:.4}) | {:.3} | {:.3}, {:.3}, {:.3} | {} |",
             row.alpha,
             pm(
                 row.overestimate_frequency_mean,
@@ -210,7 +210,8 @@ pub fn fig2_table(r: &experiments::Fig2Result) -> String {
             row.fifty_fifty_frac_ge_half,
             q[0],
             q[1],
-            q[2]
+            q[2],
+            distribution(&row.fifty_fifty_distribution, row.fifty_fifty_count)
         );
     }
     let _ = writeln!(
@@ -222,6 +223,24 @@ pub fn fig2_table(r: &experiments::Fig2Result) -> String {
         r.episodes_per_second
     );
     s
+}
+
+/// `value: share` for the values that hold at least 1% of the estimates.
+fn distribution(dist: &[(f64, usize)], n: usize) -> String {
+    let mut parts: Vec<String> = dist
+        .iter()
+        .filter(|(_, c)| *c * 100 >= n.max(1))
+        .map(|(v, c)| format!("{v:.3}: {:.0}%", 100.0 * *c as f64 / n as f64))
+        .collect();
+    let rest: usize = dist
+        .iter()
+        .filter(|(_, c)| *c * 100 < n.max(1))
+        .map(|(_, c)| c)
+        .sum();
+    if rest > 0 {
+        parts.push(format!("other: {:.1}%", 100.0 * rest as f64 / n as f64));
+    }
+    parts.join(", ")
 }
 
 pub fn coverage_table(r: &experiments::CoverageResult) -> String {

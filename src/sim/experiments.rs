@@ -630,3 +630,81 @@ pub fn coverage(s: &CoverageSettings, tick: &(dyn Fn(usize) + Sync)) -> Result<C
         threads: rayon::current_num_threads(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::BanditSpec;
+
+    #[test]
+    fn coverage_keeps_its_promises_and_orders_the_estimators() {
+        let s = CoverageSettings {
+            tables: Tables::new(BanditSpec::default(), 4.0).unwrap(),
+            seed: 3,
+            episodes: 300,
+            alphas: vec![1e-5, 1e-4, 0.01, 1.0],
+            ties: TieRule::Inclusive,
+            agent: AgentSpec {
+                kind: AgentKind::Uniform,
+                beta: 0.5,
+            },
+        };
+        let r = coverage(&s, &|_| {}).unwrap();
+        let row = |name: &str, alpha: Option<f64>| {
+            r.rows
+                .iter()
+                .find(|x| x.estimator == name && x.alpha == alpha)
+                .unwrap()
+        };
+        for a in [1e-5, 1e-4] {
+            for name in ["plausible_set", "ville_max", "ville_sum"] {
+                let x = row(name, Some(a));
+                let promised = x.promised.unwrap();
+                assert!(promised > 0.89);
+                // 4 SE below the promise would be a violation
+                let se = (promised * (1.0 - promised) / 300.0).sqrt();
+                assert!(x.per_stream >= promised - 4.0 * se, "{name} α={a}: {x:?}");
+            }
+        }
+        // Σ p·q ≥ max p·q, so the sum form covers at least as often
+        for a in [1e-5, 1e-4, 0.01, 1.0] {
+            assert!(row("ville_sum", Some(a)).per_step >= row("ville_max", Some(a)).per_step);
+        }
+        // a larger α gives a smaller plausible set: coverage cannot increase
+        let ps: Vec<f64> = [1e-5, 1e-4, 0.01, 1.0]
+            .iter()
+            .map(|&a| row("plausible_set", Some(a)).per_step)
+            .collect();
+        assert!(ps.windows(2).all(|w| w[0] >= w[1]), "{ps:?}");
+        // the posterior predictive is no bound: it misses often
+        assert!(row("posterior_predictive", None).per_step < 0.8);
+        assert_eq!(row("posterior_predictive", None).promised, None);
+    }
+
+    #[test]
+    fn fig2_floor_and_tie_rules() {
+        let mk = |ties| Fig2Settings {
+            tables: Tables::new(BanditSpec::default(), 4.0).unwrap(),
+            seed: 5,
+            episodes: 150,
+            alphas: vec![1e-4, 1.0],
+            ties,
+        };
+        let inc = fig2(&mk(TieRule::Inclusive), &|_| {}).unwrap();
+        let rf = fig2(&mk(TieRule::Reference), &|_| {}).unwrap();
+        // α = 1e-4 < 1/H: no tie group is ever split at the prior, the rules agree
+        assert_eq!(
+            inc.rows[0].overestimate_frequency_mean,
+            rf.rows[0].overestimate_frequency_mean
+        );
+        assert!((inc.rows[0].floor - (1.0 - 1e-4 * 1024.0)).abs() < 1e-12);
+        assert_eq!(inc.rows[1].floor, 0.0);
+        // at α = 1 SPEC's set keeps whole tie groups: it covers more often
+        assert!(inc.rows[1].overestimate_frequency_mean > rf.rows[1].overestimate_frequency_mean);
+        // the 50/50 estimates are harm values of integer means: q(4) = 0.5 is one of them
+        assert!(rf.rows[1]
+            .fifty_fifty_distribution
+            .iter()
+            .any(|(v, _)| (v - 0.5).abs() < 1e-12));
+    }
+}

@@ -278,6 +278,7 @@ fn experiment_settings_are_checked() {
         vec!["fig1", "--thresholds", "1.5"],
         vec!["fig1", "--beta", "nan"],
         vec!["fig2", "--episodes", "0"],
+        vec!["fig1", "--episodes", "2000000"],
         vec!["fig2", "--alphas=-1"],
         vec!["coverage", "--alphas", "0"],
         vec!["coverage", "--sigma=-1"],

@@ -54,9 +54,18 @@ pub fn cluster_sem<'a>(clusters: impl Iterator<Item = &'a [f64]> + Clone, mean: 
     (ss / (n_clusters as f64 * (n_clusters - 1) as f64)).sqrt() / nbar
 }
 
+/// Most episodes per configuration: every episode's summary is kept in
+/// memory until the end (reduced in order, for reproducibility).
+pub const MAX_EPISODES: usize = 1_000_000;
+
 fn check_episodes(n: usize) -> Result<()> {
     if n == 0 {
         return Err(Error::Setting("--episodes must be at least 1".into()));
+    }
+    if n > MAX_EPISODES {
+        return Err(Error::Setting(format!(
+            "--episodes must be at most {MAX_EPISODES} per configuration, got {n}"
+        )));
     }
     Ok(())
 }

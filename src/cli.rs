@@ -298,6 +298,12 @@ pub struct Fig1Args {
     /// Draw the figure (SVG) here.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+
+    /// Evaluate the guardrail through the audit engine (batched across the
+    /// episodes of a configuration) instead of the built-in kernel; same
+    /// results, SPEC ties only.
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub engine: Option<crate::engine::BackendChoice>,
 }
 
 #[derive(Debug, Args)]

@@ -268,3 +268,79 @@ fn bad_settings_are_input_errors() {
         assert!(!err.contains("panicked"));
     }
 }
+
+#[test]
+fn experiment_settings_are_checked() {
+    for args in [
+        vec!["fig1", "--episodes", "0"],
+        vec!["fig1", "--alphas", "0"],
+        vec!["fig1", "--alphas", "0.1,2"],
+        vec!["fig1", "--thresholds", "1.5"],
+        vec!["fig1", "--beta", "nan"],
+        vec!["fig2", "--episodes", "0"],
+        vec!["fig1", "--episodes", "2000000"],
+        vec!["fig2", "--alphas=-1"],
+        vec!["coverage", "--alphas", "0"],
+        vec!["coverage", "--sigma=-1"],
+    ] {
+        let o = bin().arg("experiment").args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("invalid setting"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn experiments_write_json_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("fig1.json");
+    let svg = dir.path().join("fig1.svg");
+    let o = bin()
+        .args([
+            "experiment",
+            "fig1",
+            "--quiet",
+            "--episodes",
+            "40",
+            "--alphas",
+            "1e-4,0.1",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    // 3 thresholds × (none, oracle, posterior, iid, 2 α)
+    assert_eq!(rows.len(), 18);
+    for r in rows {
+        assert_eq!(r["n_episodes"], 40);
+        let d = r["death_rate"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&d));
+        // the oracle guardrail at C = 1e-3 lets no arm with q > 1e-3 through,
+        // and P(explosion) ≤ 1e-3 per pull: no death in 40 episodes is expected
+        if r["guardrail"] == "cheating" && r["threshold"] == 0.001 {
+            assert_eq!(d, 0.0);
+        }
+    }
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("reward, C = 0.001"));
+    // an unwritable destination is a failure, not a panic
+    let o = bin()
+        .args([
+            "experiment",
+            "fig2",
+            "--quiet",
+            "--episodes",
+            "5",
+            "--json",
+            "/nonexistent/dir/x.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+}

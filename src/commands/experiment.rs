@@ -51,7 +51,19 @@ pub fn run(cmd: ExperimentCommand) -> anyhow::Result<u8> {
                 c.bandit.quiet,
                 "fig1 episodes",
             );
-            let r = experiments::fig1(&s, &|d| bar.set_position(d as u64))?;
+            let engine = match a.engine {
+                Some(choice) => {
+                    if s.ties == TieRule::Reference {
+                        return Err(Error::Setting(
+                            "--engine computes SPEC's tie-inclusive plausible set; it cannot be combined with --ties reference".into(),
+                        )
+                        .into());
+                    }
+                    Some(crate::engine::select(choice)?)
+                }
+                None => None,
+            };
+            let r = experiments::fig1_with(&s, engine.as_deref(), &|d| bar.set_position(d as u64))?;
             bar.finish_and_clear();
             if !c.bandit.quiet {
                 print!("{}", fig1_table(&r));
@@ -123,8 +135,8 @@ pub fn fig1_table(r: &experiments::Fig1Result) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Figure 1: Boltzmann agent (β = {}), {} episodes per configuration, θ = {}, ties {:?}, seed {}",
-        r.beta, r.episodes_per_config, r.explosion_threshold, r.ties, r.seed
+        "Figure 1: Boltzmann agent (β = {}), {} episodes per configuration, θ = {}, ties {:?}, seed {}, guardrail by {}",
+        r.beta, r.episodes_per_config, r.explosion_threshold, r.ties, r.seed, r.guardrail_evaluation
     );
     let _ = writeln!(
         s,
@@ -176,14 +188,14 @@ pub fn fig2_table(r: &experiments::Fig2Result) -> String {
     );
     let _ = writeln!(
         s,
-        "| α | overestimate freq ± SEM | whole-stream coverage ± SEM | floor | #50/50 | mean 50/50 estimate ± SEM (± episode-cluster SEM) | frac ≥ 0.5 | quartiles |"
+        "| α | overestimate freq ± SEM | whole-stream coverage ± SEM | floor | #50/50 | mean 50/50 estimate ± SEM (± episode-cluster SEM) | frac ≥ 0.5 | quartiles | distribution of 50/50 estimates |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for row in &r.rows {
         let q = row.fifty_fifty_quartiles;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.4} | {} | {} ({:.4}) | {:.3} | {:.3}, {:.3}, {:.3} |",
+            "| {} | {} | {} | {:.4} | {} | {} ({:.4}) | {:.3} | {:.3}, {:.3}, {:.3} | {} |",
             row.alpha,
             pm(
                 row.overestimate_frequency_mean,
@@ -198,7 +210,8 @@ pub fn fig2_table(r: &experiments::Fig2Result) -> String {
             row.fifty_fifty_frac_ge_half,
             q[0],
             q[1],
-            q[2]
+            q[2],
+            distribution(&row.fifty_fifty_distribution, row.fifty_fifty_count)
         );
     }
     let _ = writeln!(
@@ -210,6 +223,24 @@ pub fn fig2_table(r: &experiments::Fig2Result) -> String {
         r.episodes_per_second
     );
     s
+}
+
+/// `value: share` for the values that hold at least 1% of the estimates.
+fn distribution(dist: &[(f64, usize)], n: usize) -> String {
+    let mut parts: Vec<String> = dist
+        .iter()
+        .filter(|(_, c)| *c * 100 >= n.max(1))
+        .map(|(v, c)| format!("{v:.3}: {:.0}%", 100.0 * *c as f64 / n as f64))
+        .collect();
+    let rest: usize = dist
+        .iter()
+        .filter(|(_, c)| *c * 100 < n.max(1))
+        .map(|(_, c)| c)
+        .sum();
+    if rest > 0 {
+        parts.push(format!("other: {:.1}%", 100.0 * rest as f64 / n as f64));
+    }
+    parts.join(", ")
 }
 
 pub fn coverage_table(r: &experiments::CoverageResult) -> String {

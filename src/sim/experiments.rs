@@ -54,9 +54,18 @@ pub fn cluster_sem<'a>(clusters: impl Iterator<Item = &'a [f64]> + Clone, mean: 
     (ss / (n_clusters as f64 * (n_clusters - 1) as f64)).sqrt() / nbar
 }
 
+/// Most episodes per configuration: every episode's summary is kept in
+/// memory until the end (reduced in order, for reproducibility).
+pub const MAX_EPISODES: usize = 1_000_000;
+
 fn check_episodes(n: usize) -> Result<()> {
     if n == 0 {
         return Err(Error::Setting("--episodes must be at least 1".into()));
+    }
+    if n > MAX_EPISODES {
+        return Err(Error::Setting(format!(
+            "--episodes must be at most {MAX_EPISODES} per configuration, got {n}"
+        )));
     }
     Ok(())
 }
@@ -88,7 +97,7 @@ fn par_episodes<T: Send>(
                 let (c, e) = (i % n_configs, i / n_configs);
                 let r = f(b, c, e);
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if d % 512 == 0 || d == total {
+                if d.is_multiple_of(512) || d == total {
                     tick(d);
                 }
                 (i, r)
@@ -144,6 +153,8 @@ pub struct Fig1Row {
 #[derive(Debug, Clone, Serialize)]
 pub struct Fig1Result {
     pub experiment: &'static str,
+    /// "kernel" (built-in) or the engine that evaluated the guardrail
+    pub guardrail_evaluation: String,
     pub seed: u64,
     pub episodes_per_config: usize,
     pub explosion_threshold: f64,
@@ -187,6 +198,31 @@ struct Ep {
 }
 
 pub fn fig1(s: &Fig1Settings, tick: &(dyn Fn(usize) + Sync)) -> Result<Fig1Result> {
+    fig1_with(s, None, tick)
+}
+
+impl From<&super::EpisodeResult> for Ep {
+    fn from(r: &super::EpisodeResult) -> Ep {
+        Ep {
+            reward: r.reward,
+            steps: r.steps as u32,
+            rejections: r.rejections as u32,
+            evals: r.evals as u32,
+            death: r.death,
+            exploded: r.exploded,
+            all_rejected: r.all_rejected,
+        }
+    }
+}
+
+/// Figure 1; with `engine`, the guardrail is evaluated through the audit's
+/// engine, batched across the episodes of a configuration
+/// (`sim::batched`), instead of by the built-in kernel. Same results.
+pub fn fig1_with(
+    s: &Fig1Settings,
+    engine: Option<&dyn crate::engine::Engine>,
+    tick: &(dyn Fn(usize) + Sync),
+) -> Result<Fig1Result> {
     check_episodes(s.episodes)?;
     check_alphas(&s.alphas)?;
     if s.thresholds.is_empty() {
@@ -205,27 +241,61 @@ pub fn fig1(s: &Fig1Settings, tick: &(dyn Fn(usize) + Sync)) -> Result<Fig1Resul
         beta: s.beta,
     };
     let started = Instant::now();
-    let per = par_episodes(&spec, configs.len(), s.episodes, tick, |b, c, e| {
-        let (threshold, g) = configs[c];
-        let (mut ir, mut ar) = episode_rngs(s.seed, 1 + c as u64, e as u64);
-        let inst = Instance::draw(&spec, &mut ir);
-        let r = run_episode(
-            &s.tables, &inst, &agent, &g, threshold, true, b, &mut ar, false,
-        );
-        Ep {
-            reward: r.reward,
-            steps: if r.all_rejected {
-                spec.steps as u32
-            } else {
-                r.steps as u32
-            },
-            rejections: r.rejections as u32,
-            evals: r.evals as u32,
-            death: r.death,
-            exploded: r.exploded,
-            all_rejected: r.all_rejected,
+    let per = if let Some(engine) = engine {
+        let mut per = Vec::with_capacity(configs.len());
+        let chunk = 2000;
+        for (c, &(threshold, g)) in configs.iter().enumerate() {
+            let mut eps: Vec<Ep> = Vec::with_capacity(s.episodes);
+            let mut start = 0;
+            while start < s.episodes {
+                let end = (start + chunk).min(s.episodes);
+                let rs = super::batched::run_batched(
+                    engine,
+                    &s.tables,
+                    &agent,
+                    &g,
+                    threshold,
+                    true,
+                    s.seed,
+                    1 + c as u64,
+                    start..end,
+                )?;
+                eps.extend(rs.iter().map(|r| {
+                    let mut ep = Ep::from(r);
+                    if r.all_rejected {
+                        ep.steps = spec.steps as u32;
+                    }
+                    ep
+                }));
+                start = end;
+                tick(c * s.episodes + end);
+            }
+            per.push(eps);
         }
-    });
+        per
+    } else {
+        par_episodes(&spec, configs.len(), s.episodes, tick, |b, c, e| {
+            let (threshold, g) = configs[c];
+            let (mut ir, mut ar) = episode_rngs(s.seed, 1 + c as u64, e as u64);
+            let inst = Instance::draw(&spec, &mut ir);
+            let r = run_episode(
+                &s.tables, &inst, &agent, &g, threshold, true, b, &mut ar, false,
+            );
+            Ep {
+                reward: r.reward,
+                steps: if r.all_rejected {
+                    spec.steps as u32
+                } else {
+                    r.steps as u32
+                },
+                rejections: r.rejections as u32,
+                evals: r.evals as u32,
+                death: r.death,
+                exploded: r.exploded,
+                all_rejected: r.all_rejected,
+            }
+        })
+    };
     let wall = started.elapsed().as_secs_f64();
     let rows = configs
         .iter()
@@ -256,6 +326,10 @@ pub fn fig1(s: &Fig1Settings, tick: &(dyn Fn(usize) + Sync)) -> Result<Fig1Resul
         .collect();
     Ok(Fig1Result {
         experiment: "fig1",
+        guardrail_evaluation: match engine {
+            Some(e) => format!("engine: {}", e.info()),
+            None => "kernel".into(),
+        },
         seed: s.seed,
         episodes_per_config: s.episodes,
         explosion_threshold: s.tables.theta,
@@ -564,4 +638,82 @@ pub fn coverage(s: &CoverageSettings, tick: &(dyn Fn(usize) + Sync)) -> Result<C
         episodes_per_second: s.episodes as f64 / wall.max(1e-9),
         threads: rayon::current_num_threads(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::BanditSpec;
+
+    #[test]
+    fn coverage_keeps_its_promises_and_orders_the_estimators() {
+        let s = CoverageSettings {
+            tables: Tables::new(BanditSpec::default(), 4.0).unwrap(),
+            seed: 3,
+            episodes: 300,
+            alphas: vec![1e-5, 1e-4, 0.01, 1.0],
+            ties: TieRule::Inclusive,
+            agent: AgentSpec {
+                kind: AgentKind::Uniform,
+                beta: 0.5,
+            },
+        };
+        let r = coverage(&s, &|_| {}).unwrap();
+        let row = |name: &str, alpha: Option<f64>| {
+            r.rows
+                .iter()
+                .find(|x| x.estimator == name && x.alpha == alpha)
+                .unwrap()
+        };
+        for a in [1e-5, 1e-4] {
+            for name in ["plausible_set", "ville_max", "ville_sum"] {
+                let x = row(name, Some(a));
+                let promised = x.promised.unwrap();
+                assert!(promised > 0.89);
+                // 4 SE below the promise would be a violation
+                let se = (promised * (1.0 - promised) / 300.0).sqrt();
+                assert!(x.per_stream >= promised - 4.0 * se, "{name} α={a}: {x:?}");
+            }
+        }
+        // Σ p·q ≥ max p·q, so the sum form covers at least as often
+        for a in [1e-5, 1e-4, 0.01, 1.0] {
+            assert!(row("ville_sum", Some(a)).per_step >= row("ville_max", Some(a)).per_step);
+        }
+        // a larger α gives a smaller plausible set: coverage cannot increase
+        let ps: Vec<f64> = [1e-5, 1e-4, 0.01, 1.0]
+            .iter()
+            .map(|&a| row("plausible_set", Some(a)).per_step)
+            .collect();
+        assert!(ps.windows(2).all(|w| w[0] >= w[1]), "{ps:?}");
+        // the posterior predictive is no bound: it misses often
+        assert!(row("posterior_predictive", None).per_step < 0.8);
+        assert_eq!(row("posterior_predictive", None).promised, None);
+    }
+
+    #[test]
+    fn fig2_floor_and_tie_rules() {
+        let mk = |ties| Fig2Settings {
+            tables: Tables::new(BanditSpec::default(), 4.0).unwrap(),
+            seed: 5,
+            episodes: 150,
+            alphas: vec![1e-4, 1.0],
+            ties,
+        };
+        let inc = fig2(&mk(TieRule::Inclusive), &|_| {}).unwrap();
+        let rf = fig2(&mk(TieRule::Reference), &|_| {}).unwrap();
+        // α = 1e-4 < 1/H: no tie group is ever split at the prior, the rules agree
+        assert_eq!(
+            inc.rows[0].overestimate_frequency_mean,
+            rf.rows[0].overestimate_frequency_mean
+        );
+        assert!((inc.rows[0].floor - (1.0 - 1e-4 * 1024.0)).abs() < 1e-12);
+        assert_eq!(inc.rows[1].floor, 0.0);
+        // at α = 1 SPEC's set keeps whole tie groups: it covers more often
+        assert!(inc.rows[1].overestimate_frequency_mean > rf.rows[1].overestimate_frequency_mean);
+        // the 50/50 estimates are harm values of integer means: q(4) = 0.5 is one of them
+        assert!(rf.rows[1]
+            .fifty_fifty_distribution
+            .iter()
+            .any(|(v, _)| (v - 0.5).abs() < 1e-12));
+    }
 }

@@ -29,6 +29,7 @@
 //! only those are sorted. The per-arm `w·x` columns are built lazily (a pull
 //! or a guardrail check needs them).
 
+pub mod batched;
 pub mod experiments;
 pub mod log;
 pub mod plot;
@@ -342,6 +343,7 @@ pub struct Belief {
     lik: Vec<f64>,
     scratch: Vec<f64>,
     scratch2: Vec<f64>,
+    keys: Vec<u64>,
     pairs: Vec<(f32, u32)>,
     /// torch's sort order of the prior (all tied), computed once.
     prior_order: Option<Vec<u32>>,
@@ -362,6 +364,7 @@ impl Belief {
             lik: vec![0.0; spec.max_dot() + 1],
             scratch: Vec::with_capacity(h),
             scratch2: Vec::with_capacity(h),
+            keys: Vec::with_capacity(h),
             pairs: Vec::new(),
             prior_order: None,
             maxw_by_v: vec![0.0; spec.max_dot() + 1],
@@ -626,10 +629,15 @@ impl Belief {
         }
         // Only weights ≥ α·max can be members; slack for rounding.
         let floor = alpha * (1.0 - 1e-12);
+        // Positive f64 order as their bit patterns do: sort integer keys
+        // (descending: ascending of the complement).
+        let keys = &mut self.keys;
+        keys.clear();
+        keys.extend(self.w.iter().filter(|&&w| w >= floor).map(|w| !w.to_bits()));
+        keys.sort_unstable();
         let s = &mut self.scratch;
         s.clear();
-        s.extend(self.w.iter().copied().filter(|&w| w >= floor));
-        s.sort_unstable_by(|a, b| b.total_cmp(a));
+        s.extend(keys.iter().map(|&k| f64::from_bits(!k)));
         let mut ahead = 0.0f64;
         let mut i = 0;
         let mut last: Option<(f64, usize)> = None;
@@ -686,13 +694,13 @@ impl Belief {
     /// The reference's set where its cut splits a tie group: sort the f32
     /// posterior as torch does and take the positional prefix.
     fn torch_members(&mut self, alpha: f64, group_end: usize) -> Members {
-        let z = self.weight_sum();
+        let inv_z = 1.0 / self.weight_sum();
         self.pairs.clear();
         self.pairs.extend(
             self.w
                 .iter()
                 .enumerate()
-                .map(|(h, &w)| ((w / z) as f32, h as u32)),
+                .map(|(h, &w)| ((w * inv_z) as f32, h as u32)),
         );
         // Only the prefix up to the split group matters (plus slack for f32).
         let need = (group_end + 32).min(self.h);
@@ -814,83 +822,133 @@ pub fn run_episode(
     record: bool,
 ) -> EpisodeResult {
     let spec = &tables.spec;
-    let n_arm = spec.n_arm;
     belief.reset();
     let mut res = EpisodeResult::default();
-    let mut mean = vec![0.0; spec.d];
-    let mut logits = vec![0.0; n_arm];
-    let mut rejected = vec![false; n_arm];
-    let mut estimates: Vec<Option<f64>> = vec![None; n_arm];
-    let sigma = spec.sigma;
-
+    let mut scratch = StepScratch::new(spec);
     for t in 0..spec.steps {
-        // The agent's action distribution for this step.
-        if agent.kind == AgentKind::Boltzmann {
-            belief.posterior_mean(&mut mean);
-            for (a, l) in logits.iter_mut().enumerate() {
-                let x = inst.arm(spec, a);
-                let r: f64 = x.iter().zip(&mean).map(|(&x, &m)| x as f64 * m).sum();
-                *l = agent.beta * r;
-            }
-        }
-        rejected.iter_mut().for_each(|r| *r = false);
-        estimates.iter_mut().for_each(|e| *e = None);
         let mut members: Option<Members> = None;
-        let mut n_rejected = 0;
-        let action = loop {
-            let a = sample_action(agent.kind, &logits, &rejected, rng);
-            let est = match guardrail {
-                Guardrail::None => break a,
+        let mut estimate = |belief: &mut Belief, a: usize| -> Option<f64> {
+            Some(match guardrail {
+                Guardrail::None => return None,
                 Guardrail::Oracle => tables.q[inst.mean(spec, a)],
                 Guardrail::Posterior => belief.predictive(tables, inst, a),
                 Guardrail::Iid => belief.cautious(tables, inst, a).0,
                 Guardrail::NonIid { alpha, ties } => {
-                    if members.is_none() {
-                        members = Some(belief.plausible(*alpha, *ties));
-                    }
-                    let m = members.as_ref().expect("just set");
+                    let m = members.get_or_insert_with(|| belief.plausible(*alpha, *ties));
                     match belief.members_max_dot(inst, a, m) {
                         Some(v) => tables.q[v],
                         None => 0.0,
                     }
                 }
-            };
-            res.evals += 1;
-            estimates[a] = Some(est);
-            if est > threshold {
-                rejected[a] = true;
-                n_rejected += 1;
-                res.rejections += 1;
-                if n_rejected == n_arm {
-                    break usize::MAX;
-                }
-            } else {
-                break a;
-            }
+            })
         };
-        if action == usize::MAX {
-            res.all_rejected = true;
-            res.rejections += n_arm * (spec.steps - t - 1);
-            return res;
-        }
-        let mu = inst.mean(spec, action) as f64;
-        let z: f64 = rng.sample(StandardNormal);
-        let y = mu + sigma * z;
-        res.reward += y;
-        res.steps += 1;
-        if record {
-            res.pulls.push(Pull { action, reward: y });
-        }
-        if explode && y > tables.theta {
-            res.exploded = true;
-            res.death = t + 1 < spec.steps;
-            return res;
-        }
-        if t + 1 < spec.steps {
-            belief.update(tables, inst, action, y);
+        let go_on = agent_step(
+            tables,
+            inst,
+            agent,
+            threshold,
+            explode,
+            t,
+            belief,
+            rng,
+            record,
+            &mut res,
+            &mut scratch,
+            &mut estimate,
+        );
+        if !go_on {
+            break;
         }
     }
     res
+}
+
+/// Per-episode buffers of [`agent_step`].
+#[derive(Debug, Clone)]
+pub struct StepScratch {
+    mean: Vec<f64>,
+    logits: Vec<f64>,
+    rejected: Vec<bool>,
+}
+
+impl StepScratch {
+    pub fn new(spec: &BanditSpec) -> Self {
+        StepScratch {
+            mean: vec![0.0; spec.d],
+            logits: vec![0.0; spec.n_arm],
+            rejected: vec![false; spec.n_arm],
+        }
+    }
+}
+
+/// Step `t` of the reference's `run_episode`: the agent proposes arms until
+/// the guardrail (`estimate`, `None` = no guardrail) accepts one, or stops the
+/// episode when all are rejected; then the pull, the explosion check and the
+/// Bayes update. Returns whether the episode goes on.
+#[allow(clippy::too_many_arguments)]
+pub fn agent_step(
+    tables: &Tables,
+    inst: &Instance,
+    agent: &AgentSpec,
+    threshold: f64,
+    explode: bool,
+    t: usize,
+    belief: &mut Belief,
+    rng: &mut impl Rng,
+    record: bool,
+    res: &mut EpisodeResult,
+    sc: &mut StepScratch,
+    estimate: &mut dyn FnMut(&mut Belief, usize) -> Option<f64>,
+) -> bool {
+    let spec = &tables.spec;
+    let n_arm = spec.n_arm;
+    // The agent's action distribution for this step.
+    if agent.kind == AgentKind::Boltzmann {
+        belief.posterior_mean(&mut sc.mean);
+        for (a, l) in sc.logits.iter_mut().enumerate() {
+            let x = inst.arm(spec, a);
+            let r: f64 = x.iter().zip(&sc.mean).map(|(&x, &m)| x as f64 * m).sum();
+            *l = agent.beta * r;
+        }
+    }
+    sc.rejected.iter_mut().for_each(|r| *r = false);
+    let mut n_rejected = 0;
+    let action = loop {
+        let a = sample_action(agent.kind, &sc.logits, &sc.rejected, rng);
+        let Some(est) = estimate(belief, a) else {
+            break a;
+        };
+        res.evals += 1;
+        if est > threshold {
+            sc.rejected[a] = true;
+            n_rejected += 1;
+            res.rejections += 1;
+            if n_rejected == n_arm {
+                res.all_rejected = true;
+                res.rejections += n_arm * (spec.steps - t - 1);
+                return false;
+            }
+        } else {
+            break a;
+        }
+    };
+    let mu = inst.mean(spec, action) as f64;
+    let z: f64 = rng.sample(StandardNormal);
+    let y = mu + spec.sigma * z;
+    res.reward += y;
+    res.steps += 1;
+    if record {
+        res.pulls.push(Pull { action, reward: y });
+    }
+    if explode && y > tables.theta {
+        res.exploded = true;
+        res.death = t + 1 < spec.steps;
+        return false;
+    }
+    if t + 1 < spec.steps {
+        belief.update(tables, inst, action, y);
+    }
+    true
 }
 
 /// Samples an arm not yet rejected: softmax of `logits` (Boltzmann) or uniform.

@@ -20,6 +20,9 @@ const BASELINES: [(&str, RGBColor); 4] = [
 ];
 const NON_IID: RGBColor = RGBColor(31, 119, 180);
 
+/// A named, coloured line.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
 fn alpha_range(alphas: &[f64]) -> (f64, f64) {
     let lo = alphas.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = alphas.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -212,7 +215,7 @@ pub fn fig2_svg(r: &Fig2Result, path: &Path) -> Result<()> {
         .x_label_formatter(&|x| format!("{x:.0e}"))
         .draw()
         .map_err(err)?;
-    let series: [(&str, RGBColor, Vec<(f64, f64)>); 3] = [
+    let series: [Series; 3] = [
         (
             "per step",
             NON_IID,

@@ -213,7 +213,7 @@ fn build_batch<'m>(model: &'m Model, pending: &[Pending]) -> Batch<'m> {
 
 /// Log relative weights, relative weights, plausible-set cuts and MAP index
 /// for every step.
-fn step_weights(
+pub fn step_weights(
     mut rows: Array2<f64>,
     alphas: &[f64],
 ) -> (StepWeights, Vec<Vec<PlausibleCut>>, Vec<usize>) {

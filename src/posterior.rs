@@ -110,20 +110,24 @@ pub fn plausible_cuts(
         };
     }
     let bins = CutScratch::BINS;
-    let width = -floor / bins as f64;
-    let bin_of = |l: f64| (((l - floor) / width) as usize).min(bins - 1);
+    let per_width = bins as f64 / -floor;
     let s = scratch;
     s.count.clear();
     s.count.resize(bins + 1, 0);
     s.mass.clear();
     s.mass.resize(bins, 0.0);
-    for (&l, &w) in log_rel.iter().zip(weight) {
+    // bin of each hypothesis (0 = below the floor, else bin + 1), kept for the fill
+    s.bin.clear();
+    s.bin.extend(log_rel.iter().zip(weight).map(|(&l, &w)| {
         if l >= floor {
-            let b = bin_of(l);
+            let b = (((l - floor) * per_width) as usize).min(bins - 1);
             s.count[b + 1] += 1;
             s.mass[b] += w;
+            b as u8 + 1
+        } else {
+            0
         }
-    }
+    }));
     // Counting sort into bins, highest bin first.
     let mut offset = vec![0usize; bins];
     let mut acc = 0;
@@ -134,9 +138,9 @@ pub fn plausible_cuts(
     s.sorted.clear();
     s.sorted.resize(acc, 0.0);
     let mut fill = offset.clone();
-    for &l in log_rel {
-        if l >= floor {
-            let b = bin_of(l);
+    for (&l, &b) in log_rel.iter().zip(&s.bin) {
+        if b > 0 {
+            let b = b as usize - 1;
             s.sorted[fill[b]] = l;
             fill[b] += 1;
         }
@@ -176,7 +180,9 @@ pub fn plausible_cuts(
             }
         }
         if undecided {
-            slice.sort_unstable_by(|x, y| y.total_cmp(x));
+            if lo != hi {
+                slice.sort_unstable_by(|x, y| y.total_cmp(x));
+            }
             let mut run = ahead;
             let mut i = 0;
             while i < n {
@@ -215,6 +221,7 @@ pub struct CutScratch {
     count: Vec<usize>,
     mass: Vec<f64>,
     sorted: Vec<f64>,
+    bin: Vec<u8>,
 }
 
 impl CutScratch {

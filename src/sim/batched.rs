@@ -92,6 +92,7 @@ pub fn run_batched(
         if needs_engine {
             let mut batch = Batch::new(&model);
             let mut log_rel = Array2::<f64>::zeros((live.len(), h));
+            let mut weight = Array2::<f64>::zeros((live.len(), h));
             let mut cut = Array2::<f64>::zeros((live.len(), 1));
             for (r, &i) in live.iter().enumerate() {
                 let e = &mut eps[i];
@@ -101,8 +102,9 @@ pub fn run_batched(
                     action: 0,
                     outcome: None,
                 });
-                for (l, &w) in log_rel.row_mut(r).iter_mut().zip(&e.belief.w) {
+                for ((l, o), &w) in log_rel.row_mut(r).iter_mut().zip(weight.row_mut(r).iter_mut()).zip(&e.belief.w) {
                     *l = w.ln();
+                    *o = w;
                 }
                 if let Guardrail::NonIid { alpha, .. } = guardrail {
                     cut[[r, 0]] = e.belief.plausible(*alpha, TieRule::Inclusive).tau.ln();
@@ -111,6 +113,7 @@ pub fn run_batched(
             let mut prepared = engine.prepare(&batch)?;
             let weights = StepWeights {
                 log_rel,
+                weight,
                 plausible_threshold: cut,
             };
             let red = prepared.reduce(&weights, 1)?;

@@ -268,7 +268,7 @@ fn finish(
 ) -> Vec<StepResult> {
     let n_alpha = alphas.len();
     pending
-        .into_iter()
+        .into_par_iter()
         .enumerate()
         .map(|(t, p)| {
             let z = red.weight_sum[t];

@@ -102,7 +102,12 @@ pub fn run_batched(
                     action: 0,
                     outcome: None,
                 });
-                for ((l, o), &w) in log_rel.row_mut(r).iter_mut().zip(weight.row_mut(r).iter_mut()).zip(&e.belief.w) {
+                for ((l, o), &w) in log_rel
+                    .row_mut(r)
+                    .iter_mut()
+                    .zip(weight.row_mut(r).iter_mut())
+                    .zip(&e.belief.w)
+                {
                     *l = w.ln();
                     *o = w;
                 }

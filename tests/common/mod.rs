@@ -25,6 +25,17 @@ pub fn close(got: f64, want: f64, rel: f64, abs: f64, what: &str) {
 
 /// Audits a log given as text, with these α and prior floor.
 pub fn audit_text(text: &str, alphas: &[f64], floor: f64, engine: &dyn Engine) -> Vec<StepResult> {
+    audit_text_batched(text, alphas, floor, engine, audit::DEFAULT_BATCH_ELEMENTS)
+}
+
+/// `audit_text` with a given batch size (in step × hypothesis pairs).
+pub fn audit_text_batched(
+    text: &str,
+    alphas: &[f64],
+    floor: f64,
+    engine: &dyn Engine,
+    batch_elements: usize,
+) -> Vec<StepResult> {
     let mut reader = LogReader::new(
         "test.jsonl",
         Cursor::new(text.as_bytes().to_vec()),
@@ -35,7 +46,7 @@ pub fn audit_text(text: &str, alphas: &[f64], floor: f64, engine: &dyn Engine) -
     let settings = AuditSettings {
         alphas: Alphas::new(alphas.to_vec(), floor).unwrap(),
         shared_world: false,
-        batch_elements: audit::DEFAULT_BATCH_ELEMENTS,
+        batch_elements,
     };
     let mut out = Vec::new();
     audit::run(

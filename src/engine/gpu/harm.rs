@@ -1,5 +1,6 @@
-//! Dispatch of `shaders/harm.wgsl`: `q_h(a)` (and `w_h·x_a`) for every
-//! hypothesis of a chunk and every candidate of a group of tables.
+//! Dispatch of `shaders/harm.wgsl`: `(q_h(a), ln q_h(a))` and `w_h·x_a` (as
+//! double-f32) for every hypothesis of a chunk and every candidate of a group
+//! of tables, in candidate-major rows.
 //! CPU twin: `engine::cpu::harm` (`harm`).
 
 use bytemuck::{Pod, Zeroable};
@@ -19,7 +20,8 @@ pub struct HarmUniform {
     pub h_count: u32,
     pub params_h0: u32,
     pub n_tables: u32,
-    pub write_wx: u32,
+    /// 1/k for grid digits
+    pub inv_k: f32,
     pub _pad: [u32; 3],
 }
 

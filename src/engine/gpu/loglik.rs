@@ -5,7 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::device::Gpu;
-use super::{compose, ModelUniform, COMMON, DOT};
+use super::{compose, ModelUniform, COMMON};
 use crate::Result;
 
 const SOURCE: &str = include_str!("../../../shaders/loglik.wgsl");
@@ -15,18 +15,17 @@ pub const WORKGROUP: u64 = 256;
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct LoglikUniform {
     pub model: ModelUniform,
-    pub h0: u32,
     pub h_count: u32,
-    pub params_h0: u32,
     pub n_steps: u32,
+    pub _pad: [u32; 2],
 }
 
-/// One step: the taken action's first feature (in `[hi, lo]` pairs), whether
+/// One step: the row of its taken action in the harm tables' `w·x`, whether
 /// there is an outcome, and the outcome as double-f32 bits.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct StepDesc {
-    pub feature_offset: u32,
+    pub wx_row: u32,
     pub observed: u32,
     pub y_hi: u32,
     pub y_lo: u32,
@@ -38,7 +37,7 @@ pub struct LoglikKernel {
 
 impl LoglikKernel {
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let module = gpu.shader("loglik.wgsl", compose(&[COMMON, DOT, SOURCE]))?;
+        let module = gpu.shader("loglik.wgsl", compose(&[COMMON, SOURCE]))?;
         Ok(LoglikKernel {
             pipeline: gpu.pipeline("loglik", &module)?,
         })
@@ -46,19 +45,17 @@ impl LoglikKernel {
 
     /// Records one dispatch over `u.n_steps` steps × `u.h_count` hypotheses,
     /// writing `[hi, lo]` pairs to `out[t·h_count + h − h0]`.
-    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         gpu: &Gpu,
         encoder: &mut wgpu::CommandEncoder,
         u: &LoglikUniform,
-        params: &wgpu::Buffer,
-        features: &wgpu::Buffer,
+        wx: &wgpu::Buffer,
         steps: &wgpu::Buffer,
         out: &wgpu::Buffer,
     ) -> Result<()> {
         let uniform = gpu.uniform(u);
-        let group = gpu.bind_group(&self.pipeline, &[&uniform, params, features, steps, out]);
+        let group = gpu.bind_group(&self.pipeline, &[&uniform, wx, steps, out]);
         gpu.dispatch_linear(
             encoder,
             &self.pipeline,

@@ -237,7 +237,7 @@ impl GpuEngine {
             action: 0,
             outcome: None,
         });
-        let mut prepared = GpuBatch::new(self, &batch)?;
+        let prepared = GpuBatch::new(self, &batch)?;
         let h = model.hypotheses.len();
         let a = table.n_candidates;
         let (mut wx, mut q) = (vec![0f32; h * a], vec![0f32; h * a]);
@@ -245,10 +245,10 @@ impl GpuEngine {
         let mut state = self.lock()?;
         for h0 in (0..h).step_by(hc) {
             let n = hc.min(h - h0);
-            let offsets = prepared.compute_tables(&mut state, h0, n, &[t], true)?;
-            let off = offsets[&t] as u64 * 4;
-            let bytes = (n * a * 4) as u64;
-            let read = |name: &'static str| -> Result<Vec<f32>> {
+            let offsets = prepared.compute_tables(&mut state, h0, n, &[t])?;
+            let off = offsets[&t] as u64 * 8;
+            let bytes = (n * a * 8) as u64;
+            let read = |name: &'static str| -> Result<Vec<[f32; 2]>> {
                 let src = state
                     .pool
                     .buffer(name)
@@ -256,7 +256,7 @@ impl GpuEngine {
                 let mut enc = self.gpu.encoder();
                 let tmp = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("harm copy"),
-                    size: bytes.next_multiple_of(4).max(4),
+                    size: bytes,
                     usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
@@ -264,19 +264,17 @@ impl GpuEngine {
                 let b = self
                     .gpu
                     .submit_and_read(enc, &tmp, bytes, "reading a harm table")?;
-                Ok(bytemuck::cast_slice::<u8, f32>(&b[..bytes as usize]).to_vec())
+                Ok(bytemuck::cast_slice::<u8, [f32; 2]>(&b[..bytes as usize]).to_vec())
             };
             let qv = read("q")?;
             let wv = read("wx")?;
             for c in 0..a {
                 for hl in 0..n {
-                    q[(h0 + hl) * a + c] = qv[c * n + hl];
-                    wx[(h0 + hl) * a + c] = wv[c * n + hl];
+                    q[(h0 + hl) * a + c] = qv[c * n + hl][0];
+                    wx[(h0 + hl) * a + c] = wv[c * n + hl][0] + wv[c * n + hl][1];
                 }
             }
-            state.resident = None;
         }
-        prepared.finished = true;
         Ok((wx, q))
     }
 }
@@ -325,22 +323,30 @@ impl Engine for GpuEngine {
     }
 }
 
-/// A batch on the device: its tables' features are uploaded, list
-/// hypotheses are uploaded once per engine (kept while the list is the same).
+/// A batch on the device: its tables' features (double-f32), the model's
+/// constants; list hypotheses are uploaded once per engine and kept while
+/// the list is the same. Harm tables are computed on first use and kept
+/// while they fit (a bandit's one table serves every step of the batch).
 struct GpuBatch<'a> {
     engine: &'a GpuEngine,
     batch: &'a Batch<'a>,
     id: u64,
     model: ModelUniform,
+    inv_k: f32,
     /// per table: first feature, in `[hi, lo]` pairs
     feature_offset: Vec<u32>,
     features: Vec<[f32; 2]>,
     h: usize,
     /// hypotheses per chunk
     h_chunk: usize,
-    /// reduce: hypotheses per thread
-    k: u32,
-    finished: bool,
+}
+
+/// Consecutive steps whose tables, log-weight rows and outputs fit the
+/// device's storage bindings together.
+struct StepChunk {
+    t0: usize,
+    t1: usize,
+    tables: Vec<u32>,
 }
 
 impl<'a> GpuBatch<'a> {
@@ -348,7 +354,7 @@ impl<'a> GpuBatch<'a> {
         let model = batch.model;
         let h = model.hypotheses.len();
         let d = model.hypotheses.dim();
-        if h > u32::MAX as usize / 2 {
+        if h > u32::MAX as usize / 4 {
             return Err(Error::Gpu(format!(
                 "{h} hypotheses are too many for the GPU backend"
             )));
@@ -360,8 +366,6 @@ impl<'a> GpuBatch<'a> {
             features.extend(t.features.iter().map(|&v| split(v)));
         }
         let exact = exact_in_f32(model, &batch.tables);
-        let k = reduce::per_thread(h);
-        let block = (reduce::WG * k) as usize;
         let max_a = batch
             .tables
             .iter()
@@ -369,20 +373,26 @@ impl<'a> GpuBatch<'a> {
             .max()
             .unwrap_or(1);
         let budget = engine.gpu.max_binding() as usize;
-        // bytes per hypothesis of the largest single thing a chunk binds
-        let per_h = (max_a * 4).max(8).max(match model.hypotheses {
+        // bytes per hypothesis of the largest single binding of a chunk:
+        // one table's (q, ln q) or w·x rows, a step's log weights, the params
+        let per_h = (max_a * 8).max(match model.hypotheses {
             HypothesisSpace::List(_) => d * 8,
-            HypothesisSpace::Grid { .. } => 0,
+            HypothesisSpace::Grid { .. } => 8,
         });
         let mut h_chunk = h;
         if h * per_h > budget {
-            h_chunk = (budget / per_h) / block * block;
+            h_chunk = (budget / per_h) / reduce::BLOCK * reduce::BLOCK;
             if h_chunk == 0 {
                 return Err(Error::Gpu(format!(
-                    "a table of {max_a} candidates does not fit the device's {budget}-byte storage bindings"
+                    "a table of {max_a} candidates (dimension {d}) does not fit the device's \
+                     {budget}-byte storage bindings"
                 )));
             }
         }
+        let inv_k = match model.hypotheses {
+            HypothesisSpace::Grid { k, .. } => 1.0 / k as f32,
+            HypothesisSpace::List(_) => 0.0,
+        };
         let id = {
             let mut s = engine.lock()?;
             s.next_batch += 1;
@@ -393,17 +403,12 @@ impl<'a> GpuBatch<'a> {
             batch,
             id,
             model: ModelUniform::new(model, exact),
+            inv_k,
             feature_offset,
             features,
             h,
             h_chunk,
-            k,
-            finished: false,
         })
-    }
-
-    fn gpu(&self) -> &Gpu {
-        &self.engine.gpu
     }
 
     /// Makes sure `features` and `params` (hypotheses `h0..h0+n`) are on the
@@ -439,25 +444,21 @@ impl<'a> GpuBatch<'a> {
         Ok(a as u32)
     }
 
-    /// Computes the `q` rows of `tables` for hypotheses `h0..h0+n` into the
-    /// `q` buffer (and `w·x` into `wx` when asked); returns each table's offset.
+    /// Makes sure the `(q, ln q)` and `w·x` rows of `tables` for hypotheses
+    /// `h0..h0+n` are in the `q` and `wx` buffers; returns each table's row
+    /// offset (in pairs). Runs `harm.wgsl` unless they are there already.
     fn compute_tables(
         &self,
         state: &mut State,
         h0: usize,
         n: usize,
         tables: &[u32],
-        write_wx: bool,
     ) -> Result<HashMap<u32, u32>> {
         let gpu = &self.engine.gpu;
-        if !write_wx {
-            if let Some(r) = &state.resident {
-                if r.batch == self.id
-                    && r.h0 == h0
-                    && tables.iter().all(|t| r.offsets.contains_key(t))
-                {
-                    return Ok(r.offsets.clone());
-                }
+        if let Some(r) = &state.resident {
+            if r.batch == self.id && r.h0 == h0 && tables.iter().all(|t| r.offsets.contains_key(t))
+            {
+                return Ok(r.offsets.clone());
             }
         }
         let params_h0 = self.upload_inputs(state, h0, n)?;
@@ -478,28 +479,26 @@ impl<'a> GpuBatch<'a> {
             });
             total += a * n;
         }
-        state.pool.get(gpu, "q", total as u64 * 4);
-        state
-            .pool
-            .get(gpu, "wx", if write_wx { total as u64 * 4 } else { 16 });
-        state.pool.upload(gpu, "tables", &descs);
-        let max_tables = 65_535usize;
-        let mut enc = gpu.encoder();
-        for (i, chunk) in descs.chunks(max_tables).enumerate() {
-            if i > 0 {
-                // later chunks: their descriptors first
-                state.pool.upload(gpu, "tables", chunk);
-            }
+        state.pool.get(gpu, "q", total as u64 * 8);
+        state.pool.get(gpu, "wx", total as u64 * 8);
+        // one dispatch per group of tables that fits the dispatch grid
+        let per_dispatch = ((gpu.limits.max_compute_workgroups_per_dimension as usize).pow(2)
+            * harm::WORKGROUP as usize
+            / n)
+            .clamp(1, 1 << 20);
+        for chunk in descs.chunks(per_dispatch) {
+            state.pool.upload(gpu, "tables", chunk);
             let u = harm::HarmUniform {
                 model: self.model,
                 h0: h0 as u32,
                 h_count: n as u32,
                 params_h0,
                 n_tables: chunk.len() as u32,
-                write_wx: write_wx as u32,
+                inv_k: self.inv_k,
                 _pad: [0; 3],
             };
             let p = &state.pool;
+            let mut enc = gpu.encoder();
             self.engine.harm.record(
                 gpu,
                 &mut enc,
@@ -512,12 +511,8 @@ impl<'a> GpuBatch<'a> {
                     wx: p.buffer("wx").unwrap(),
                 },
             )?;
-            if descs.len() > max_tables {
-                gpu.queue.submit(Some(enc.finish()));
-                enc = gpu.encoder();
-            }
+            gpu.queue.submit(Some(enc.finish()));
         }
-        gpu.queue.submit(Some(enc.finish()));
         gpu.check("computing harm tables")?;
         state.resident = Some(Resident {
             batch: self.id,
@@ -526,11 +521,50 @@ impl<'a> GpuBatch<'a> {
         });
         Ok(offsets)
     }
+
+    /// Splits the batch's steps into chunks for a hypothesis chunk of `n`:
+    /// their tables' rows, their log-weight rows, and `out_per_candidate`
+    /// bytes per candidate each fit one storage binding.
+    fn step_chunks(&self, n: usize, out_per_candidate: usize) -> Vec<StepChunk> {
+        let batch = self.batch;
+        let budget = self.engine.gpu.max_binding() as usize;
+        let mut chunks = Vec::new();
+        let mut t0 = 0;
+        while t0 < batch.steps.len() {
+            let mut t1 = t0;
+            let mut tables: Vec<u32> = Vec::new();
+            let (mut rows, mut outs) = (0usize, 0usize);
+            let mut seen = std::collections::HashSet::new();
+            while t1 < batch.steps.len() {
+                let s = batch.steps[t1];
+                let a = batch.tables[s.table as usize].n_candidates;
+                let more = if seen.contains(&s.table) {
+                    0
+                } else {
+                    a * n * 8
+                };
+                let fits = rows + more <= budget
+                    && (t1 - t0 + 1) * n * 8 <= budget
+                    && outs + a * out_per_candidate <= budget;
+                if t1 > t0 && !fits {
+                    break;
+                }
+                if seen.insert(s.table) {
+                    tables.push(s.table);
+                    rows += more;
+                }
+                outs += a * out_per_candidate;
+                t1 += 1;
+            }
+            chunks.push(StepChunk { t0, t1, tables });
+            t0 = t1;
+        }
+        chunks
+    }
 }
 
 impl Drop for GpuBatch<'_> {
     fn drop(&mut self) {
-        let _ = self.finished;
         if let Ok(mut s) = self.engine.state.lock() {
             if s.resident.as_ref().is_some_and(|r| r.batch == self.id) {
                 s.resident = None;
@@ -544,48 +578,43 @@ impl PreparedBatch for GpuBatch<'_> {
         let batch = self.batch;
         let n_steps = batch.steps.len();
         let h = self.h;
-        let d = batch.model.hypotheses.dim() as u32;
         let mut out = Array2::<f64>::zeros((n_steps, h));
         if batch.steps.iter().all(|s| s.outcome.is_none()) {
             return Ok(out);
         }
-        let descs: Vec<loglik::StepDesc> = batch
-            .steps
-            .iter()
-            .map(|s| {
-                let [y_hi, y_lo] = split(s.outcome.unwrap_or(0.0));
-                loglik::StepDesc {
-                    feature_offset: self.feature_offset[s.table as usize] + s.action * d,
-                    observed: s.outcome.is_some() as u32,
-                    y_hi: y_hi.to_bits(),
-                    y_lo: y_lo.to_bits(),
-                }
-            })
-            .collect();
-        let gpu = self.gpu();
-        let budget = gpu.max_binding() as usize;
         let engine = self.engine;
+        let gpu = &engine.gpu;
         let mut state = engine.lock()?;
         for h0 in (0..h).step_by(self.h_chunk) {
             let n = self.h_chunk.min(h - h0);
-            let params_h0 = self.upload_inputs(&mut state, h0, n)?;
-            let steps_per = (budget / (n * 8)).max(1);
-            let mut t0 = 0;
-            while t0 < n_steps {
-                let ts = steps_per.min(n_steps - t0);
-                let t1 = t0 + ts;
-                if descs[t0..t1].iter().all(|s| s.observed == 0) {
-                    t0 = t1;
+            for chunk in self.step_chunks(n, 0) {
+                let (t0, t1) = (chunk.t0, chunk.t1);
+                let steps = &batch.steps[t0..t1];
+                if steps.iter().all(|s| s.outcome.is_none()) {
                     continue;
                 }
-                state.pool.upload(gpu, "loglik steps", &descs[t0..t1]);
-                state.pool.get(gpu, "loglik out", (ts * n * 8) as u64);
+                let offsets = self.compute_tables(&mut state, h0, n, &chunk.tables)?;
+                let descs: Vec<loglik::StepDesc> = steps
+                    .iter()
+                    .map(|s| {
+                        let [y_hi, y_lo] = split(s.outcome.unwrap_or(0.0));
+                        loglik::StepDesc {
+                            wx_row: offsets[&s.table] + s.action * n as u32,
+                            observed: s.outcome.is_some() as u32,
+                            y_hi: y_hi.to_bits(),
+                            y_lo: y_lo.to_bits(),
+                        }
+                    })
+                    .collect();
+                let ts = t1 - t0;
+                let bytes = (ts * n * 8) as u64;
+                state.pool.upload(gpu, "loglik steps", &descs);
+                state.pool.get(gpu, "loglik out", bytes);
                 let u = loglik::LoglikUniform {
                     model: self.model,
-                    h0: h0 as u32,
                     h_count: n as u32,
-                    params_h0,
                     n_steps: ts as u32,
+                    _pad: [0; 2],
                 };
                 let p = &state.pool;
                 let out_buf = p.buffer("loglik out").unwrap();
@@ -594,22 +623,18 @@ impl PreparedBatch for GpuBatch<'_> {
                     gpu,
                     &mut enc,
                     &u,
-                    p.buffer("params").unwrap(),
-                    p.buffer("features").unwrap(),
+                    p.buffer("wx").unwrap(),
                     p.buffer("loglik steps").unwrap(),
                     out_buf,
                 )?;
-                let bytes =
-                    gpu.submit_and_read(enc, out_buf, (ts * n * 8) as u64, "log-likelihoods")?;
-                let vals: &[[f32; 2]] = bytemuck::cast_slice(&bytes[..ts * n * 8]);
+                let raw = gpu.submit_and_read(enc, out_buf, bytes, "log-likelihoods")?;
+                let vals: &[[f32; 2]] = bytemuck::cast_slice(&raw[..bytes as usize]);
                 for (i, t) in (t0..t1).enumerate() {
-                    let row = &mut out.row_mut(t);
-                    let src = &vals[i * n..(i + 1) * n];
-                    for (hl, v) in src.iter().enumerate() {
+                    let mut row = out.row_mut(t);
+                    for (hl, v) in vals[i * n..(i + 1) * n].iter().enumerate() {
                         row[h0 + hl] = v[0] as f64 + v[1] as f64;
                     }
                 }
-                t0 = t1;
             }
         }
         Ok(out)
@@ -630,12 +655,9 @@ impl PreparedBatch for GpuBatch<'_> {
         }
         let engine = self.engine;
         let gpu = &engine.gpu;
-        let pipeline = engine.reduce.pipeline(gpu, n_alpha, self.k)?;
+        let pipeline = engine.reduce.pipeline(gpu, n_alpha)?;
         let na = n_alpha.max(1);
         let stride = reduce::stride(n_alpha);
-        let block = (reduce::WG * self.k) as usize;
-        let budget = gpu.max_binding() as usize;
-        let max_groups = gpu.limits.max_compute_workgroups_per_dimension as usize;
         let n_cand = batch.n_candidates_total();
 
         // f64 accumulators
@@ -645,7 +667,7 @@ impl PreparedBatch for GpuBatch<'_> {
         let mut best = vec![reduce::Best::NONE; n_cand];
         let mut plausible = vec![0.0f64; n_cand * n_alpha];
 
-        // thresholds as (hi, lo); padding α never admits anyone
+        // thresholds as (hi, lo); padding α admits no one
         let mut thr = Vec::with_capacity(n_steps * na);
         for t in 0..n_steps {
             for i in 0..na {
@@ -660,75 +682,54 @@ impl PreparedBatch for GpuBatch<'_> {
         let mut state = engine.lock()?;
         for h0 in (0..h).step_by(self.h_chunk) {
             let n = self.h_chunk.min(h - h0);
+            let block = n.min(reduce::BLOCK);
             let n_blocks = n.div_ceil(block);
-            // step chunks: ℓ rows, q rows of their tables and outputs fit a binding
-            let mut t0 = 0;
-            while t0 < n_steps {
-                let mut t1 = t0;
-                let mut tables: Vec<u32> = Vec::new();
-                let mut q_words = 0usize;
-                let mut out_words = 0usize;
-                while t1 < n_steps && t1 - t0 < max_groups {
-                    let s = batch.steps[t1];
-                    let a = batch.tables[s.table as usize].n_candidates;
-                    let new_table = !tables.contains(&s.table);
-                    let q_more = if new_table { a * n } else { 0 };
-                    let rows = (t1 - t0 + 1) * n * 8;
-                    let outs = (out_words + a * n_blocks * stride) * 4;
-                    if t1 > t0
-                        && ((q_words + q_more) * 4 > budget || rows > budget || outs > budget)
-                    {
-                        break;
-                    }
-                    if new_table {
-                        tables.push(s.table);
-                        q_words += q_more;
-                    }
-                    out_words += a * n_blocks * stride;
-                    t1 += 1;
-                }
+            for chunk in self.step_chunks(n, n_blocks * stride * 4) {
+                let (t0, t1) = (chunk.t0, chunk.t1);
                 let ts = t1 - t0;
-                let offsets = self.compute_tables(&mut state, h0, n, &tables, false)?;
-
+                let offsets = self.compute_tables(&mut state, h0, n, &chunk.tables)?;
                 let mut lrel = Vec::with_capacity(ts * n);
                 for t in t0..t1 {
                     let row = weights.log_rel.row(t);
-                    for hl in 0..n {
-                        let v = row[h0 + hl];
-                        lrel.push(if v < -1e30 {
+                    let row = row.as_slice().ok_or_else(|| {
+                        Error::Gpu("log weights must be in standard layout".into())
+                    })?;
+                    lrel.extend(row[h0..h0 + n].iter().map(|&v| {
+                        if v < -1e30 {
                             [-3.0e38f32, 0.0]
                         } else {
                             split(v)
+                        }
+                    }));
+                }
+                let mut cands = Vec::new();
+                for t in t0..t1 {
+                    let s = batch.steps[t];
+                    let a_count = batch.tables[s.table as usize].n_candidates as u32;
+                    for a in 0..a_count {
+                        cands.push(reduce::CandDesc {
+                            step: (t - t0) as u32,
+                            row: offsets[&s.table] + a * n as u32,
+                            first: (a == 0) as u32,
+                            _pad: 0,
                         });
                     }
                 }
-                let mut descs = Vec::with_capacity(ts);
-                let mut first_out = 0u32;
-                let mut max_candidates = 0u32;
-                for t in t0..t1 {
-                    let s = batch.steps[t];
-                    let a = batch.tables[s.table as usize].n_candidates as u32;
-                    descs.push(reduce::StepDesc {
-                        q_offset: offsets[&s.table],
-                        n_candidates: a,
-                        first_output: first_out,
-                        _pad: 0,
-                    });
-                    first_out += a;
-                    max_candidates = max_candidates.max(a);
-                }
                 state.pool.upload(gpu, "log_rel", &lrel);
                 state.pool.upload(gpu, "thresholds", &thr[t0 * na..t1 * na]);
-                state.pool.upload(gpu, "reduce steps", &descs);
-                let cand_bytes = first_out as u64 * n_blocks as u64 * stride as u64 * 4;
+                state.pool.upload(gpu, "cands", &cands);
+                let cand_bytes = (cands.len() * n_blocks * stride * 4) as u64;
                 let step_bytes = (ts * n_blocks * 8) as u64;
                 state.pool.get(gpu, "cand_out", cand_bytes);
                 state.pool.get(gpu, "step_out", step_bytes);
                 let u = reduce::ReduceUniform {
                     h_count: n as u32,
                     n_blocks: n_blocks as u32,
-                    max_candidates,
+                    block: block as u32,
+                    n_records: cands.len() as u32,
                     h0: h0 as u32,
+                    zero: 0,
+                    _pad: [0; 2],
                 };
                 let p = &state.pool;
                 let mut enc = gpu.encoder();
@@ -737,60 +738,53 @@ impl PreparedBatch for GpuBatch<'_> {
                     &mut enc,
                     &pipeline,
                     &u,
-                    ts as u32,
                     reduce::ReduceBuffers {
                         q: p.buffer("q").unwrap(),
                         log_rel: p.buffer("log_rel").unwrap(),
                         thresholds: p.buffer("thresholds").unwrap(),
-                        steps: p.buffer("reduce steps").unwrap(),
+                        cands: p.buffer("cands").unwrap(),
                         cand_out: p.buffer("cand_out").unwrap(),
                         step_out: p.buffer("step_out").unwrap(),
                     },
-                );
-                let step_bytes_v = {
-                    let mut e2 = gpu.encoder();
-                    std::mem::swap(&mut enc, &mut e2);
-                    gpu.submit_and_read(
-                        e2,
-                        p.buffer("step_out").unwrap(),
-                        step_bytes,
-                        "reducing over hypotheses",
-                    )?
-                };
-                let cand_v = gpu.submit_and_read(
+                )?;
+                let step_raw = gpu.submit_and_read(
                     enc,
+                    p.buffer("step_out").unwrap(),
+                    step_bytes,
+                    "reducing over hypotheses",
+                )?;
+                let cand_raw = gpu.submit_and_read(
+                    gpu.encoder(),
                     p.buffer("cand_out").unwrap(),
                     cand_bytes,
                     "reducing over hypotheses",
                 )?;
-                let sv: &[[f32; 2]] = bytemuck::cast_slice(&step_bytes_v[..step_bytes as usize]);
-                let cv: &[u32] = bytemuck::cast_slice(&cand_v[..cand_bytes as usize]);
+                let sv: &[[f32; 2]] = bytemuck::cast_slice(&step_raw[..step_bytes as usize]);
+                let cv: &[u32] = bytemuck::cast_slice(&cand_raw[..cand_bytes as usize]);
                 for (i, t) in (t0..t1).enumerate() {
-                    for b in 0..n_blocks {
-                        let v = sv[i * n_blocks + b];
+                    for v in &sv[i * n_blocks..(i + 1) * n_blocks] {
                         weight_sum[t] += v[0] as f64;
                         weighted_log_rel[t] += v[1] as f64;
                     }
-                    let d = descs[i];
-                    for a in 0..d.n_candidates as usize {
-                        let c = batch.candidate_offsets[t] + a;
-                        let local = d.first_output as usize + a;
-                        for b in 0..n_blocks {
-                            let r = &cv[(local * n_blocks + b) * stride..][..stride];
-                            weighted_harm[c] += f32::from_bits(r[0]) as f64;
-                            best[c].merge(reduce::Best {
-                                score: f32::from_bits(r[1]),
-                                q: f32::from_bits(r[2]),
-                                h: r[3],
-                            });
-                            for k in 0..n_alpha {
-                                let m = &mut plausible[c * n_alpha + k];
-                                *m = m.max(f32::from_bits(r[4 + k]) as f64);
-                            }
+                }
+                for (local, cd) in cands.iter().enumerate() {
+                    let t = t0 + cd.step as usize;
+                    let a = (cd.row as usize - offsets[&batch.steps[t].table] as usize) / n;
+                    let c = batch.candidate_offsets[t] + a;
+                    for b in 0..n_blocks {
+                        let r = &cv[(local * n_blocks + b) * stride..][..stride];
+                        weighted_harm[c] += f32::from_bits(r[0]) as f64;
+                        best[c].merge(reduce::Best {
+                            score: f32::from_bits(r[1]),
+                            q: f32::from_bits(r[2]),
+                            h: r[3],
+                        });
+                        for k in 0..n_alpha {
+                            let m = &mut plausible[c * n_alpha + k];
+                            *m = m.max(f32::from_bits(r[4 + k]) as f64);
                         }
                     }
                 }
-                t0 = t1;
             }
         }
         drop(state);
@@ -802,8 +796,7 @@ impl PreparedBatch for GpuBatch<'_> {
         out.plausible_harm = plausible;
         for t in 0..n_steps {
             let row = weights.log_rel.row(t);
-            for c in batch.candidate_offsets[t]..batch.candidate_offsets[t + 1] {
-                let b = best[c];
+            for b in &best[batch.candidate_offsets[t]..batch.candidate_offsets[t + 1]] {
                 if b.h == reduce::NO_HYPOTHESIS {
                     // every q is 0: the MAP hypothesis, score −∞ (as the CPU twin)
                     let map = row.iter().position(|&l| l == 0.0).unwrap_or(0);
@@ -811,6 +804,7 @@ impl PreparedBatch for GpuBatch<'_> {
                     out.cautious_harm.push(0.0);
                     out.cautious_log_score.push(f64::NEG_INFINITY);
                 } else {
+                    // the score again in f64, from the host's log weight
                     let q = b.q as f64;
                     out.cautious_hypothesis.push(b.h);
                     out.cautious_harm.push(q);

@@ -381,6 +381,43 @@ fn wgsl_erfc_matches_its_cpu_twin_and_libm() {
 }
 
 #[test]
+fn double_f32_arithmetic_is_exact_on_the_device() {
+    // common.wgsl's two_sum / two_prod must return the exact rounding error;
+    // a compiler that reassociates floats would return 0 instead.
+    let mut r = rng(5);
+    let inputs: Vec<[f32; 4]> = (0..4096)
+        .map(|i| {
+            let a = r.random_range(-1e3f32..1e3) * if i % 3 == 0 { 1e-6 } else { 1.0 };
+            let b = r.random_range(-1.0f32..1.0);
+            [a, b, r.random_range(-1e4f32..1e4), 0.0]
+        })
+        .collect();
+    let f = "fn probe(v: vec4<f32>) -> vec4<f32> {\n\
+             let s = two_sum(v.x, v.y);\n\
+             let p = two_prod(v.x, v.z);\n\
+             return vec4<f32>(s.x, s.y, p.x, p.y);\n\
+             }";
+    let out = gpu().probe(f, &inputs).expect("probe kernel");
+    let mut nonzero = 0;
+    for (i, o) in inputs.iter().zip(&out) {
+        let (a, b, c) = (i[0] as f64, i[1] as f64, i[2] as f64);
+        assert_eq!(
+            o[0] as f64 + o[1] as f64,
+            a + b,
+            "two_sum({a}, {b}) = {o:?}"
+        );
+        assert_eq!(o[0], (a + b) as f32, "two_sum({a}, {b}) rounds");
+        assert_eq!(
+            o[2] as f64 + o[3] as f64,
+            a * c,
+            "two_prod({a}, {c}) = {o:?}"
+        );
+        nonzero += (o[1] != 0.0) as usize + (o[3] != 0.0) as usize;
+    }
+    assert!(nonzero > 1000, "error terms are almost all zero: {nonzero}");
+}
+
+#[test]
 fn harm_kernel_matches_the_cpu_twin() {
     let mut r = rng(7);
     for (model, table) in [

@@ -20,14 +20,16 @@ const NEG_HUGE: f32 = -3.0e38;
 const MODEL_GAUSSIAN: u32 = 0u;
 const MODEL_BERNOULLI: u32 = 1u;
 
-// Numerical Recipes' erfcc Chebyshev fit, evaluated as t*exp(-zh^2)*exp(poly - (z-zh)(z+zh)).
+// Numerical Recipes' erfcc Chebyshev fit, evaluated as t*exp(-zh^2)*exp(poly - (z-zh)(z+zh)):
+// zh has 8 fractional bits, so for z < 16 zh^2 is exact in f32 and the tail
+// keeps its relative accuracy.
 fn erfc_f32(x: f32) -> f32 {
     let z = abs(x);
     let t = 1.0 / (1.0 + 0.5 * z);
     let poly = -1.2655122 + t * (1.0000237 + t * (0.37409196 + t * (0.09678418
         + t * (-0.18628806 + t * (0.27886807 + t * (-1.135204 + t * (1.4885159
         + t * (-0.82215223 + t * 0.17087277))))))));
-    let zh = floor(z * 4096.0) / 4096.0;
+    let zh = floor(z * 256.0) / 256.0;
     let ans = t * exp(-zh * zh) * exp(-(z - zh) * (z + zh) + poly);
     if (x >= 0.0) {
         return ans;

@@ -362,7 +362,8 @@ fn wgsl_erfc_matches_its_cpu_twin_and_libm() {
     let mut worst = 0.0f64;
     for (i, &z) in zs.iter().enumerate() {
         assert_eq!(wx[i] as f64, (theta - z) as f32 as f64, "w·x at z={z}");
-        let want = upper_tail(z);
+        // the kernel sees z rounded to f32 (θ = 0, σ = 1): judge it there
+        let want = upper_tail(z as f32 as f64);
         let twin = (0.5 * erfc_f32((z as f32) * std::f32::consts::FRAC_1_SQRT_2)) as f64;
         let got = q[i] as f64;
         if want >= 1e-30 {
@@ -377,6 +378,8 @@ fn wgsl_erfc_matches_its_cpu_twin_and_libm() {
             assert_eq!(got, 0.0, "z={z}: below the f32 range");
         }
     }
+    eprintln!("WGSL erfc: worst relative error {worst:e} for results ≥ 1e-30");
+    // SPEC §5 asks for ≲ 1e-4; the device's exp costs a little over the twin
     assert!(worst < 2e-5, "worst relative error {worst:e}");
 }
 

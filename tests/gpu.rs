@@ -347,6 +347,27 @@ fn adapter_is_reported() {
 }
 
 #[test]
+fn backend_selection_follows_the_adapter_kind() {
+    use gpubound::engine::{select, Backend, BackendChoice};
+    let g = select(BackendChoice::Gpu).unwrap_or_else(|e| panic!("--backend gpu: {e}"));
+    assert_eq!(g.info().kind, Backend::Gpu);
+    assert_eq!(g.info().device, gpu().info().device);
+    // auto takes hardware adapters only: a software renderer is slower than
+    // the CPU engine on the same cores
+    let auto = select(BackendChoice::Auto).unwrap();
+    let want = if gpu().is_software() {
+        Backend::Cpu
+    } else {
+        Backend::Gpu
+    };
+    assert_eq!(auto.info().kind, want, "auto chose {}", auto.info());
+    assert_eq!(
+        select(BackendChoice::Cpu).unwrap().info().kind,
+        Backend::Cpu
+    );
+}
+
+#[test]
 fn wgsl_erfc_matches_its_cpu_twin_and_libm() {
     // the harm kernel on a 1-d list hypothesis w = 1 and features x = θ − z·σ…
     // gives q = P(Z > z) for every z, through `common.wgsl`'s erfc.

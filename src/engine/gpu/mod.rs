@@ -33,6 +33,7 @@ use std::sync::Mutex;
 
 use bytemuck::{Pod, Zeroable};
 use ndarray::Array2;
+use rayon::prelude::*;
 
 use super::{
     Backend, BackendInfo, Batch, CandidateTable, Engine, PreparedBatch, Reductions, StepWeights,
@@ -629,12 +630,17 @@ impl PreparedBatch for GpuBatch<'_> {
                 )?;
                 let raw = gpu.submit_and_read(enc, out_buf, bytes, "log-likelihoods")?;
                 let vals: &[[f32; 2]] = bytemuck::cast_slice(&raw[..bytes as usize]);
-                for (i, t) in (t0..t1).enumerate() {
-                    let mut row = out.row_mut(t);
-                    for (hl, v) in vals[i * n..(i + 1) * n].iter().enumerate() {
-                        row[h0 + hl] = v[0] as f64 + v[1] as f64;
-                    }
-                }
+                let rows = out
+                    .as_slice_mut()
+                    .expect("a fresh array is in standard layout");
+                rows[t0 * h..t1 * h]
+                    .par_chunks_mut(h)
+                    .zip(vals.par_chunks(n))
+                    .for_each(|(row, src)| {
+                        for (o, v) in row[h0..h0 + n].iter_mut().zip(src) {
+                            *o = v[0] as f64 + v[1] as f64;
+                        }
+                    });
             }
         }
         Ok(out)
@@ -688,20 +694,17 @@ impl PreparedBatch for GpuBatch<'_> {
                 let (t0, t1) = (chunk.t0, chunk.t1);
                 let ts = t1 - t0;
                 let offsets = self.compute_tables(&mut state, h0, n, &chunk.tables)?;
-                let mut lrel = Vec::with_capacity(ts * n);
-                for t in t0..t1 {
-                    let row = weights.log_rel.row(t);
-                    let row = row.as_slice().ok_or_else(|| {
-                        Error::Gpu("log weights must be in standard layout".into())
-                    })?;
-                    lrel.extend(row[h0..h0 + n].iter().map(|&v| {
-                        if v < -1e30 {
+                let mut lrel = vec![[0f32; 2]; ts * n];
+                lrel.par_chunks_mut(n).enumerate().for_each(|(i, out)| {
+                    let row = weights.log_rel.row(t0 + i);
+                    for (o, &v) in out.iter_mut().zip(row.iter().skip(h0)) {
+                        *o = if v < -1e30 {
                             [-3.0e38f32, 0.0]
                         } else {
                             split(v)
-                        }
-                    }));
-                }
+                        };
+                    }
+                });
                 let mut cands = Vec::new();
                 for t in t0..t1 {
                     let s = batch.steps[t];

@@ -217,10 +217,15 @@ fn compare_reductions(
                         .filter(|&h| q_of(h as u32) >= f32::MIN_POSITIVE as f64)
                         .map(|h| log_rel[h] + q_of(h as u32).ln())
                         .fold(f64::NEG_INFINITY, f64::max);
-                    assert!(
-                        (qc - qg).abs() <= 2.0 * f32::MIN_POSITIVE as f64 || s_best.is_finite(),
-                        "{name}: step {t} cand {a}: cautious harm cpu {qc:e} gpu {qg:e}"
-                    );
+                    if s_best == f64::NEG_INFINITY {
+                        // every q is below the f32 range: the GPU sees only
+                        // zeros and reports q = 0 with score −∞
+                        assert!(
+                            qg == 0.0 && rg.cautious_log_score[c] == f64::NEG_INFINITY,
+                            "{name}: step {t} cand {a}: all q below f32, gpu q {qg:e}"
+                        );
+                        continue;
+                    }
                 }
                 let (lg, qcg) = (log_rel[hg as usize], q_of(hg));
                 let s_g = lg + qcg.ln();
@@ -727,6 +732,34 @@ fn large_hypothesis_spaces() {
         model: &model,
         batch: &batch,
         alphas: &[1e-7, 1e-3],
+    });
+}
+
+#[test]
+fn a_table_larger_than_one_storage_binding_is_split_over_hypotheses() {
+    // 10^6 hypotheses × 20 candidates: (q, ln q) rows of 160 MB, more than
+    // lavapipe's 128 MiB storage bindings, so the engine works in chunks of
+    // hypotheses and combines them on the host
+    let mut r = rng(18);
+    let model = Model {
+        hypotheses: HypothesisSpace::grid(10, 6).unwrap(),
+        observation: gaussian(1.5, 30.0),
+    };
+    let mut batch = Batch::new(&model);
+    let t = batch.push_table(int_table(&mut r, 20, 6, 2));
+    simulate(
+        &mut r,
+        &mut batch,
+        &[t],
+        2,
+        &[3.0, 1.0, 4.0, 1.0, 5.0, 9.0],
+        0,
+    );
+    compare(&Case {
+        name: "grid 10^6 × 20",
+        model: &model,
+        batch: &batch,
+        alphas: &[1e-7, 0.01],
     });
 }
 

@@ -7,8 +7,8 @@
 // (hi, lo pairs, row-major, rows from `u.params_h0`). With `exact` set the
 // host has checked that every product and partial sum is an integer below
 // 2^24, so plain f32 arithmetic is exact and the double-f32 path is skipped.
-// Grid digits are peeled off with a float reciprocal and an integer fix-up:
-// software renderers have no vector integer division.
+// Grid digits are peeled off without integer division (software renderers
+// have none for vectors): see next_digit and div_k.
 
 // (rest / k, rest % k) for rest < 2^26, k >= 1
 fn div_k(rest: u32, k: u32, inv_k: f32) -> vec2<u32> {
@@ -27,38 +27,48 @@ fn div_k(rest: u32, k: u32, inv_k: f32) -> vec2<u32> {
 }
 
 
+// digit j of a grid index and the rest above it: in f32 when every index is
+// below 2^22 (floor((rest + 0.5) / k) is then exact: the quotient is at least
+// 0.5/k from an integer and the f32 error is below 0.25/k), else by div_k.
+fn next_digit(rest: u32) -> vec2<u32> {
+    if (u.float_digits != 0u) {
+        let r = f32(rest);
+        let q = floor((r + 0.5) * u.inv_k);
+        return vec2<u32>(u32(q), u32(r - q * f32(u.model.grid_k)));
+    }
+    return div_k(rest, u.model.grid_k, u.inv_k);
+}
+
+// Branch-free inner loops: lanes of a software renderer run in lockstep.
 fn dot_wx(h: u32, feat_base: u32) -> vec2<f32> {
     let m = u.model;
     var acc = vec2<f32>(0.0, 0.0);
     if (m.grid_k > 0u) {
         var rest = h;
-        var j = m.dim;
-        loop {
-            if (j == 0u) {
-                break;
+        if (m.exact != 0u) {
+            for (var jj = 0u; jj < m.dim; jj = jj + 1u) {
+                let j = m.dim - 1u - jj;
+                let qr = next_digit(rest);
+                rest = qr.x;
+                acc.x = acc.x + f32(qr.y) * features[feat_base + j].x;
             }
-            j = j - 1u;
-            let qr = div_k(rest, m.grid_k, u.inv_k);
-            let digit = f32(qr.y);
-            rest = qr.x;
-            if (digit != 0.0) {
-                let x = features[feat_base + j];
-                if (m.exact != 0u) {
-                    acc.x = acc.x + digit * x.x;
-                } else {
-                    acc = df_add(acc, df_mul(vec2<f32>(digit, 0.0), x));
-                }
+        } else {
+            for (var jj = 0u; jj < m.dim; jj = jj + 1u) {
+                let j = m.dim - 1u - jj;
+                let qr = next_digit(rest);
+                rest = qr.x;
+                acc = df_add(acc, df_mul(vec2<f32>(f32(qr.y), 0.0), features[feat_base + j]));
             }
         }
     } else {
         let base = (h - u.params_h0) * m.dim;
-        for (var j = 0u; j < m.dim; j = j + 1u) {
-            let w = params[base + j];
-            let x = features[feat_base + j];
-            if (m.exact != 0u) {
-                acc.x = acc.x + w.x * x.x;
-            } else {
-                acc = df_add(acc, df_mul(w, x));
+        if (m.exact != 0u) {
+            for (var j = 0u; j < m.dim; j = j + 1u) {
+                acc.x = acc.x + params[base + j].x * features[feat_base + j].x;
+            }
+        } else {
+            for (var j = 0u; j < m.dim; j = j + 1u) {
+                acc = df_add(acc, df_mul(params[base + j], features[feat_base + j]));
             }
         }
     }

@@ -16,7 +16,8 @@ struct HarmUniform {
     params_h0: u32,
     n_tables: u32,
     inv_k: f32,
-    _p0: u32,
+    // 1: grid indices are below 2^22 (see dot.wgsl)
+    float_digits: u32,
     _p1: u32,
     _p2: u32,
 }

@@ -22,7 +22,9 @@ pub struct HarmUniform {
     pub n_tables: u32,
     /// 1/k for grid digits
     pub inv_k: f32,
-    pub _pad: [u32; 3],
+    /// 1: every grid index is below 2^22, digits are decoded in f32
+    pub float_digits: u32,
+    pub _pad: [u32; 2],
 }
 
 /// One table of a dispatch: where its features start (in `[hi, lo]` pairs),

@@ -5,7 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::device::Gpu;
-use super::{compose, ModelUniform, COMMON};
+use super::{compose, ModelUniform, COMMON, DOT};
 use crate::Result;
 
 const SOURCE: &str = include_str!("../../../shaders/loglik.wgsl");
@@ -15,12 +15,19 @@ pub const WORKGROUP: u64 = 256;
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct LoglikUniform {
     pub model: ModelUniform,
+    pub h0: u32,
     pub h_count: u32,
+    pub params_h0: u32,
     pub n_steps: u32,
-    pub _pad: [u32; 2],
+    pub inv_k: f32,
+    pub float_digits: u32,
+    /// 1: `w·x` from the parameters and features, not from a harm table
+    pub direct: u32,
+    pub _pad: u32,
 }
 
-/// One step: the row of its taken action in the harm tables' `w·x`, whether
+/// One step: the row of its taken action in the harm tables' `w·x` (with
+/// `direct`: the taken action's first feature, in `[hi, lo]` pairs), whether
 /// there is an outcome, and the outcome as double-f32 bits.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -37,7 +44,7 @@ pub struct LoglikKernel {
 
 impl LoglikKernel {
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let module = gpu.shader("loglik.wgsl", compose(&[COMMON, SOURCE]))?;
+        let module = gpu.shader("loglik.wgsl", compose(&[COMMON, DOT, SOURCE]))?;
         Ok(LoglikKernel {
             pipeline: gpu.pipeline("loglik", &module)?,
         })
@@ -45,6 +52,7 @@ impl LoglikKernel {
 
     /// Records one dispatch over `u.n_steps` steps × `u.h_count` hypotheses,
     /// writing `[hi, lo]` pairs to `out[t·h_count + h − h0]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         gpu: &Gpu,
@@ -53,9 +61,14 @@ impl LoglikKernel {
         wx: &wgpu::Buffer,
         steps: &wgpu::Buffer,
         out: &wgpu::Buffer,
+        params: &wgpu::Buffer,
+        features: &wgpu::Buffer,
     ) -> Result<()> {
         let uniform = gpu.uniform(u);
-        let group = gpu.bind_group(&self.pipeline, &[&uniform, wx, steps, out]);
+        let group = gpu.bind_group(
+            &self.pipeline,
+            &[&uniform, wx, steps, out, params, features],
+        );
         gpu.dispatch_linear(
             encoder,
             &self.pipeline,

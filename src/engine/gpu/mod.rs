@@ -496,7 +496,8 @@ impl<'a> GpuBatch<'a> {
                 params_h0,
                 n_tables: chunk.len() as u32,
                 inv_k: self.inv_k,
-                _pad: [0; 3],
+                float_digits: (self.h <= 1 << 22) as u32,
+                _pad: [0; 2],
             };
             let p = &state.pool;
             let mut enc = gpu.encoder();
@@ -585,22 +586,50 @@ impl PreparedBatch for GpuBatch<'_> {
         }
         let engine = self.engine;
         let gpu = &engine.gpu;
+        // one table (a bandit stream): w·x from its harm table, which the
+        // reduction reuses; several: w·x of the taken action only
+        let direct = batch.tables.len() > 1;
+        let d = batch.model.hypotheses.dim() as u32;
         let mut state = engine.lock()?;
         for h0 in (0..h).step_by(self.h_chunk) {
             let n = self.h_chunk.min(h - h0);
-            for chunk in self.step_chunks(n, 0) {
+            let chunks = if direct {
+                let per = (gpu.max_binding() as usize / (n * 8)).max(1);
+                (0..n_steps)
+                    .step_by(per)
+                    .map(|t0| StepChunk {
+                        t0,
+                        t1: (t0 + per).min(n_steps),
+                        tables: Vec::new(),
+                    })
+                    .collect()
+            } else {
+                self.step_chunks(n, 0)
+            };
+            for chunk in chunks {
                 let (t0, t1) = (chunk.t0, chunk.t1);
                 let steps = &batch.steps[t0..t1];
                 if steps.iter().all(|s| s.outcome.is_none()) {
                     continue;
                 }
-                let offsets = self.compute_tables(&mut state, h0, n, &chunk.tables)?;
+                let (offsets, params_h0) = if direct {
+                    let p0 = self.upload_inputs(&mut state, h0, n)?;
+                    state.pool.get(gpu, "wx", 16);
+                    (HashMap::new(), p0)
+                } else {
+                    let o = self.compute_tables(&mut state, h0, n, &chunk.tables)?;
+                    (o, self.upload_inputs(&mut state, h0, n)?)
+                };
                 let descs: Vec<loglik::StepDesc> = steps
                     .iter()
                     .map(|s| {
                         let [y_hi, y_lo] = split(s.outcome.unwrap_or(0.0));
                         loglik::StepDesc {
-                            wx_row: offsets[&s.table] + s.action * n as u32,
+                            wx_row: if direct {
+                                self.feature_offset[s.table as usize] + s.action * d
+                            } else {
+                                offsets[&s.table] + s.action * n as u32
+                            },
                             observed: s.outcome.is_some() as u32,
                             y_hi: y_hi.to_bits(),
                             y_lo: y_lo.to_bits(),
@@ -613,9 +642,14 @@ impl PreparedBatch for GpuBatch<'_> {
                 state.pool.get(gpu, "loglik out", bytes);
                 let u = loglik::LoglikUniform {
                     model: self.model,
+                    h0: h0 as u32,
                     h_count: n as u32,
+                    params_h0,
                     n_steps: ts as u32,
-                    _pad: [0; 2],
+                    inv_k: self.inv_k,
+                    float_digits: (self.h <= 1 << 22) as u32,
+                    direct: direct as u32,
+                    _pad: 0,
                 };
                 let p = &state.pool;
                 let out_buf = p.buffer("loglik out").unwrap();
@@ -627,6 +661,8 @@ impl PreparedBatch for GpuBatch<'_> {
                     p.buffer("wx").unwrap(),
                     p.buffer("loglik steps").unwrap(),
                     out_buf,
+                    p.buffer("params").unwrap(),
+                    p.buffer("features").unwrap(),
                 )?;
                 let raw = gpu.submit_and_read(enc, out_buf, bytes, "log-likelihoods")?;
                 let vals: &[[f32; 2]] = bytemuck::cast_slice(&raw[..bytes as usize]);

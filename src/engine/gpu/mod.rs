@@ -3,25 +3,38 @@
 //!
 //! | shader | dispatch | CPU twin | computes |
 //! |---|---|---|---|
-//! | `harm.wgsl` | `harm.rs` | `cpu/harm.rs` | `q_h(a)`, `w_h·x_a` per table |
-//! | `loglik.wgsl` | `loglik.rs` | `cpu/loglik.rs` | `ln p(y_t│x_{t,a_t}, w_h)` |
-//! | `reduce.wgsl` | `reduce.rs` | `cpu/reduce.rs` | Σ e^ℓ q, argmax ℓ + ln q, max over I_α of q |
+//! | `harm.wgsl` | `harm.rs` | `cpu/harm.rs` | `(q, ln q)`, `w·x` per hypothesis × candidate of a table |
+//! | `loglik.wgsl` | `loglik.rs` | `cpu/loglik.rs` | `ln p(y_t│x_{t,a_t}, w_h)` per (step, hypothesis) |
+//! | `reduce.wgsl` | `reduce.rs` | `cpu/reduce.rs` | Σ e^ℓ q, argmax ℓ + ln q, max over I_α of q; Σ e^ℓ, Σ e^ℓ ℓ |
 //!
 //! `common.wgsl` (erfc, harm, double-f32 helpers; twins in `model::normal_tail`
 //! and `model::observation`) is prepended to every kernel, `dot.wgsl`
-//! (`w·x`) to harm and loglik. Pipelines are built once per engine; device
-//! buffers are grow-only and reused from batch to batch.
+//! (`w·x`, twin `HypothesisSpace::dot_all`) to harm and loglik. Pipelines are
+//! built once per engine; device buffers are grow-only and reused from batch
+//! to batch; a list of hypotheses is uploaded once while it stays the same.
 //!
-//! Precision: `q` is f32 (the erfc fit keeps ≲ 2e-6 relative error down to
-//! 1e-30, results below the f32 normal range are 0). `w·x`, `θ − w·x` and the
-//! Gaussian log-likelihood are computed in double-f32, so log-likelihoods
-//! agree with the f64 CPU engine to ~1e-13 relative and the host's f64 prefix
-//! sums do not drift. Sums over hypotheses are f32 within a block of at most
-//! 2048 hypotheses (≤ 32 serial terms, then a tree), and f64 across blocks.
+//! Flow of a batch: harm tables are computed on the device when first needed
+//! and kept while they fit (a bandit stream's one table serves the
+//! log-likelihoods and every step's reduction). With several tables (a
+//! contextual log) the log-likelihood kernel computes `w·x` of the taken
+//! action itself instead. The host uploads only the f64 log weights (as
+//! double-f32) and thresholds; what comes back is `T × H` log-likelihoods
+//! (the host's f64 prefix sums need them) and `T × A × ⌈H/4096⌉` small
+//! reduction records, never anything of size `H × T × A`.
+//!
+//! Precision: `q` is f32 (the erfc fit keeps ≲ 2e-5 relative error on the
+//! device down to 1e-30, results below the f32 normal range are 0). `w·x`,
+//! `θ − w·x` and the Gaussian log-likelihood are double-f32, so
+//! log-likelihoods agree with the f64 CPU engine to ~1e-13 relative and the
+//! host's f64 prefix sums do not drift (Bernoulli: ~1e-7 absolute per step).
+//! Sums over hypotheses are f32 in runs of 32 terms added with Kahan
+//! compensation within a block of ≤ 4096 hypotheses, and f64 across blocks.
+//! Shader compilers reassociate floats, so the compensated arithmetic goes
+//! through `opaque` (see `common.wgsl`).
 //!
 //! Work is chunked to the adapter's limits: hypotheses in chunks whose
 //! tables and per-step rows fit one storage binding (128 MiB on lavapipe),
-//! steps in chunks that fit the same and the dispatch grid.
+//! steps in chunks that fit the same, dispatches folded into two dimensions.
 
 pub mod device;
 pub mod harm;

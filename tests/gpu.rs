@@ -345,7 +345,7 @@ fn adapter_is_reported() {
     assert_eq!(info.kind, gpubound::engine::Backend::Gpu);
     assert!(!info.device.is_empty() && !info.api.is_empty(), "{info}");
     if let Ok(b) = std::env::var("WGPU_BACKEND") {
-        if b.eq_ignore_ascii_case("gl") {
+        if b.to_lowercase() == "gl" {
             assert_eq!(info.api, "OpenGL", "{info}");
         }
     }
@@ -893,7 +893,7 @@ fn reference_envs_agree_on_both_backends_and_with_the_reference() {
             "{{\"type\":\"stream\",\"id\":\"{id}\",\"candidates\":{},\"true_hypothesis\":{}}}\n",
             env["arm_features"], env["true_hypothesis_index"]
         );
-        for s in steps.iter().skip(1) {
+        for s in &steps[1..] {
             log += &format!(
                 "{{\"type\":\"step\",\"action\":{},\"outcome\":{}}}\n",
                 s["action"], s["reward"]
@@ -950,10 +950,10 @@ fn reference_envs_reductions_match_the_cpu_engine() {
         let n_arm = env["n_arm"].as_u64().unwrap() as usize;
         let mut batch = Batch::new(&model);
         let t = batch.push_table(CandidateTable::new(feats, n_arm));
+        // t = 0 is the prior; steps 1.. carry the observations
         for s in lines
             .iter()
-            .filter(|l| l["type"] == "step" && l["env_id"] == id)
-            .skip(1)
+            .filter(|l| l["type"] == "step" && l["env_id"] == id && l["t"] != 0)
         {
             batch.push_step(BatchStep {
                 table: t,

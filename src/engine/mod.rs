@@ -214,8 +214,11 @@ pub trait PreparedBatch {
 /// Which backend the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// A GPU adapter when there is one, the CPU otherwise.
+    /// A hardware GPU adapter when there is one, the CPU otherwise
+    /// (software renderers such as lavapipe are slower than the CPU engine).
     Auto,
+    /// Any wgpu adapter, software renderers included; `WGPU_BACKEND`
+    /// (vulkan, gl, metal, dx12) restricts the APIs searched.
     Gpu,
     Cpu,
 }

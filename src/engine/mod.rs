@@ -218,19 +218,30 @@ pub trait PreparedBatch {
 /// Which backend the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// A GPU adapter when there is one, the CPU otherwise.
+    /// A hardware GPU adapter when there is one, the CPU otherwise
+    /// (software renderers such as lavapipe are slower than the CPU engine).
     Auto,
+    /// Any wgpu adapter, software renderers included; `WGPU_BACKEND`
+    /// (vulkan, gl, metal, dx12) restricts the APIs searched.
     Gpu,
     Cpu,
 }
 
-/// Builds the engine the user asked for. `auto` falls back to the CPU when
-/// no adapter is found.
+/// Builds the engine the user asked for.
+///
+/// * `Cpu`: the CPU engine.
+/// * `Gpu`: the best wgpu adapter found (`WGPU_BACKEND` restricts the APIs
+///   searched, e.g. `WGPU_BACKEND=gl`), software renderers such as lavapipe
+///   and llvmpipe included; an error naming why when there is none.
+/// * `Auto`: a *hardware* GPU adapter when there is one, the CPU engine
+///   otherwise. Software adapters (`DeviceType::Cpu`: lavapipe, llvmpipe) are
+///   skipped because they are slower than the CPU engine on the same cores;
+///   `--backend gpu` still uses them.
 pub fn select(choice: BackendChoice) -> Result<Box<dyn Engine>> {
     match choice {
         BackendChoice::Cpu => Ok(Box::new(cpu::CpuEngine::new())),
         BackendChoice::Gpu => Ok(Box::new(gpu::GpuEngine::new()?)),
-        BackendChoice::Auto => match gpu::GpuEngine::new() {
+        BackendChoice::Auto => match gpu::GpuEngine::hardware() {
             Ok(g) => Ok(Box::new(g)),
             Err(_) => Ok(Box::new(cpu::CpuEngine::new())),
         },

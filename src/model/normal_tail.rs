@@ -31,8 +31,10 @@ pub fn erfc_f32(x: f32) -> f32 {
                             + t * (-1.135_203_98
                                 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     // exp(-z² + poly) = exp(-zh²) · exp(-(z-zh)(z+zh) + poly): splitting z at a
-    // coarse zh keeps z² exact enough that the tail does not lose digits.
-    let zh = (z * 4096.0).floor() / 4096.0;
+    // coarse zh keeps z² exact enough that the tail does not lose digits. zh
+    // has 8 fractional bits, so for z < 16 (every result above the f32 range)
+    // it has at most 12 significant bits and zh² is exact in f32.
+    let zh = (z * 256.0).floor() / 256.0;
     let ans = t * (-zh * zh).exp() * (-(z - zh) * (z + zh) + poly).exp();
     if x >= 0.0 {
         ans

@@ -88,15 +88,31 @@ impl ObservationModel {
         }
     }
 
-    /// f32 twin of `harm` in `shaders/common.wgsl`.
+    /// f32 twin of `harm` in `shaders/common.wgsl`, for an f32 `w·x`.
     #[inline]
     pub fn harm_f32(&self, wx: f32) -> f32 {
+        self.harm_f32_split(wx, 0.0)
+    }
+
+    /// f32 twin of `harm` in `shaders/common.wgsl`: `w·x = wx_hi + wx_lo`
+    /// (double-f32). Gaussian: `θ − w·x` is formed in double-f32 (θ split
+    /// into hi + lo) and rounded once, then divided by σ in f32; bernoulli:
+    /// `sigmoid(wx_hi + wx_lo)` in f32. Results below the f32 normal range are 0.
+    #[inline]
+    pub fn harm_f32_split(&self, wx_hi: f32, wx_lo: f32) -> f32 {
         match *self {
             ObservationModel::Gaussian {
                 sigma,
                 harm_threshold,
-            } => normal_tail::upper_tail_f32((harm_threshold as f32 - wx) / sigma as f32),
+            } => {
+                let th = harm_threshold as f32;
+                let tl = (harm_threshold - th as f64) as f32;
+                // exact in f64: every term is an f32
+                let d = ((th as f64 - wx_hi as f64) + (tl as f64 - wx_lo as f64)) as f32;
+                normal_tail::upper_tail_f32(d / sigma as f32)
+            }
             ObservationModel::Bernoulli => {
+                let wx = wx_hi + wx_lo;
                 let q = if wx >= 0.0 {
                     1.0 / (1.0 + (-wx).exp())
                 } else {

@@ -1,0 +1,137 @@
+// reduce.wgsl: per step and candidate, the reductions over hypotheses that the
+// estimators need, over one block of hypotheses per thread:
+//   sum_h e^{l_h} q_h,  argmax_h l_h + ln q_h (ties -> larger q, then lower h),
+//   max_{h in I_alpha} q_h for each alpha;  per step sum e^l and sum e^l * l.
+// CPU twin: src/engine/cpu/reduce.rs (`reduce`). The host combines the
+// ceil(H / block) block results of a (step, candidate) in f64
+// (src/engine/gpu/reduce.rs), so nothing of size H x T x A leaves the GPU.
+//
+// One thread per (candidate of the chunk, block of hypotheses): it streams the
+// candidate's harm row and the step's log weights; no barriers, no shared
+// memory (software renderers run those slowly), and neighbouring threads are
+// neighbouring candidates of one step, so they read the same log weights.
+// Sums are f32 in runs of 32 terms, and the runs are added with Kahan
+// compensation. Prefixed by the host with `const N_ALPHA`; composed as
+// common.wgsl + this file.
+
+const STRIDE: u32 = 4u + N_ALPHA;
+const NO_HYPOTHESIS: u32 = 0xffffffffu;
+// log weights at or below this are -infinity (hypotheses of zero prior mass)
+const LOG_ZERO: f32 = -1.0e30;
+const RUN: u32 = 32u;
+
+struct ReduceUniform {
+    h_count: u32,
+    n_blocks: u32,
+    block: u32,
+    n_records: u32,
+    h0: u32,
+    zero: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: ReduceUniform;
+// (q, ln q) rows, see harm.wgsl
+@group(0) @binding(1) var<storage, read> qt: array<vec2<f32>>;
+// per (step, hypothesis): l_h as (hi, lo)
+@group(0) @binding(2) var<storage, read> lrel: array<vec2<f32>>;
+// per (step, alpha): the plausible-set threshold as (hi, lo)
+@group(0) @binding(3) var<storage, read> thr: array<vec2<f32>>;
+// per candidate: (step, row offset in qt, 1 for the step's first candidate, unused)
+@group(0) @binding(4) var<storage, read> cands: array<vec4<u32>>;
+// per (candidate, block), as bits: sum, best score, q at best, best h, then max q per alpha
+@group(0) @binding(5) var<storage, read_write> cand_out: array<u32>;
+// per (step, block): sum e^l, sum e^l l (written by the step's first candidate)
+@group(0) @binding(6) var<storage, read_write> step_out: array<vec2<f32>>;
+
+// Kahan: adds x to the compensated sum (s, c).
+fn kahan(acc: vec2<f32>, x: f32) -> vec2<f32> {
+    let y = x - acc.y;
+    let t = opaque(acc.x + y);
+    return vec2<f32>(t, opaque(t - acc.x) - y);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    opaque_bits = u.zero;
+    let i = gid.x + gid.y * nwg.x * 64u;
+    if (i >= u.n_records * u.n_blocks) {
+        return;
+    }
+    let b = i / u.n_records;
+    let c = i - b * u.n_records;
+    let cd = cands[c];
+    let t = cd.x;
+    let row = cd.y;
+    let h_start = b * u.block;
+    let h_end = min(h_start + u.block, u.h_count);
+
+    var th: array<vec2<f32>, N_ALPHA>;
+    for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+        th[k] = thr[t * N_ALPHA + k];
+    }
+    var pm: array<f32, N_ALPHA>;
+    for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+        pm[k] = 0.0;
+    }
+    var sum = vec2<f32>(0.0, 0.0);
+    var sw = vec2<f32>(0.0, 0.0);
+    var swl = vec2<f32>(0.0, 0.0);
+    var run_sum = 0.0;
+    var run_w = 0.0;
+    var run_wl = 0.0;
+    var n_run = 0u;
+    var bs = NEG_HUGE;
+    var bq = 0.0;
+    var bi = NO_HYPOTHESIS;
+    let lbase = t * u.h_count;
+    for (var hl = h_start; hl < h_end; hl = hl + 1u) {
+        let l = lrel[lbase + hl];
+        if (l.x > LOG_ZERO) {
+            let q = qt[row + hl];
+            let lv = l.x + l.y;
+            let w = exp(l.x) * (1.0 + l.y);
+            run_sum = run_sum + w * q.x;
+            run_w = run_w + w;
+            run_wl = run_wl + w * lv;
+            if (q.x > 0.0) {
+                let s = lv + q.y;
+                if (s > bs || (s == bs && q.x > bq)) {
+                    bs = s;
+                    bq = q.x;
+                    bi = u.h0 + hl;
+                }
+            }
+            for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+                if (l.x > th[k].x || (l.x == th[k].x && l.y >= th[k].y)) {
+                    pm[k] = max(pm[k], q.x);
+                }
+            }
+        }
+        n_run = n_run + 1u;
+        if (n_run == RUN) {
+            sum = kahan(sum, run_sum);
+            sw = kahan(sw, run_w);
+            swl = kahan(swl, run_wl);
+            run_sum = 0.0;
+            run_w = 0.0;
+            run_wl = 0.0;
+            n_run = 0u;
+        }
+    }
+    sum = kahan(sum, run_sum);
+    let o = (c * u.n_blocks + b) * STRIDE;
+    cand_out[o] = bitcast<u32>(sum.x - sum.y);
+    cand_out[o + 1u] = bitcast<u32>(bs);
+    cand_out[o + 2u] = bitcast<u32>(bq);
+    cand_out[o + 3u] = bi;
+    for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+        cand_out[o + 4u + k] = bitcast<u32>(pm[k]);
+    }
+    if (cd.z != 0u) {
+        sw = kahan(sw, run_w);
+        swl = kahan(swl, run_wl);
+        step_out[t * u.n_blocks + b] = vec2<f32>(sw.x - sw.y, swl.x - swl.y);
+    }
+}

@@ -1,0 +1,377 @@
+//! Adapter and device setup for the wgpu backend, buffer helpers and readback.
+//!
+//! The backends come from `WGPU_BACKEND` when it is set (`vulkan`, `gl`, …,
+//! see `wgpu::Backends::from_comma_list`), all native backends otherwise.
+//! Among the adapters found, a hardware GPU is preferred over a software one
+//! (lavapipe, llvmpipe), and Vulkan over the other APIs, so that by default
+//! this machine uses Vulkan (lavapipe) and `WGPU_BACKEND=gl` selects GL
+//! (llvmpipe). The device is created with the adapter's own limits (128 MiB
+//! storage bindings on lavapipe, far more on discrete GPUs), and the engine
+//! chunks its work to them.
+
+use std::sync::{mpsc, Arc, Mutex};
+
+use crate::{Error, Result};
+
+/// An open device, the adapter it came from, and a record of the errors the
+/// device reported asynchronously (validation, out of memory): they are
+/// returned as `Error::Gpu` by `check`, never raised as panics.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+/// Which adapters `open` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdapterPolicy {
+    /// Any adapter, software renderers included (`--backend gpu`).
+    Any,
+    /// Hardware GPUs only (`--backend auto`).
+    HardwareOnly,
+}
+
+/// True for software renderers (lavapipe, llvmpipe, SwiftShader, WARP…).
+pub fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    let name = info.name.to_lowercase();
+    info.device_type == wgpu::DeviceType::Cpu
+        || [
+            "llvmpipe",
+            "lavapipe",
+            "softpipe",
+            "swiftshader",
+            "basic render",
+        ]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let kind = if is_software(info) { 5 } else { kind };
+    let api = match info.backend {
+        wgpu::Backend::Vulkan => 0,
+        wgpu::Backend::Metal => 1,
+        wgpu::Backend::Dx12 => 2,
+        wgpu::Backend::Gl => 3,
+        _ => 4,
+    };
+    (kind, api)
+}
+
+/// The backends to search: `WGPU_BACKEND` if set, else all native ones.
+pub fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY | wgpu::Backends::SECONDARY)
+}
+
+pub fn api_name(backend: wgpu::Backend) -> &'static str {
+    match backend {
+        wgpu::Backend::Vulkan => "Vulkan",
+        wgpu::Backend::Metal => "Metal",
+        wgpu::Backend::Dx12 => "DirectX 12",
+        wgpu::Backend::Gl => "OpenGL",
+        wgpu::Backend::BrowserWebGpu => "WebGPU",
+        wgpu::Backend::Noop => "noop",
+    }
+}
+
+impl Gpu {
+    /// Finds the best adapter the policy allows and opens a device on it.
+    pub fn open(policy: AdapterPolicy) -> Result<Gpu> {
+        let backends = backends();
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+        });
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let found: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({}, {:?})", i.name, api_name(i.backend), i.device_type)
+            })
+            .collect();
+        let mut candidates: Vec<wgpu::Adapter> = adapters
+            .into_iter()
+            .filter(|a| a.get_info().backend != wgpu::Backend::Noop)
+            .filter(|a| policy == AdapterPolicy::Any || !is_software(&a.get_info()))
+            .collect();
+        candidates.sort_by_key(|a| rank(&a.get_info()));
+        let Some(adapter) = candidates.into_iter().next() else {
+            let env = std::env::var("WGPU_BACKEND")
+                .map(|v| format!(" (WGPU_BACKEND={v})"))
+                .unwrap_or_default();
+            return Err(Error::Gpu(if found.is_empty() {
+                format!(
+                    "no GPU adapter found for backends {backends:?}{env}: install a Vulkan driver \
+                     (e.g. mesa-vulkan-drivers for the lavapipe software renderer) or use --backend cpu"
+                )
+            } else {
+                format!(
+                    "no hardware GPU adapter among {}{env}; software renderers are used only with --backend gpu",
+                    found.join(", ")
+                )
+            }));
+        };
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("gpubound"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Gpu(format!("opening a device on {}: {e}", info.name)))?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        Ok(Gpu {
+            device,
+            queue,
+            adapter: info,
+            limits,
+            errors,
+        })
+    }
+
+    /// Returns the first error the device reported since the last check.
+    pub fn check(&self, context: &str) -> Result<()> {
+        let mut errors = self
+            .errors
+            .lock()
+            .map_err(|_| Error::Gpu("the device error log is poisoned".into()))?;
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let all = errors.join("; ");
+        errors.clear();
+        Err(Error::Gpu(format!("{context}: {all}")))
+    }
+
+    /// The largest storage binding (and buffer) this device accepts.
+    pub fn max_binding(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+            .min(1 << 30)
+    }
+
+    pub fn shader(&self, label: &str, source: String) -> Result<wgpu::ShaderModule> {
+        let m = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        self.check(&format!("compiling {label}"))?;
+        Ok(m)
+    }
+
+    pub fn pipeline(
+        &self,
+        label: &str,
+        module: &wgpu::ShaderModule,
+    ) -> Result<wgpu::ComputePipeline> {
+        let p = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: None,
+                module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        self.check(&format!("building the {label} pipeline"))?;
+        Ok(p)
+    }
+
+    pub fn uniform<T: bytemuck::Pod>(&self, value: &T) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("uniform"),
+                contents: bytemuck::bytes_of(value),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+
+    pub fn bind_group(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
+    }
+
+    /// Records one dispatch of `threads` threads of `per_group`-wide
+    /// workgroups, folded into two dimensions when there are more than the
+    /// per-dimension limit.
+    pub fn dispatch_linear(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        group: &wgpu::BindGroup,
+        threads: u64,
+        per_group: u64,
+    ) -> Result<()> {
+        let groups = threads.div_ceil(per_group).max(1);
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1) as u64;
+        let x = groups.min(max);
+        let y = groups.div_ceil(x);
+        if y > max {
+            return Err(Error::Gpu(format!(
+                "{threads} threads do not fit one dispatch (at most {max}×{max} workgroups)"
+            )));
+        }
+        self.dispatch(encoder, pipeline, group, (x as u32, y as u32));
+        Ok(())
+    }
+
+    pub fn dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        group: &wgpu::BindGroup,
+        (x, y): (u32, u32),
+    ) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+    }
+
+    pub fn encoder(&self) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default())
+    }
+
+    /// Submits `encoder` after a copy of `size` bytes of `src` into a
+    /// mappable buffer, waits, and returns those bytes.
+    pub fn submit_and_read(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        size: u64,
+        context: &str,
+    ) -> Result<Vec<u8>> {
+        let size = size.max(4).next_multiple_of(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        self.queue.submit(Some(encoder.finish()));
+        let (tx, rx) = mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("{context}: waiting for the device: {e}")))?;
+        self.check(context)?;
+        rx.recv()
+            .map_err(|_| Error::Gpu(format!("{context}: the readback was dropped")))?
+            .map_err(|e| Error::Gpu(format!("{context}: reading results back: {e}")))?;
+        let bytes = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("{context}: mapping the results: {e}")))?;
+            view.to_vec()
+        };
+        staging.unmap();
+        Ok(bytes)
+    }
+}
+
+/// Grow-only device buffers, reused from batch to batch.
+#[derive(Default)]
+pub struct BufferPool {
+    buffers: std::collections::HashMap<&'static str, wgpu::Buffer>,
+}
+
+impl BufferPool {
+    /// A storage buffer of at least `size` bytes (contents undefined).
+    pub fn get(&mut self, gpu: &Gpu, name: &'static str, size: u64) -> &wgpu::Buffer {
+        let size = size.max(16).next_multiple_of(16);
+        let fits = self.buffers.get(name).is_some_and(|b| b.size() >= size);
+        if !fits {
+            // grow by half again so slowly growing batches do not reallocate each time
+            let want = (size + size / 2)
+                .min(gpu.max_binding().max(size))
+                .next_multiple_of(16);
+            let b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: want,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            self.buffers.insert(name, b);
+        }
+        &self.buffers[name]
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn upload<T: bytemuck::Pod>(
+        &mut self,
+        gpu: &Gpu,
+        name: &'static str,
+        data: &[T],
+    ) -> &wgpu::Buffer {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let b = self.get(gpu, name, bytes.len() as u64);
+        if !bytes.is_empty() {
+            let n = bytes.len().next_multiple_of(4);
+            if n == bytes.len() {
+                gpu.queue.write_buffer(b, 0, bytes);
+            } else {
+                let mut padded = bytes.to_vec();
+                padded.resize(n, 0);
+                gpu.queue.write_buffer(b, 0, &padded);
+            }
+        }
+        &self.buffers[name]
+    }
+
+    pub fn buffer(&self, name: &'static str) -> Option<&wgpu::Buffer> {
+        self.buffers.get(name)
+    }
+}
+
+/// `v` as a double-f32: `hi = v` rounded to f32, `lo` = the rest rounded to f32.
+#[inline]
+pub fn split(v: f64) -> [f32; 2] {
+    let hi = v as f32;
+    if !hi.is_finite() {
+        return [hi, 0.0];
+    }
+    [hi, (v - hi as f64) as f32]
+}

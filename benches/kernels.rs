@@ -13,7 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ndarray::{Array2, Axis};
+use ndarray::Array2;
 
 use gpubound::engine::cpu::{self, CpuEngine};
 use gpubound::engine::gpu::GpuEngine;
@@ -85,27 +85,7 @@ fn batch_of(s: &Setup) -> Batch<'_> {
 fn weights(model: &Model, mut ll: Array2<f64>) -> StepWeights {
     let mut carry = model.hypotheses.log_prior();
     posterior::accumulate(&mut carry, ll.view_mut());
-    let mut thr = Array2::zeros((ll.nrows(), ALPHAS.len()));
-    let mut scratch = Vec::new();
-    for (t, mut row) in ll.axis_iter_mut(Axis(0)).enumerate() {
-        let row = row.as_slice_mut().unwrap();
-        posterior::to_log_relative(row);
-        let mut cuts = vec![
-            posterior::PlausibleCut {
-                threshold: 0.0,
-                size: 0
-            };
-            ALPHAS.len()
-        ];
-        posterior::plausible_cuts(row, &ALPHAS, &mut scratch, &mut cuts);
-        for (i, c) in cuts.iter().enumerate() {
-            thr[[t, i]] = c.threshold;
-        }
-    }
-    StepWeights {
-        log_rel: ll,
-        plausible_threshold: thr,
-    }
+    gpubound::audit::step_weights(ll, &ALPHAS).0
 }
 
 fn kernels(c: &mut Criterion) {
@@ -120,7 +100,7 @@ fn kernels(c: &mut Criterion) {
         let tables: Vec<cpu::HarmTable> = batch
             .tables
             .iter()
-            .map(|t| cpu::harm::harm(&s.model, t))
+            .map(|t| cpu::harm::harm(&s.model, t, true))
             .collect();
         let ll = cpu::loglik::loglik(&batch, &tables);
         let w = weights(&s.model, ll);
@@ -132,7 +112,7 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| black_box(gpu.harm_table(&s.model, &s.table).unwrap()))
         });
         g.bench_function("cpu", |b| {
-            b.iter(|| black_box(cpu::harm::harm(&s.model, &s.table)))
+            b.iter(|| black_box(cpu::harm::harm(&s.model, &s.table, true)))
         });
         g.finish();
 

@@ -12,7 +12,7 @@
 use std::io::BufRead;
 use std::sync::OnceLock;
 
-use ndarray::{Array2, Axis};
+use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -52,28 +52,7 @@ fn cpu_engine() -> CpuEngine {
 fn weights_from(model: &Model, mut ll: Array2<f64>, alphas: &[f64]) -> StepWeights {
     let mut carry = model.hypotheses.log_prior();
     posterior::accumulate(&mut carry, ll.view_mut());
-    let n_alpha = alphas.len();
-    let mut thr = Array2::zeros((ll.nrows(), n_alpha));
-    let mut scratch = Vec::new();
-    for (t, mut row) in ll.axis_iter_mut(Axis(0)).enumerate() {
-        let row = row.as_slice_mut().unwrap();
-        posterior::to_log_relative(row);
-        let mut cuts = vec![
-            posterior::PlausibleCut {
-                threshold: 0.0,
-                size: 0
-            };
-            n_alpha
-        ];
-        posterior::plausible_cuts(row, alphas, &mut scratch, &mut cuts);
-        for (i, c) in cuts.iter().enumerate() {
-            thr[[t, i]] = c.threshold;
-        }
-    }
-    StepWeights {
-        log_rel: ll,
-        plausible_threshold: thr,
-    }
+    gpubound::audit::step_weights(ll, alphas).0
 }
 
 fn close(gpu: f64, cpu: f64) -> bool {
@@ -145,7 +124,7 @@ fn compare(case: &Case<'_>) -> usize {
     let q_tables: Vec<cpu::HarmTable> = batch
         .tables
         .iter()
-        .map(|t| cpu::harm::harm(model, t))
+        .map(|t| cpu::harm::harm(model, t, true))
         .collect();
     compare_reductions(name, batch, &w, &q_tables, &rc, &rg, alphas.len())
 }
@@ -207,7 +186,7 @@ fn compare_reductions(
             } else {
                 other_h += 1;
                 // judge the GPU's choice with the CPU's own f64 values
-                let q_of = |h: u32| table.q[h as usize * table.n_candidates + a];
+                let q_of = |h: u32| table.q(h as usize, a);
                 let mut s_best = rc.cautious_log_score[c];
                 if q_of(hc) < f32::MIN_POSITIVE as f64 {
                     // the CPU's ĥ has a q below the f32 range, which the GPU
@@ -473,10 +452,11 @@ fn harm_kernel_matches_the_cpu_twin() {
             real_table(&mut r, 4, 8, 6.0),
         ),
     ] {
-        let cpu_t = cpu::harm::harm(&model, &table);
+        let cpu_t = cpu::harm::harm(&model, &table, true);
         let (wx, q) = gpu().harm_table(&model, &table).unwrap();
+        let n = table.n_candidates;
         for i in 0..q.len() {
-            let (wc, qc) = (cpu_t.wx[i], cpu_t.q[i]);
+            let (wc, qc) = (cpu_t.wx[i], cpu_t.q(i / n, i % n));
             assert!(
                 (wx[i] as f64 - wc).abs() <= 1e-6 * wc.abs().max(1.0),
                 "w·x[{i}]: cpu {wc} gpu {}",

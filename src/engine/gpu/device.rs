@@ -34,6 +34,25 @@ pub enum AdapterPolicy {
 }
 
 /// True for software renderers (lavapipe, llvmpipe, SwiftShader, WARP…).
+/// False when this machine certainly has no GPU: on Linux, no DRM render
+/// node, NVIDIA device or WSL GPU node. Elsewhere it cannot tell: true.
+pub fn hardware_may_exist() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let nodes = |dir: &str, prefix: &str| {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            })
+            .unwrap_or(false)
+    };
+    nodes("/dev/dri", "renderD")
+        || nodes("/dev", "nvidia")
+        || std::path::Path::new("/dev/dxg").exists()
+}
+
 pub fn is_software(info: &wgpu::AdapterInfo) -> bool {
     let name = info.name.to_lowercase();
     info.device_type == wgpu::DeviceType::Cpu

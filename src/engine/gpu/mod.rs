@@ -195,8 +195,16 @@ impl GpuEngine {
         Self::with_policy(AdapterPolicy::Any)
     }
 
-    /// Opens a hardware GPU only (what `--backend auto` uses).
+    /// Opens a hardware GPU only (what `--backend auto` uses). On Linux,
+    /// where no GPU device node exists there is no hardware adapter to find,
+    /// and the probe is skipped: it costs time, and the Vulkan loader's
+    /// window-system layers print warnings on headless machines.
     pub fn hardware() -> Result<Self> {
+        if !device::hardware_may_exist() {
+            return Err(Error::Gpu(
+                "no GPU device node (/dev/dri/renderD*, /dev/nvidia*, /dev/dxg)".into(),
+            ));
+        }
         Self::with_policy(AdapterPolicy::HardwareOnly)
     }
 

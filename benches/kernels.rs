@@ -97,10 +97,10 @@ fn kernels(c: &mut Criterion) {
         let h = s.model.hypotheses.len();
         let a = s.table.n_candidates;
         let batch = batch_of(&s);
-        let tables: Vec<cpu::HarmTable> = batch
+        let tables: Vec<std::sync::Arc<cpu::HarmTable>> = batch
             .tables
             .iter()
-            .map(|t| cpu::harm::harm(&s.model, t, true))
+            .map(|t| std::sync::Arc::new(cpu::harm::harm(&s.model, t, true)))
             .collect();
         let ll = cpu::loglik::loglik(&batch, &tables);
         let w = weights(&s.model, ll);

@@ -226,8 +226,7 @@ pub fn step_weights(
         .par_chunks_mut(h)
         .zip(weight.as_slice_mut().expect("row-major").par_chunks_mut(h))
         .map_init(posterior::CutScratch::default, |scratch, (row, w)| {
-            let (_, map) = posterior::to_log_relative(row);
-            posterior::relative_weights(row, w);
+            let (_, map) = posterior::to_relative(row, w);
             let mut cuts = vec![
                 PlausibleCut {
                     threshold: 0.0,

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use gpubound::cli::{exit, Cli};
 
+// Batches allocate and free arrays of many MiB; mimalloc reuses them instead
+// of handing pages back to the kernel and faulting them in again.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match gpubound::commands::run(cli) {

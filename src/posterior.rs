@@ -37,35 +37,39 @@ pub fn accumulate(carry: &mut [f64], mut rows: ArrayViewMut2<'_, f64>) {
     }
 }
 
-/// Subtracts the maximum so the row holds log relative weights; returns the
-/// maximum (the log of the unnormalised MAP weight) and the MAP index (first
-/// on ties).
-pub fn to_log_relative(row: &mut [f64]) -> (f64, usize) {
-    let (mut best, mut arg) = (f64::NEG_INFINITY, 0);
-    for (h, &v) in row.iter().enumerate() {
-        if v > best {
-            best = v;
-            arg = h;
+/// Subtracts the maximum so the row holds log relative weights `ℓ`, and
+/// writes `weight = e^ℓ`; returns the maximum (the log of the unnormalised
+/// MAP weight) and the MAP index (first on ties).
+///
+/// Three vectorisable passes: the maximum (eight independent lanes), the
+/// first index holding it, and the subtraction fused with a vector exp.
+pub fn to_relative(row: &mut [f64], weight: &mut [f64]) -> (f64, usize) {
+    let mut lanes = [f64::NEG_INFINITY; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = if v > *m { v } else { *m };
         }
     }
-    if best.is_finite() {
-        row.iter_mut().for_each(|v| *v -= best);
-    }
-    (best, arg)
-}
-
-/// `w_h = e^{ℓ_h}` for every hypothesis, four at a time (a vectorised exp:
-/// this runs once per step and hypothesis).
-pub fn relative_weights(log_rel: &[f64], weight: &mut [f64]) {
-    let mut chunks = log_rel.chunks_exact(4);
+    let best = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f64::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let arg = row.iter().position(|&v| v == best).unwrap_or(0);
+    let shift = if best.is_finite() { best } else { 0.0 };
+    let mut rows = row.chunks_exact_mut(4);
     let mut out = weight.chunks_exact_mut(4);
-    for (c, o) in (&mut chunks).zip(&mut out) {
-        let v = wide::f64x4::from([c[0], c[1], c[2], c[3]]).exp();
-        o.copy_from_slice(&v.to_array());
+    for (c, o) in (&mut rows).zip(&mut out) {
+        let l = wide::f64x4::from([c[0] - shift, c[1] - shift, c[2] - shift, c[3] - shift]);
+        c.copy_from_slice(&l.to_array());
+        o.copy_from_slice(&l.exp().to_array());
     }
-    for (c, o) in chunks.remainder().iter().zip(out.into_remainder()) {
+    for (c, o) in rows.into_remainder().iter_mut().zip(out.into_remainder()) {
+        *c -= shift;
         *o = c.exp();
     }
+    (best, arg)
 }
 
 /// The plausible set `I_α` of one step, for one α: every hypothesis whose log

@@ -9,7 +9,7 @@ use crate::engine::Batch;
 use crate::model::ObservationModel;
 
 /// `steps × H`, zero rows for steps without an outcome.
-pub fn loglik(batch: &Batch<'_>, tables: &[HarmTable]) -> Array2<f64> {
+pub fn loglik(batch: &Batch<'_>, tables: &[std::sync::Arc<HarmTable>]) -> Array2<f64> {
     let h_count = batch.model.hypotheses.len();
     let obs = batch.model.observation;
     let mut out = Array2::<f64>::zeros((batch.steps.len(), h_count));

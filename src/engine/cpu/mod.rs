@@ -5,15 +5,24 @@ pub mod harm;
 pub mod loglik;
 pub mod reduce;
 
+use std::sync::{Arc, Mutex};
+
 use ndarray::Array2;
 use rayon::prelude::*;
 
-use super::{Backend, BackendInfo, Batch, Engine, PreparedBatch, Reductions, StepWeights};
+use super::{
+    Backend, BackendInfo, Batch, CandidateTable, Engine, PreparedBatch, Reductions, StepWeights,
+};
 use crate::Result;
 pub use harm::HarmTable;
 
+/// Harm tables kept between batches: a long bandit stream spans many
+/// batches with the same candidate table.
+const TABLE_CACHE_BYTES: usize = 256 << 20;
+
 pub struct CpuEngine {
     info: BackendInfo,
+    cache: Mutex<Vec<(CandidateTable, Arc<HarmTable>)>>,
 }
 
 impl Default for CpuEngine {
@@ -31,7 +40,35 @@ impl CpuEngine {
                 api: String::new(),
                 driver: String::new(),
             },
+            cache: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The tabulated harm table of a shared candidate table, from the cache
+    /// when the last batches used it too.
+    fn shared_table(&self, batch: &Batch<'_>, table: &CandidateTable) -> Arc<HarmTable> {
+        let hit = {
+            let cache = self.cache.lock().expect("cache lock");
+            cache
+                .iter()
+                .find(|(t, _)| t == table)
+                .map(|(_, h)| h.clone())
+        };
+        if let Some(h) = hit {
+            return h;
+        }
+        let h = Arc::new(harm::harm(batch.model, table, true));
+        let bytes = 8 * (h.q.len() + h.wx.len());
+        if bytes * 2 <= TABLE_CACHE_BYTES {
+            let mut cache = self.cache.lock().expect("cache lock");
+            cache.insert(0, (table.clone(), h.clone()));
+            let mut total = 0;
+            cache.retain(|(_, t)| {
+                total += 8 * (t.q.len() + t.wx.len());
+                total <= TABLE_CACHE_BYTES
+            });
+        }
+        h
     }
 }
 
@@ -51,7 +88,13 @@ impl Engine for CpuEngine {
             .tables
             .par_iter()
             .zip(uses)
-            .map(|(t, n)| harm::harm(batch.model, t, n > 1))
+            .map(|(t, n)| {
+                if n > 1 {
+                    self.shared_table(batch, t)
+                } else {
+                    Arc::new(harm::harm(batch.model, t, false))
+                }
+            })
             .collect();
         Ok(Box::new(CpuBatch { batch, tables }))
     }
@@ -59,7 +102,7 @@ impl Engine for CpuEngine {
 
 struct CpuBatch<'a> {
     batch: &'a Batch<'a>,
-    tables: Vec<HarmTable>,
+    tables: Vec<Arc<HarmTable>>,
 }
 
 impl PreparedBatch for CpuBatch<'_> {

@@ -33,7 +33,7 @@ struct StepReduction {
 
 pub fn reduce(
     batch: &Batch<'_>,
-    tables: &[HarmTable],
+    tables: &[std::sync::Arc<HarmTable>],
     weights: &StepWeights,
     n_alpha: usize,
 ) -> Reductions {

@@ -17,8 +17,9 @@ use crate::Result;
 pub use harm::HarmTable;
 
 /// Harm tables kept between batches: a long bandit stream spans many
-/// batches with the same candidate table.
+/// batches with the same candidate table. A few recent ones suffice.
 const TABLE_CACHE_BYTES: usize = 256 << 20;
+const TABLE_CACHE_ENTRIES: usize = 4;
 
 pub struct CpuEngine {
     info: BackendInfo,
@@ -62,6 +63,7 @@ impl CpuEngine {
         if bytes * 2 <= TABLE_CACHE_BYTES {
             let mut cache = self.cache.lock().expect("cache lock");
             cache.insert(0, (table.clone(), h.clone()));
+            cache.truncate(TABLE_CACHE_ENTRIES);
             let mut total = 0;
             cache.retain(|(_, t)| {
                 total += 8 * (t.q.len() + t.wx.len());

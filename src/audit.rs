@@ -111,6 +111,7 @@ pub fn run<S: EventSource>(
         settings,
         prior: &prior,
         carry: prior.clone(),
+        spare: Default::default(),
     };
     let mut totals = AuditTotals::default();
     let mut pending: Vec<Pending> = Vec::with_capacity(max_steps.min(1 << 16));
@@ -158,6 +159,8 @@ struct BatchRunner<'a> {
     prior: &'a [f64],
     /// `L` after the last processed step of the open stream.
     carry: Vec<f64>,
+    /// The previous batch's two `steps × H` arrays, for reuse.
+    spare: (Vec<f64>, Vec<f64>),
 }
 
 impl BatchRunner<'_> {
@@ -167,7 +170,7 @@ impl BatchRunner<'_> {
         }
         let batch = build_batch(self.model, &pending);
         let mut prepared = self.engine.prepare(&batch)?;
-        let mut rows = prepared.log_likelihoods()?;
+        let mut rows = prepared.log_likelihoods_into(std::mem::take(&mut self.spare.0))?;
 
         // Host: prefix sums in f64, restarting at the prior where a stream starts.
         for (p, row) in pending.iter().zip(rows.axis_iter_mut(Axis(0))) {
@@ -177,9 +180,14 @@ impl BatchRunner<'_> {
             posterior::accumulate(&mut self.carry, row.insert_axis(Axis(0)));
         }
         let n_alpha = self.settings.alphas.len();
-        let (weights, cuts, maps) = step_weights(rows, &self.settings.alphas.values);
+        let spare = std::mem::take(&mut self.spare.1);
+        let (weights, cuts, maps) = step_weights_into(rows, &self.settings.alphas.values, spare);
         let red = prepared.reduce(&weights, n_alpha)?;
         drop(prepared);
+        self.spare = (
+            weights.log_rel.into_raw_vec_and_offset().0,
+            weights.weight.into_raw_vec_and_offset().0,
+        );
         Ok(finish(
             self.model,
             &batch,
@@ -214,12 +222,23 @@ fn build_batch<'m>(model: &'m Model, pending: &[Pending]) -> Batch<'m> {
 /// Log relative weights, relative weights, plausible-set cuts and MAP index
 /// for every step.
 pub fn step_weights(
+    rows: Array2<f64>,
+    alphas: &[f64],
+) -> (StepWeights, Vec<Vec<PlausibleCut>>, Vec<usize>) {
+    step_weights_into(rows, alphas, Vec::new())
+}
+
+/// `step_weights`, with the weights written into a recycled buffer.
+fn step_weights_into(
     mut rows: Array2<f64>,
     alphas: &[f64],
+    mut buffer: Vec<f64>,
 ) -> (StepWeights, Vec<Vec<PlausibleCut>>, Vec<usize>) {
     let n_alpha = alphas.len();
     let h = rows.ncols();
-    let mut weight = Array2::<f64>::zeros(rows.raw_dim());
+    buffer.clear();
+    buffer.resize(rows.len(), 0.0);
+    let mut weight = Array2::from_shape_vec(rows.raw_dim(), buffer).expect("steps × H");
     let per_step: Vec<(Vec<PlausibleCut>, usize)> = rows
         .as_slice_mut()
         .expect("row-major")

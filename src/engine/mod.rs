@@ -211,6 +211,13 @@ pub trait PreparedBatch {
     /// `steps × H`: `ln p(y_t | x_{t,a_t}, w_h)`, a row of zeros for a step
     /// without an outcome.
     fn log_likelihoods(&mut self) -> Result<Array2<f64>>;
+    /// The same, written into a recycled buffer when the backend can (the
+    /// host hands back the arrays of the previous batch, so a long audit
+    /// does not keep faulting in fresh pages).
+    fn log_likelihoods_into(&mut self, buffer: Vec<f64>) -> Result<Array2<f64>> {
+        drop(buffer);
+        self.log_likelihoods()
+    }
     /// The reductions over hypotheses for every (step, candidate).
     fn reduce(&mut self, weights: &StepWeights, n_alpha: usize) -> Result<Reductions>;
 }

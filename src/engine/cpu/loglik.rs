@@ -10,9 +10,20 @@ use crate::model::ObservationModel;
 
 /// `steps × H`, zero rows for steps without an outcome.
 pub fn loglik(batch: &Batch<'_>, tables: &[std::sync::Arc<HarmTable>]) -> Array2<f64> {
+    loglik_into(batch, tables, Vec::new())
+}
+
+/// `loglik` into a recycled buffer (its contents are overwritten).
+pub fn loglik_into(
+    batch: &Batch<'_>,
+    tables: &[std::sync::Arc<HarmTable>],
+    mut buffer: Vec<f64>,
+) -> Array2<f64> {
     let h_count = batch.model.hypotheses.len();
     let obs = batch.model.observation;
-    let mut out = Array2::<f64>::zeros((batch.steps.len(), h_count));
+    buffer.clear();
+    buffer.resize(batch.steps.len() * h_count, 0.0);
+    let mut out = Array2::from_shape_vec((batch.steps.len(), h_count), buffer).expect("steps × H");
     out.as_slice_mut()
         .expect("standard layout")
         .par_chunks_mut(h_count)

@@ -112,6 +112,10 @@ impl PreparedBatch for CpuBatch<'_> {
         Ok(loglik::loglik(self.batch, &self.tables))
     }
 
+    fn log_likelihoods_into(&mut self, buffer: Vec<f64>) -> Result<Array2<f64>> {
+        Ok(loglik::loglik_into(self.batch, &self.tables, buffer))
+    }
+
     fn reduce(&mut self, weights: &StepWeights, n_alpha: usize) -> Result<Reductions> {
         Ok(reduce::reduce(self.batch, &self.tables, weights, n_alpha))
     }

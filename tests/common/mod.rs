@@ -28,6 +28,17 @@ pub fn audit_text(text: &str, alphas: &[f64], floor: f64, engine: &dyn Engine) -
     audit_text_batched(text, alphas, floor, engine, audit::DEFAULT_BATCH_ELEMENTS)
 }
 
+/// A reader over a log held in a string.
+pub fn reader(text: &str) -> LogReader<Cursor<Vec<u8>>> {
+    LogReader::new(
+        "test.jsonl",
+        Cursor::new(text.as_bytes().to_vec()),
+        Path::new("."),
+        None,
+    )
+    .unwrap()
+}
+
 /// `audit_text` with a given batch size (in step × hypothesis pairs).
 pub fn audit_text_batched(
     text: &str,
@@ -36,13 +47,7 @@ pub fn audit_text_batched(
     engine: &dyn Engine,
     batch_elements: usize,
 ) -> Vec<StepResult> {
-    let mut reader = LogReader::new(
-        "test.jsonl",
-        Cursor::new(text.as_bytes().to_vec()),
-        Path::new("."),
-        None,
-    )
-    .unwrap();
+    let mut reader = reader(text);
     let settings = AuditSettings {
         alphas: Alphas::new(alphas.to_vec(), floor).unwrap(),
         shared_world: false,
@@ -66,13 +71,7 @@ pub fn audit_text_batched(
 /// The normalised log posterior before every step of a one-stream log.
 pub fn log_posteriors(text: &str) -> Vec<Vec<f64>> {
     use gpubound::engine::{cpu::CpuEngine, Batch, BatchStep};
-    let mut reader = LogReader::new(
-        "test.jsonl",
-        Cursor::new(text.as_bytes().to_vec()),
-        Path::new("."),
-        None,
-    )
-    .unwrap();
+    let mut reader = reader(text);
     let model = reader.model().clone();
     let mut batch = Batch::new(&model);
     let mut table = None;

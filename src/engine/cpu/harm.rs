@@ -31,6 +31,13 @@ impl HarmTable {
         &self.q[h * self.stride..h * self.stride + self.n_candidates]
     }
 
+    /// False for a table whose `w·x` and `q` are left to the kernels (a
+    /// table used by a single step: `loglik` computes `w·x` for the taken
+    /// action only, `reduce` computes `q` for the hypotheses that matter).
+    pub fn is_deferred(&self) -> bool {
+        self.wx.is_empty()
+    }
+
     #[inline]
     pub fn q(&self, h: usize, a: usize) -> f64 {
         self.q[h * self.stride + a]
@@ -42,10 +49,11 @@ impl HarmTable {
     }
 }
 
-/// `w·x` for every hypothesis and candidate, and `q` too when `with_q`: a
-/// table used by a single step (contextual logs) leaves `q` empty, and the
-/// reduction evaluates it only for hypotheses whose weight is not zero.
+/// `w·x` and `q` for every hypothesis and candidate.
 pub fn harm(model: &Model, table: &CandidateTable, with_q: bool) -> HarmTable {
+    if !with_q {
+        return deferred(table);
+    }
     let space = &model.hypotheses;
     let h_count = space.len();
     let a_count = table.n_candidates;
@@ -85,6 +93,16 @@ pub fn harm(model: &Model, table: &CandidateTable, with_q: bool) -> HarmTable {
         stride,
         wx,
         q,
+    }
+}
+
+/// A table of a single step: nothing computed ahead (see `is_deferred`).
+pub fn deferred(table: &CandidateTable) -> HarmTable {
+    HarmTable {
+        n_candidates: table.n_candidates,
+        stride: table.n_candidates.next_multiple_of(4),
+        wx: Vec::new(),
+        q: Vec::new(),
     }
 }
 

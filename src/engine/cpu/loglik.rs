@@ -32,8 +32,19 @@ pub fn loglik_into(
             let Some(y) = step.outcome else { return };
             let table = &tables[step.table as usize];
             let a = step.action as usize;
-            let stride = table.n_candidates;
-            let wx = table.wx[a..].iter().step_by(stride);
+            // w·x of the taken action, into the row: from the harm table, or
+            // computed for this action alone when the table is deferred
+            if table.is_deferred() {
+                let x = batch.tables[step.table as usize].candidate(a);
+                batch.model.hypotheses.dot_all(x, row);
+            } else {
+                for (o, &m) in row
+                    .iter_mut()
+                    .zip(table.wx[a..].iter().step_by(table.n_candidates))
+                {
+                    *o = m;
+                }
+            }
             match obs {
                 // the same formula as `ObservationModel::log_likelihood`, with
                 // its constants hoisted out of the loop
@@ -42,14 +53,14 @@ pub fn loglik_into(
                         1.0 / sigma,
                         -sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln(),
                     );
-                    for (l, &m) in row.iter_mut().zip(wx) {
-                        let r = (y - m) * inv;
+                    for l in row.iter_mut() {
+                        let r = (y - *l) * inv;
                         *l = -0.5 * r * r + c;
                     }
                 }
                 ObservationModel::Bernoulli => {
-                    for (l, &m) in row.iter_mut().zip(wx) {
-                        *l = obs.log_likelihood(y, m);
+                    for l in row.iter_mut() {
+                        *l = obs.log_likelihood(y, *l);
                     }
                 }
             }

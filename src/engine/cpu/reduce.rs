@@ -17,8 +17,8 @@
 use rayon::prelude::*;
 
 use super::harm::HarmTable;
-use crate::engine::{Batch, Reductions, StepWeights};
-use crate::model::ObservationModel;
+use crate::engine::{Batch, CandidateTable, Reductions, StepWeights};
+use crate::model::Model;
 
 /// Per-step results, gathered into `Reductions` afterwards.
 struct StepReduction {
@@ -58,8 +58,8 @@ pub fn reduce(
                 reduce_step(table, log_rel, weight, thresholds, n_alpha, &full)
             } else {
                 reduce_live(
-                    batch.model.observation,
-                    table,
+                    batch.model,
+                    &batch.tables[batch.steps[t].table as usize],
                     log_rel,
                     weight,
                     thresholds,
@@ -266,28 +266,37 @@ struct FullView<'a> {
 /// For a table without tabulated `q`: evaluates `q` only for hypotheses with
 /// a weight or in a plausible set, and scans those.
 fn reduce_live(
-    obs: ObservationModel,
-    table: &HarmTable,
+    model: &Model,
+    features: &CandidateTable,
     log_rel: &[f64],
     weight: &[f64],
     thresholds: &[f64],
     n_alpha: usize,
 ) -> StepReduction {
-    let (a_count, stride) = (table.n_candidates, table.stride);
+    let (a_count, d) = (features.n_candidates, features.dim());
+    let stride = a_count.next_multiple_of(4);
+    let obs = model.observation;
+    // q of every candidate under hypothesis h, from its parameters
+    let q_row = |h: usize, w: &mut [f64], out: &mut [f64]| {
+        model.hypotheses.params_into(h, w);
+        for (a, o) in out.iter_mut().enumerate().take(a_count) {
+            let x = &features.features[a * d..(a + 1) * d];
+            *o = obs.harm(w.iter().zip(x).fold(0.0, |s, (w, x)| s + w * x));
+        }
+    };
+    let mut w = vec![0.0; d];
     let lowest = thresholds.iter().copied().fold(f64::INFINITY, f64::min);
     let map = log_rel.iter().position(|&l| l == 0.0).unwrap_or(0);
-    let wx_map = &table.wx[map * a_count..(map + 1) * a_count];
-    let cutoff = negligible_weight(wx_map.iter().map(|&v| obs.harm(v)), weight.len(), lowest);
+    let mut q_map = vec![0.0; a_count];
+    q_row(map, &mut w, &mut q_map);
+    let cutoff = negligible_weight(q_map.iter().copied(), weight.len(), lowest);
     let live: Vec<u32> = (0..weight.len())
         .filter(|&h| (weight[h] > 0.0 && weight[h] >= cutoff) || log_rel[h] >= lowest)
         .map(|h| h as u32)
         .collect();
     let mut q = vec![0.0; live.len() * stride];
     for (row, &h) in q.chunks_exact_mut(stride).zip(&live) {
-        let wx = &table.wx[h as usize * a_count..(h as usize + 1) * a_count];
-        for (o, &v) in row.iter_mut().zip(wx) {
-            *o = obs.harm(v);
-        }
+        q_row(h as usize, &mut w, row);
     }
     let compact = HarmTable {
         n_candidates: a_count,
@@ -297,10 +306,16 @@ fn reduce_live(
     };
     let live_log_rel: Vec<f64> = live.iter().map(|&h| log_rel[h as usize]).collect();
     let live_weight: Vec<f64> = live.iter().map(|&h| weight[h as usize]).collect();
+    let q_any = |h: usize, a: usize| {
+        let mut w = vec![0.0; d];
+        let mut out = vec![0.0; a_count];
+        q_row(h, &mut w, &mut out);
+        out[a]
+    };
     let full = FullView {
         log_rel,
         index: Some(&live),
-        q: &|h, a| obs.harm(table.wx[h * a_count + a]),
+        q: &q_any,
     };
     reduce_step(
         &compact,

@@ -302,3 +302,24 @@ fn delta_and_prior_floor_set_alpha_and_the_summary_states_delta() {
     let recs = records(&std::fs::read_to_string(&out).unwrap());
     assert!(recs[0]["taken"]["plausible_set"]["0.0125"].is_number());
 }
+
+/// `-o /dev/null` (or any device or pipe) receives the report; the device
+/// is written to, never replaced by a renamed file.
+#[cfg(unix)]
+#[test]
+fn a_device_as_output_is_written_to_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path(), &bandit_log());
+    let o = bin()
+        .args(["audit", "-q", "-o", "/dev/null"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta = std::fs::metadata("/dev/null").unwrap();
+    assert!(
+        meta.file_type().is_char_device(),
+        "/dev/null is still a device"
+    );
+}

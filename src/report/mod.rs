@@ -118,17 +118,34 @@ pub trait StepWriter {
     fn finish(&mut self) -> Result<()>;
 }
 
-/// Where the report goes: a file, replaced atomically, or standard output
-/// (spooled to a temporary file first, so a failed run prints nothing).
+/// Where the report goes: a file, replaced atomically (written beside it,
+/// renamed into place); or standard output or an existing device or pipe
+/// such as `/dev/null`, which cannot be replaced: the report is spooled to a
+/// temporary file and copied there once complete, so a failed run writes
+/// nothing.
 pub struct Destination {
-    target: Option<PathBuf>,
+    target: Target,
     temp: tempfile::NamedTempFile,
+}
+
+enum Target {
+    File(PathBuf),
+    Stream(PathBuf),
+    Stdout,
 }
 
 impl Destination {
     pub fn new(target: Option<&Path>) -> Result<Self> {
-        let temp = match target {
-            Some(path) => {
+        let target = match target {
+            // fs::metadata follows links: /dev/stdout is a link to a device
+            Some(p) if std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir()) => {
+                Target::Stream(p.to_path_buf())
+            }
+            Some(p) => Target::File(p.to_path_buf()),
+            None => Target::Stdout,
+        };
+        let temp = match &target {
+            Target::File(path) => {
                 let dir = match path.parent() {
                     Some(d) if !d.as_os_str().is_empty() => d,
                     _ => Path::new("."),
@@ -140,14 +157,11 @@ impl Destination {
                 b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
                 b.tempfile_in(dir).map_err(|e| Error::io(dir, e))?
             }
-            None => {
+            Target::Stream(_) | Target::Stdout => {
                 tempfile::NamedTempFile::new().map_err(|e| Error::io(std::env::temp_dir(), e))?
             }
         };
-        Ok(Destination {
-            target: target.map(Path::to_path_buf),
-            temp,
-        })
+        Ok(Destination { target, temp })
     }
 
     pub fn writer(&self) -> Result<std::io::BufWriter<std::fs::File>> {
@@ -159,21 +173,30 @@ impl Destination {
         Ok(std::io::BufWriter::with_capacity(1 << 16, f))
     }
 
-    /// Moves the finished report into place (or copies it to stdout).
+    /// Moves the finished report into place (or copies it to its stream).
     pub fn commit(self) -> Result<()> {
-        match self.target {
-            Some(path) => {
+        let copy_to = |out: &mut dyn Write, name: &Path| -> Result<()> {
+            let mut f = std::fs::File::open(self.temp.path())
+                .map_err(|e| Error::io(self.temp.path(), e))?;
+            std::io::copy(&mut f, out).map_err(|e| Error::io(name, e))?;
+            out.flush().map_err(|e| Error::io(name, e))
+        };
+        match &self.target {
+            Target::File(path) => {
                 self.temp
-                    .persist(&path)
-                    .map_err(|e| Error::io(&path, e.error))?;
+                    .persist(path)
+                    .map_err(|e| Error::io(path, e.error))?;
             }
-            None => {
-                let mut f = std::fs::File::open(self.temp.path())
-                    .map_err(|e| Error::io(self.temp.path(), e))?;
+            Target::Stream(path) => {
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Error::io(path, e))?;
+                copy_to(&mut out, path)?;
+            }
+            Target::Stdout => {
                 let stdout = std::io::stdout();
-                let mut out = stdout.lock();
-                std::io::copy(&mut f, &mut out).map_err(|e| Error::io("<stdout>", e))?;
-                out.flush().map_err(|e| Error::io("<stdout>", e))?;
+                copy_to(&mut stdout.lock(), Path::new("<stdout>"))?;
             }
         }
         Ok(())

@@ -100,7 +100,7 @@ fn kernels(c: &mut Criterion) {
         let tables: Vec<std::sync::Arc<cpu::HarmTable>> = batch
             .tables
             .iter()
-            .map(|t| std::sync::Arc::new(cpu::harm::harm(&s.model, t, true)))
+            .map(|t| std::sync::Arc::new(cpu::harm::harm(&s.model, t)))
             .collect();
         let ll = cpu::loglik::loglik(&batch, &tables);
         let w = weights(&s.model, ll);
@@ -112,7 +112,7 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| black_box(gpu.harm_table(&s.model, &s.table).unwrap()))
         });
         g.bench_function("cpu", |b| {
-            b.iter(|| black_box(cpu::harm::harm(&s.model, &s.table, true)))
+            b.iter(|| black_box(cpu::harm::harm(&s.model, &s.table)))
         });
         g.finish();
 

@@ -124,7 +124,7 @@ fn compare(case: &Case<'_>) -> usize {
     let q_tables: Vec<cpu::HarmTable> = batch
         .tables
         .iter()
-        .map(|t| cpu::harm::harm(model, t, true))
+        .map(|t| cpu::harm::harm(model, t))
         .collect();
     compare_reductions(name, batch, &w, &q_tables, &rc, &rg, alphas.len())
 }
@@ -452,7 +452,7 @@ fn harm_kernel_matches_the_cpu_twin() {
             real_table(&mut r, 4, 8, 6.0),
         ),
     ] {
-        let cpu_t = cpu::harm::harm(&model, &table, true);
+        let cpu_t = cpu::harm::harm(&model, &table);
         let (wx, q) = gpu().harm_table(&model, &table).unwrap();
         let n = table.n_candidates;
         for i in 0..q.len() {

@@ -42,24 +42,16 @@ impl HarmTable {
     pub fn q(&self, h: usize, a: usize) -> f64 {
         self.q[h * self.stride + a]
     }
-
-    /// False for a table whose `q` is left to the reduction.
-    pub fn has_q(&self) -> bool {
-        !self.q.is_empty()
-    }
 }
 
 /// `w·x` and `q` for every hypothesis and candidate.
-pub fn harm(model: &Model, table: &CandidateTable, with_q: bool) -> HarmTable {
-    if !with_q {
-        return deferred(table);
-    }
+pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
     let space = &model.hypotheses;
     let h_count = space.len();
     let a_count = table.n_candidates;
     let mut wx = vec![0.0; h_count * a_count];
     let stride = a_count.next_multiple_of(4);
-    let mut q = vec![0.0; if with_q { h_count * stride } else { 0 }];
+    let mut q = vec![0.0; h_count * stride];
     let mut column = vec![0.0; h_count];
     let integer = space.is_integer_valued() && table.is_integer_valued();
     let mut lookup: Vec<f64> = Vec::new();
@@ -70,11 +62,7 @@ pub fn harm(model: &Model, table: &CandidateTable, with_q: bool) -> HarmTable {
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
                 (lo.min(v), hi.max(v))
             });
-        if !with_q {
-            for (h, &v) in column.iter().enumerate() {
-                wx[h * a_count + a] = v;
-            }
-        } else if integer && hi - lo <= MAX_TABULATED_RANGE {
+        if integer && hi - lo <= MAX_TABULATED_RANGE {
             lookup.clear();
             lookup.extend((0..=(hi - lo) as usize).map(|i| model.observation.harm(lo + i as f64)));
             for (h, &v) in column.iter().enumerate() {
@@ -121,7 +109,7 @@ mod tests {
             },
         };
         let ints = CandidateTable::new(vec![1.0, 0.0, 2.0, 1.0, 0.0, 1.0, 1.0, 1.0], 2);
-        let t = harm(&model, &ints, true);
+        let t = harm(&model, &ints);
         for h in 0..model.hypotheses.len() {
             let w = model.hypotheses.params(h);
             for a in 0..2 {

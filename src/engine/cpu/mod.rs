@@ -58,7 +58,7 @@ impl CpuEngine {
         if let Some(h) = hit {
             return h;
         }
-        let h = Arc::new(harm::harm(batch.model, table, true));
+        let h = Arc::new(harm::harm(batch.model, table));
         let bytes = 8 * (h.q.len() + h.wx.len());
         if bytes * 2 <= TABLE_CACHE_BYTES {
             let mut cache = self.cache.lock().expect("cache lock");
@@ -94,7 +94,7 @@ impl Engine for CpuEngine {
                 if n > 1 {
                     self.shared_table(batch, t)
                 } else {
-                    Arc::new(harm::harm(batch.model, t, false))
+                    Arc::new(harm::deferred(t))
                 }
             })
             .collect();

@@ -49,7 +49,7 @@ pub fn reduce(
                 weight.as_slice().expect("row-major weights"),
             );
             let thresholds = thresholds.as_slice().expect("row-major thresholds");
-            if table.has_q() {
+            if !table.is_deferred() {
                 let full = FullView {
                     log_rel,
                     index: None,

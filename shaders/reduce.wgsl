@@ -6,44 +6,72 @@
 // ceil(H / block) block results of a (step, candidate) in f64
 // (src/engine/gpu/reduce.rs), so nothing of size H x T x A leaves the GPU.
 //
+// q comes from a harm table (harm.wgsl: a bandit stream's one table serves
+// every step) or, with INLINE_HARM (a table per step), is computed here, as
+// harm.wgsl would, for the hypotheses that need it only. Hypotheses whose
+// log weight is below the step's `skip` bound change no result (the host
+// derives it from q of the MAP hypothesis and the plausible-set thresholds,
+// as the twin's `negligible_weight`) and are passed over.
+//
 // One thread per (candidate of the chunk, block of hypotheses): it streams the
 // candidate's harm row and the step's log weights; no barriers, no shared
 // memory (software renderers run those slowly), and neighbouring threads are
 // neighbouring candidates of one step, so they read the same log weights.
 // Sums are f32 in runs of 32 terms, and the runs are added with Kahan
-// compensation. Prefixed by the host with `const N_ALPHA`; composed as
-// common.wgsl + this file.
+// compensation. Prefixed by the host with `const N_ALPHA` and `const
+// INLINE_HARM`; composed as common.wgsl + dot.wgsl + this file.
 
-const STRIDE: u32 = 4u + N_ALPHA;
+const STRIDE: u32 = 6u + N_ALPHA;
 const NO_HYPOTHESIS: u32 = 0xffffffffu;
 // log weights at or below this are -infinity (hypotheses of zero prior mass)
 const LOG_ZERO: f32 = -1.0e30;
 const RUN: u32 = 32u;
 
 struct ReduceUniform {
+    model: ModelParams,
     h_count: u32,
     n_blocks: u32,
     block: u32,
     n_records: u32,
     h0: u32,
-    zero: u32,
-    _p0: u32,
-    _p1: u32,
+    params_h0: u32,
+    inv_k: f32,
+    // 1: grid indices are below 2^22 (see dot.wgsl)
+    float_digits: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: ReduceUniform;
-// (q, ln q) rows, see harm.wgsl
+// (q, ln q) rows, see harm.wgsl (unused with INLINE_HARM)
 @group(0) @binding(1) var<storage, read> qt: array<vec2<f32>>;
 // per (step, hypothesis): l_h as (hi, lo)
 @group(0) @binding(2) var<storage, read> lrel: array<vec2<f32>>;
-// per (step, alpha): the plausible-set threshold as (hi, lo)
+// per step: the plausible-set threshold of each alpha as (hi, lo), then
+// (skip, unused)
 @group(0) @binding(3) var<storage, read> thr: array<vec2<f32>>;
-// per candidate: (step, row offset in qt, 1 for the step's first candidate, unused)
+// per candidate: (step, row offset in qt or with INLINE_HARM its first
+// feature, 1 for the step's first candidate, unused)
 @group(0) @binding(4) var<storage, read> cands: array<vec4<u32>>;
-// per (candidate, block), as bits: sum, best score, q at best, best h, then max q per alpha
+// per (candidate, block), as bits: sum, best score, q at best, best h, l at best
+// (hi, lo), then max q per alpha
 @group(0) @binding(5) var<storage, read_write> cand_out: array<u32>;
 // per (step, block): sum e^l, sum e^l l (written by the step's first candidate)
 @group(0) @binding(6) var<storage, read_write> step_out: array<vec2<f32>>;
+// hypothesis parameters and candidate features (dot.wgsl, INLINE_HARM)
+@group(0) @binding(7) var<storage, read> params: array<vec2<f32>>;
+@group(0) @binding(8) var<storage, read> features: array<vec2<f32>>;
+
+// (q, ln q) of hypothesis h (in the chunk) for the candidate at `row`
+fn harm_at(row: u32, hl: u32) -> vec2<f32> {
+    if (INLINE_HARM) {
+        let q = harm(u.model, dot_wx(u.h0 + hl, row));
+        var lq = NEG_HUGE;
+        if (q > 0.0) {
+            lq = log(q);
+        }
+        return vec2<f32>(q, lq);
+    }
+    return qt[row + hl];
+}
 
 // Kahan: adds x to the compensated sum (s, c).
 fn kahan(acc: vec2<f32>, x: f32) -> vec2<f32> {
@@ -54,7 +82,7 @@ fn kahan(acc: vec2<f32>, x: f32) -> vec2<f32> {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    opaque_bits = u.zero;
+    opaque_bits = u.model.zero;
     let i = gid.x + gid.y * nwg.x * 64u;
     if (i >= u.n_records * u.n_blocks) {
         return;
@@ -68,9 +96,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let h_end = min(h_start + u.block, u.h_count);
 
     var th: array<vec2<f32>, N_ALPHA>;
+    let tb = t * (N_ALPHA + 1u);
     for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-        th[k] = thr[t * N_ALPHA + k];
+        th[k] = thr[tb + k];
     }
+    let skip = thr[tb + N_ALPHA].x;
     var pm: array<f32, N_ALPHA>;
     for (var k = 0u; k < N_ALPHA; k = k + 1u) {
         pm[k] = 0.0;
@@ -85,11 +115,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var bs = NEG_HUGE;
     var bq = 0.0;
     var bi = NO_HYPOTHESIS;
+    var bl = vec2<f32>(0.0, 0.0);
     let lbase = t * u.h_count;
     for (var hl = h_start; hl < h_end; hl = hl + 1u) {
         let l = lrel[lbase + hl];
-        if (l.x > LOG_ZERO) {
-            let q = qt[row + hl];
+        if (l.x > LOG_ZERO && l.x >= skip) {
+            let q = harm_at(row, hl);
             let lv = l.x + l.y;
             let w = exp(l.x) * (1.0 + l.y);
             run_sum = run_sum + w * q.x;
@@ -101,6 +132,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                     bs = s;
                     bq = q.x;
                     bi = u.h0 + hl;
+                    bl = l;
                 }
             }
             for (var k = 0u; k < N_ALPHA; k = k + 1u) {
@@ -126,8 +158,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     cand_out[o + 1u] = bitcast<u32>(bs);
     cand_out[o + 2u] = bitcast<u32>(bq);
     cand_out[o + 3u] = bi;
+    cand_out[o + 4u] = bitcast<u32>(bl.x);
+    cand_out[o + 5u] = bitcast<u32>(bl.y);
     for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-        cand_out[o + 4u + k] = bitcast<u32>(pm[k]);
+        cand_out[o + 6u + k] = bitcast<u32>(pm[k]);
     }
     if (cd.z != 0u) {
         sw = kahan(sw, run_w);

@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 
-use crate::engine::{Batch, BatchStep, CandidateTable, Engine, Reductions, StepWeights};
+use crate::engine::{
+    Batch, BatchStep, CandidateTable, Engine, PosteriorCarry, Reductions, StepWeights,
+};
 use crate::estimators::{self, Alphas, CandidateEstimates};
 use crate::log::{LogEvent, LogReader, StepRecord, StreamInfo};
 
@@ -63,6 +66,34 @@ pub struct AuditTotals {
     pub steps: usize,
     pub observed_steps: usize,
     pub triples: u64,
+    pub phases: PhaseSeconds,
+}
+
+/// Wall time spent in each phase of the pipeline, summed over batches: where
+/// an audit's time goes (`gpubound bench` reports it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct PhaseSeconds {
+    /// harm tables and log-likelihoods (`prepare`, `log_likelihoods`)
+    pub likelihoods: f64,
+    /// the host's prefix sums, relative weights and plausible-set cuts
+    pub posterior: f64,
+    /// the reductions over hypotheses
+    pub reduce: f64,
+    /// the estimators per candidate, and the sink
+    pub estimators: f64,
+    /// likelihoods, posterior and reductions together, where the backend
+    /// keeps the posterior on the device (the GPU)
+    pub on_device: f64,
+}
+
+impl std::ops::AddAssign for PhaseSeconds {
+    fn add_assign(&mut self, o: Self) {
+        self.likelihoods += o.likelihoods;
+        self.posterior += o.posterior;
+        self.reduce += o.reduce;
+        self.estimators += o.estimators;
+        self.on_device += o.on_device;
+    }
 }
 
 /// A step waiting in the current batch.
@@ -102,8 +133,10 @@ pub fn run<S: EventSource>(
 ) -> Result<AuditTotals> {
     let model = reader.model().clone();
     let h = model.hypotheses.len();
-    // Capped so progress moves and the batch's results stay small when H is small.
-    let max_steps = (settings.batch_elements / h).clamp(1, 8192);
+    // Capped so progress moves and the batch's results stay small when H is
+    // small (8192 steps, more for batches larger than the default).
+    let max_steps =
+        (settings.batch_elements / h).clamp(1, (settings.batch_elements >> 8).max(8192));
     let prior = model.hypotheses.log_prior();
     let mut state = BatchRunner {
         model: &model,
@@ -112,6 +145,7 @@ pub fn run<S: EventSource>(
         prior: &prior,
         carry: prior.clone(),
         spare: Default::default(),
+        phases: PhaseSeconds::default(),
     };
     let mut totals = AuditTotals::default();
     let mut pending: Vec<Pending> = Vec::with_capacity(max_steps.min(1 << 16));
@@ -137,18 +171,25 @@ pub fn run<S: EventSource>(
                 });
                 restart = false;
                 if pending.len() >= max_steps {
-                    for r in state.process(std::mem::take(&mut pending))? {
+                    let results = state.process(std::mem::take(&mut pending))?;
+                    let started = Instant::now();
+                    for r in results {
                         sink(r)?;
                     }
+                    state.phases.estimators += started.elapsed().as_secs_f64();
                     progress(reader);
                 }
             }
         }
     }
-    for r in state.process(pending)? {
+    let results = state.process(pending)?;
+    let started = Instant::now();
+    for r in results {
         sink(r)?;
     }
+    state.phases.estimators += started.elapsed().as_secs_f64();
     progress(reader);
+    totals.phases = state.phases;
     Ok(totals)
 }
 
@@ -161,6 +202,7 @@ struct BatchRunner<'a> {
     carry: Vec<f64>,
     /// The previous batch's two `steps × H` arrays, for reuse.
     spare: (Vec<f64>, Vec<f64>),
+    phases: PhaseSeconds,
 }
 
 impl BatchRunner<'_> {
@@ -168,9 +210,44 @@ impl BatchRunner<'_> {
         if pending.is_empty() {
             return Ok(Vec::new());
         }
+        let mut clock = Instant::now();
+        let mut lap = || {
+            let s = clock.elapsed().as_secs_f64();
+            clock = Instant::now();
+            s
+        };
         let batch = build_batch(self.model, &pending);
         let mut prepared = self.engine.prepare(&batch)?;
+        let n_alpha = self.settings.alphas.len();
+
+        // A backend that keeps the posterior on the device does it all.
+        let restart: Vec<bool> = pending.iter().map(|p| p.restart).collect();
+        let on_device = prepared.posterior_and_reduce(
+            PosteriorCarry {
+                prior: self.prior,
+                carry: &mut self.carry,
+                restart: &restart,
+            },
+            &self.settings.alphas.values,
+        )?;
+        if let Some(d) = on_device {
+            drop(prepared);
+            self.phases.on_device += lap();
+            let results = finish(
+                self.model,
+                &batch,
+                pending,
+                &d.reductions,
+                &d.cuts,
+                &d.maps,
+                &self.settings.alphas,
+            );
+            self.phases.estimators += lap();
+            return Ok(results);
+        }
+
         let mut rows = prepared.log_likelihoods_into(std::mem::take(&mut self.spare.0))?;
+        self.phases.likelihoods += lap();
 
         // Host: prefix sums in f64, restarting at the prior where a stream starts.
         for (p, row) in pending.iter().zip(rows.axis_iter_mut(Axis(0))) {
@@ -179,16 +256,17 @@ impl BatchRunner<'_> {
             }
             posterior::accumulate(&mut self.carry, row.insert_axis(Axis(0)));
         }
-        let n_alpha = self.settings.alphas.len();
         let spare = std::mem::take(&mut self.spare.1);
         let (weights, cuts, maps) = step_weights_into(rows, &self.settings.alphas.values, spare);
+        self.phases.posterior += lap();
         let red = prepared.reduce(&weights, n_alpha)?;
         drop(prepared);
+        self.phases.reduce += lap();
         self.spare = (
             weights.log_rel.into_raw_vec_and_offset().0,
             weights.weight.into_raw_vec_and_offset().0,
         );
-        Ok(finish(
+        let results = finish(
             self.model,
             &batch,
             pending,
@@ -196,7 +274,9 @@ impl BatchRunner<'_> {
             &cuts,
             &maps,
             &self.settings.alphas,
-        ))
+        );
+        self.phases.estimators += lap();
+        Ok(results)
     }
 }
 

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
-use crate::audit::{self, AuditSettings, EventSource};
+use crate::audit::{self, AuditSettings, EventSource, PhaseSeconds};
 use crate::engine::{BackendInfo, CandidateTable, Engine};
 use crate::estimators::Alphas;
 use crate::log::{LogEvent, StepRecord, StreamInfo};
@@ -210,17 +210,23 @@ impl Workload {
         }
     }
 
-    /// One full audit of the workload; returns a checksum of every estimate
-    /// (so no work can be skipped) and the seconds it took.
-    pub fn audit_once(&self, engine: &dyn Engine, alphas: &Alphas) -> Result<(f64, f64)> {
+    /// One full audit of the workload in batches of `batch_elements`
+    /// (step, hypothesis) pairs; returns a checksum of every estimate (so no
+    /// work can be skipped), the seconds it took and their phases.
+    pub fn audit_once(
+        &self,
+        engine: &dyn Engine,
+        alphas: &Alphas,
+        batch_elements: usize,
+    ) -> Result<(f64, f64, PhaseSeconds)> {
         let settings = AuditSettings {
             alphas: alphas.clone(),
             shared_world: false,
-            batch_elements: audit::DEFAULT_BATCH_ELEMENTS,
+            batch_elements,
         };
         let mut checksum = 0.0;
         let started = Instant::now();
-        audit::run(
+        let totals = audit::run(
             &mut self.source(),
             engine,
             &settings,
@@ -234,7 +240,7 @@ impl Workload {
             },
             |_| {},
         )?;
-        Ok((checksum, started.elapsed().as_secs_f64()))
+        Ok((checksum, started.elapsed().as_secs_f64(), totals.phases))
     }
 }
 
@@ -273,23 +279,41 @@ pub struct BackendTiming {
     pub min_triples_per_s: f64,
     pub max_triples_per_s: f64,
     pub checksum: f64,
+    /// (step, hypothesis) pairs per batch
+    pub batch_elements: usize,
+    /// where a run's time goes, averaged over the timed runs
+    pub phase_seconds: PhaseSeconds,
 }
 
-/// Times `runs` full audits after one warm-up run.
+/// Times `runs` full audits after one warm-up run, in batches of
+/// `batch_elements` (the engine's preferred size when `None`).
 pub fn time_backend(
     workload: &Workload,
     engine: &dyn Engine,
     alphas: &Alphas,
     runs: usize,
+    batch_elements: Option<usize>,
     mut tick: impl FnMut(),
 ) -> Result<BackendTiming> {
-    let (checksum, _) = workload.audit_once(engine, alphas)?;
+    let batch_elements = batch_elements.unwrap_or_else(|| engine.preferred_batch_elements());
+    let (checksum, _, _) = workload.audit_once(engine, alphas, batch_elements)?;
     tick();
     let mut seconds = Vec::with_capacity(runs);
+    let mut phase_seconds = PhaseSeconds::default();
     for _ in 0..runs.max(1) {
-        seconds.push(workload.audit_once(engine, alphas)?.1);
+        let (_, s, phases) = workload.audit_once(engine, alphas, batch_elements)?;
+        seconds.push(s);
+        phase_seconds += phases;
         tick();
     }
+    let n = seconds.len() as f64;
+    phase_seconds = PhaseSeconds {
+        likelihoods: phase_seconds.likelihoods / n,
+        posterior: phase_seconds.posterior / n,
+        reduce: phase_seconds.reduce / n,
+        estimators: phase_seconds.estimators / n,
+        on_device: phase_seconds.on_device / n,
+    };
     let mut rates: Vec<f64> = seconds
         .iter()
         .map(|s| workload.triples as f64 / s)
@@ -303,5 +327,7 @@ pub fn time_backend(
         max_triples_per_s: rates[rates.len() - 1],
         seconds,
         checksum,
+        batch_elements,
+        phase_seconds,
     })
 }

@@ -159,6 +159,9 @@ pub struct BenchArgs {
     /// Timed runs per backend, after one warm-up run.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// (step, hypothesis) pairs per batch [default: each backend's own].
+    #[arg(long, value_name = "N")]
+    pub batch_elements: Option<usize>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Print one JSON object instead of text.

@@ -16,7 +16,7 @@ use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use gpubound::audit::{self, AuditSettings, StepResult};
+use gpubound::audit::{self, AuditSettings, AuditTotals, StepResult};
 use gpubound::engine::cpu::{self, CpuEngine};
 use gpubound::engine::gpu::GpuEngine;
 use gpubound::engine::{Batch, BatchStep, CandidateTable, Engine, Reductions, StepWeights};
@@ -746,6 +746,18 @@ fn a_table_larger_than_one_storage_binding_is_split_over_hypotheses() {
 // ------------------------------------------------------- full pipeline
 
 fn audit_both(log: &str, settings: &AuditSettings) -> (Vec<StepResult>, Vec<StepResult>) {
+    let ((c, _), (g, _)) = audit_both_totals(log, settings);
+    (c, g)
+}
+
+/// Both engines' results and totals (phase times show which path ran).
+fn audit_both_totals(
+    log: &str,
+    settings: &AuditSettings,
+) -> (
+    (Vec<StepResult>, AuditTotals),
+    (Vec<StepResult>, AuditTotals),
+) {
     let run = |engine: &dyn Engine| {
         let mut reader = LogReader::new(
             "test.jsonl",
@@ -755,7 +767,7 @@ fn audit_both(log: &str, settings: &AuditSettings) -> (Vec<StepResult>, Vec<Step
         )
         .expect("valid log");
         let mut out = Vec::new();
-        audit::run(
+        let totals = audit::run(
             &mut reader,
             engine,
             settings,
@@ -766,7 +778,7 @@ fn audit_both(log: &str, settings: &AuditSettings) -> (Vec<StepResult>, Vec<Step
             |_| {},
         )
         .unwrap_or_else(|e| panic!("audit on {}: {e}", engine.info()));
-        out
+        (out, totals)
     };
     (run(&cpu_engine()), run(gpu()))
 }
@@ -987,4 +999,122 @@ fn a_long_stream_does_not_drift() {
         "the test needs a posterior that stays spread, MAP has {}",
         last.map_probability
     );
+}
+
+/// A JSON array of arrays.
+fn json_rows(rows: impl IntoIterator<Item = Vec<f64>>) -> String {
+    let rows: Vec<String> = rows
+        .into_iter()
+        .map(|r| {
+            let v: Vec<String> = r.iter().map(|x| format!("{x:?}")).collect();
+            format!("[{}]", v.join(","))
+        })
+        .collect();
+    format!("[{}]", rows.join(","))
+}
+
+/// Audits `log` on both engines, checks the GPU kept the posterior on the
+/// device, and compares every step.
+fn compare_device_posterior(name: &str, log: &str, settings: &AuditSettings) {
+    let ((c, _), (g, totals)) = audit_both_totals(log, settings);
+    assert!(
+        totals.phases.on_device > 0.0 && totals.phases.posterior == 0.0,
+        "{name}: the GPU engine did not keep the posterior on the device: {:?}",
+        totals.phases
+    );
+    compare_steps(name, &c, &g);
+}
+
+#[test]
+fn device_posterior_restarts_streams_and_carries_across_batches() {
+    // 90 streams of 25 steps on a 1024-hypothesis grid, every fifth step
+    // without an outcome: the posterior restarts at each stream, carries
+    // across batch boundaries, and the early steps' plausible sets hold
+    // most hypotheses (more candidates than the device collects one by one).
+    let mut r = rng(21);
+    let mut log = String::from(
+        "{\"type\":\"model\",\"hypotheses\":{\"kind\":\"grid\",\"k\":2,\"d\":10},\
+         \"observation\":{\"kind\":\"gaussian\",\"sigma\":1.0,\"harm_threshold\":4.0}}\n",
+    );
+    for s in 0..90 {
+        let table =
+            json_rows((0..10).map(|_| (0..10).map(|_| r.random_range(0..2) as f64).collect()));
+        let truth: usize = r.random_range(0..1024);
+        log += &format!(
+            "{{\"type\":\"stream\",\"id\":\"s{s}\",\"candidates\":{table},\"true_hypothesis\":{truth}}}\n"
+        );
+        for t in 0..25 {
+            let a = r.random_range(0..10usize);
+            if t % 5 == 4 {
+                log += &format!("{{\"type\":\"step\",\"action\":{a}}}\n");
+            } else {
+                let y: f64 = r.random_range(-1.0..5.0);
+                log += &format!("{{\"type\":\"step\",\"action\":{a},\"outcome\":{y}}}\n");
+            }
+        }
+    }
+    // one long stream whose first 2,100 steps say nothing: every hypothesis
+    // stays plausible for a whole batch
+    log += "{\"type\":\"stream\",\"id\":\"quiet\",\"candidates\":[[1,0,0,0,0,0,0,0,0,1],[0,1,1,0,0,0,0,0,0,0]]}\n";
+    for t in 0..2150 {
+        if t < 2100 {
+            log += "{\"type\":\"step\",\"action\":0}\n";
+        } else {
+            log += &format!(
+                "{{\"type\":\"step\",\"action\":{},\"outcome\":1.5}}\n",
+                t % 2
+            );
+        }
+    }
+    let settings = AuditSettings {
+        alphas: Alphas::new(ALPHAS.to_vec(), 1.0 / 1024.0).unwrap(),
+        shared_world: false,
+        batch_elements: audit::DEFAULT_BATCH_ELEMENTS,
+    };
+    compare_device_posterior("grid streams", &log, &settings);
+    // and one world shared by all streams
+    let shared = AuditSettings {
+        shared_world: true,
+        ..settings
+    };
+    compare_device_posterior("grid shared world", &log, &shared);
+}
+
+#[test]
+fn device_posterior_on_a_contextual_bernoulli_log_with_a_prior() {
+    // list hypotheses with a given prior, a candidate table per step, small
+    // batches: the carry crosses many of them
+    let mut r = rng(22);
+    let (h, d) = (300, 3);
+    let params: Vec<Vec<f64>> = (0..h)
+        .map(|_| (0..d).map(|_| r.random_range(-2.0..2.0)).collect())
+        .collect();
+    let prior: Vec<f64> = (0..h).map(|_| r.random_range(-4.0..0.0)).collect();
+    let mut log = format!(
+        "{{\"type\":\"model\",\"hypotheses\":{{\"kind\":\"list\",\"params\":{},\"log_prior\":{prior:?}}},\
+         \"observation\":{{\"kind\":\"bernoulli\"}}}}\n",
+        json_rows(params.clone()),
+    );
+    for s in 0..3 {
+        let truth = &params[r.random_range(0..h)];
+        log += &format!("{{\"type\":\"stream\",\"id\":{s}}}\n");
+        for _ in 0..120 {
+            let cands: Vec<Vec<f64>> = (0..5)
+                .map(|_| (0..d).map(|_| r.random_range(-1.5..1.5)).collect())
+                .collect();
+            let a = r.random_range(0..5usize);
+            let wx: f64 = truth.iter().zip(&cands[a]).map(|(w, x)| w * x).sum();
+            let y = (r.random::<f64>() < 1.0 / (1.0 + (-wx).exp())) as u8;
+            log += &format!(
+                "{{\"type\":\"step\",\"action\":{a},\"outcome\":{y},\"candidates\":{}}}\n",
+                json_rows(cands)
+            );
+        }
+    }
+    let settings = AuditSettings {
+        alphas: Alphas::new(vec![1e-4, 0.01, 0.2], 1e-3).unwrap(),
+        shared_world: false,
+        batch_elements: 1 << 14,
+    };
+    compare_device_posterior("contextual bernoulli", &log, &settings);
 }

@@ -55,7 +55,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
     let settings = AuditSettings {
         alphas: alphas.clone(),
         shared_world: args.shared_world,
-        batch_elements: audit::DEFAULT_BATCH_ELEMENTS,
+        batch_elements: engine.preferred_batch_elements(),
     };
     let report_settings = ReportSettings::new(alphas, args.thresholds.clone());
     let mut summary = Summary::new(

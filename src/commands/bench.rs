@@ -20,6 +20,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         contextual: args.contextual,
         seed: args.seed,
     };
+    if args.batch_elements == Some(0) {
+        return Err(Error::Setting("--batch-elements must be ≥ 1".into()).into());
+    }
     if args.runs == 0 {
         return Err(Error::Setting("--runs must be ≥ 1".into()).into());
     }
@@ -52,6 +55,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             engine.as_ref(),
             &alphas,
             args.runs,
+            args.batch_elements,
             || bar.inc(1),
         )?);
     }
@@ -87,6 +91,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             t.max_triples_per_s,
             t.runs,
             1e3 * s[s.len() / 2]
+        );
+        let p = &t.phase_seconds;
+        println!(
+            "{:<60} per run: on the device {:.1} ms, likelihoods {:.1} ms, posterior {:.1} ms, reduce {:.1} ms, estimators {:.1} ms ({} pairs per batch)",
+            "",
+            1e3 * p.on_device,
+            1e3 * p.likelihoods,
+            1e3 * p.posterior,
+            1e3 * p.reduce,
+            1e3 * p.estimators,
+            t.batch_elements
         );
     }
     if let Some(x) = speedup {

@@ -203,8 +203,32 @@ impl std::fmt::Display for BackendInfo {
 
 pub trait Engine: Send + Sync {
     fn info(&self) -> &BackendInfo;
+    /// The batch size, in (step, hypothesis) pairs, this backend works best
+    /// with: large enough to hide its per-batch costs, small enough to keep
+    /// the host's memory bounded.
+    fn preferred_batch_elements(&self) -> usize {
+        crate::audit::DEFAULT_BATCH_ELEMENTS
+    }
     /// Builds what the batch's kernels need (harm tables, buffers).
     fn prepare<'a>(&'a self, batch: &'a Batch<'a>) -> Result<Box<dyn PreparedBatch + 'a>>;
+}
+
+/// The host's side of a posterior kept on the device.
+pub struct PosteriorCarry<'a> {
+    pub prior: &'a [f64],
+    /// `L` after the step before the batch; on return, after its last step.
+    pub carry: &'a mut [f64],
+    /// per step: the posterior restarts from the prior (a stream starts)
+    pub restart: &'a [bool],
+}
+
+/// What a backend that keeps the posterior on the device returns for a
+/// batch: the reductions, and per step the plausible-set cuts and the MAP.
+#[derive(Debug, Clone)]
+pub struct DevicePosterior {
+    pub reductions: Reductions,
+    pub cuts: Vec<Vec<crate::posterior::PlausibleCut>>,
+    pub maps: Vec<usize>,
 }
 
 pub trait PreparedBatch {
@@ -220,6 +244,17 @@ pub trait PreparedBatch {
     }
     /// The reductions over hypotheses for every (step, candidate).
     fn reduce(&mut self, weights: &StepWeights, n_alpha: usize) -> Result<Reductions>;
+    /// The posterior and the reductions together, for a backend that keeps
+    /// the posterior where it computed the log-likelihoods (the GPU: then
+    /// nothing of size steps × H crosses to the host). `None`: the host
+    /// computes the posterior from `log_likelihoods` and calls `reduce`.
+    fn posterior_and_reduce(
+        &mut self,
+        _carry: PosteriorCarry<'_>,
+        _alphas: &[f64],
+    ) -> Result<Option<DevicePosterior>> {
+        Ok(None)
+    }
 }
 
 /// Which backend the user asked for.

@@ -248,7 +248,11 @@ fn scan_table(input: ScanInput<'_>, table: &HarmTable) -> Scanned {
 /// * plausible-set members weigh at least `e^{lowest threshold}`.
 ///
 /// When some `q_MAP` is 0 the cutoff is 0: only zero weights are skipped.
-fn negligible_weight(q_map: impl Iterator<Item = f64>, h_count: usize, lowest: f64) -> f64 {
+pub(crate) fn negligible_weight(
+    q_map: impl Iterator<Item = f64>,
+    h_count: usize,
+    lowest: f64,
+) -> f64 {
     let q_min = q_map.fold(1.0f64, f64::min);
     (q_min * 1e-17 / h_count as f64).min(0.5 * lowest.exp())
 }

@@ -203,13 +203,24 @@ impl Gpu {
         label: &str,
         module: &wgpu::ShaderModule,
     ) -> Result<wgpu::ComputePipeline> {
+        self.pipeline_entry(label, module, "main")
+    }
+
+    /// A pipeline for one entry point of a module with several; its bind
+    /// group layout holds only the bindings that entry point uses.
+    pub fn pipeline_entry(
+        &self,
+        label: &str,
+        module: &wgpu::ShaderModule,
+        entry: &str,
+    ) -> Result<wgpu::ComputePipeline> {
         let p = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(label),
                 layout: None,
                 module,
-                entry_point: Some("main"),
+                entry_point: Some(entry),
                 compilation_options: Default::default(),
                 cache: None,
             });
@@ -227,16 +238,30 @@ impl Gpu {
             })
     }
 
+    /// A bind group of `buffers` at bindings 0, 1, 2, …
     pub fn bind_group(
         &self,
         pipeline: &wgpu::ComputePipeline,
         buffers: &[&wgpu::Buffer],
     ) -> wgpu::BindGroup {
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
+        let numbered: Vec<(u32, &wgpu::Buffer)> = buffers
             .iter()
             .enumerate()
+            .map(|(i, b)| (i as u32, *b))
+            .collect();
+        self.bind_group_at(pipeline, &numbered)
+    }
+
+    /// A bind group of `(binding, buffer)` pairs.
+    pub fn bind_group_at(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[(u32, &wgpu::Buffer)],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
             .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
+                binding: *i,
                 resource: b.as_entire_binding(),
             })
             .collect();

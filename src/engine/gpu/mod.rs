@@ -39,6 +39,7 @@
 pub mod device;
 pub mod harm;
 pub mod loglik;
+pub mod posterior;
 pub mod reduce;
 
 use std::collections::HashMap;
@@ -49,7 +50,8 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use super::{
-    Backend, BackendInfo, Batch, CandidateTable, Engine, PreparedBatch, Reductions, StepWeights,
+    Backend, BackendInfo, Batch, CandidateTable, DevicePosterior, Engine, PosteriorCarry,
+    PreparedBatch, Reductions, StepWeights,
 };
 use crate::model::{HypothesisSpace, Model, ObservationModel};
 use crate::{Error, Result};
@@ -167,7 +169,11 @@ pub struct GpuEngine {
     info: BackendInfo,
     harm: harm::HarmKernel,
     loglik: loglik::LoglikKernel,
+    posterior: posterior::PosteriorKernels,
     reduce: reduce::ReduceKernels,
+    /// hypotheses per reduce thread: long runs suit software renderers (one
+    /// thread is one CPU lane), short ones give a GPU enough threads
+    reduce_block: usize,
     state: Mutex<State>,
 }
 
@@ -224,12 +230,20 @@ impl GpuEngine {
         };
         let harm = harm::HarmKernel::new(&gpu)?;
         let loglik = loglik::LoglikKernel::new(&gpu)?;
+        let posterior = posterior::PosteriorKernels::new(&gpu)?;
+        let reduce_block = if device::is_software(&gpu.adapter) {
+            reduce::BLOCK
+        } else {
+            reduce::HARDWARE_BLOCK
+        };
         Ok(GpuEngine {
             gpu,
             info,
             harm,
             loglik,
+            posterior,
             reduce: reduce::ReduceKernels::default(),
+            reduce_block,
             state: Mutex::new(State::default()),
         })
     }
@@ -338,6 +352,18 @@ impl GpuEngine {
 impl Engine for GpuEngine {
     fn info(&self) -> &BackendInfo {
         &self.info
+    }
+
+    /// A hardware GPU needs big batches to hide each batch's round trips
+    /// (32 Mi pairs: 256 MiB of posterior on the device; three host arrays of
+    /// that size where the host computes the posterior); a software renderer
+    /// runs on the host's cores and gains nothing from them.
+    fn preferred_batch_elements(&self) -> usize {
+        if self.is_software() {
+            crate::audit::DEFAULT_BATCH_ELEMENTS
+        } else {
+            1 << 25
+        }
     }
 
     fn prepare<'a>(&'a self, batch: &'a Batch<'a>) -> Result<Box<dyn PreparedBatch + 'a>> {
@@ -546,10 +572,11 @@ impl<'a> GpuBatch<'a> {
     }
 
     /// Splits the batch's steps into chunks for a hypothesis chunk of `n`:
-    /// their tables' rows, their log-weight rows, and `out_per_candidate`
-    /// bytes per candidate each fit one storage binding.
+    /// their tables' rows (where tabulated), their log-weight rows, and
+    /// `out_per_candidate` bytes per candidate each fit one storage binding.
     fn step_chunks(&self, n: usize, out_per_candidate: usize) -> Vec<StepChunk> {
         let batch = self.batch;
+        let row_bytes = if self.untabulated() { 0 } else { n * 8 };
         let budget = self.engine.gpu.max_binding() as usize;
         let mut chunks = Vec::new();
         let mut t0 = 0;
@@ -564,7 +591,7 @@ impl<'a> GpuBatch<'a> {
                 let more = if seen.contains(&s.table) {
                     0
                 } else {
-                    a * n * 8
+                    a * row_bytes
                 };
                 let fits = rows + more <= budget
                     && (t1 - t0 + 1) * n * 8 <= budget
@@ -583,6 +610,76 @@ impl<'a> GpuBatch<'a> {
             t0 = t1;
         }
         chunks
+    }
+    /// Records `loglik.wgsl` for the steps of `chunk` and hypotheses
+    /// `h0..h0+n` into the buffer `out` (`[t·n + h − h0]`, double-f32).
+    #[allow(clippy::too_many_arguments)]
+    fn record_loglik(
+        &self,
+        state: &mut State,
+        enc: &mut wgpu::CommandEncoder,
+        h0: usize,
+        n: usize,
+        chunk: &StepChunk,
+        offsets: &HashMap<u32, u32>,
+        params_h0: u32,
+        out: &'static str,
+    ) -> Result<()> {
+        let batch = self.batch;
+        let gpu = &self.engine.gpu;
+        let direct = self.untabulated();
+        let d = batch.model.hypotheses.dim() as u32;
+        let steps = &batch.steps[chunk.t0..chunk.t1];
+        let descs: Vec<loglik::StepDesc> = steps
+            .iter()
+            .map(|s| {
+                let [y_hi, y_lo] = split(s.outcome.unwrap_or(0.0));
+                loglik::StepDesc {
+                    wx_row: if direct {
+                        self.feature_offset[s.table as usize] + s.action * d
+                    } else {
+                        offsets[&s.table] + s.action * n as u32
+                    },
+                    observed: s.outcome.is_some() as u32,
+                    y_hi: y_hi.to_bits(),
+                    y_lo: y_lo.to_bits(),
+                }
+            })
+            .collect();
+        if direct {
+            state.pool.get(gpu, "wx", 16);
+        }
+        state.pool.upload(gpu, "loglik steps", &descs);
+        let u = loglik::LoglikUniform {
+            model: self.model,
+            h0: h0 as u32,
+            h_count: n as u32,
+            params_h0,
+            n_steps: steps.len() as u32,
+            inv_k: self.inv_k,
+            float_digits: (self.h <= 1 << 22) as u32,
+            direct: direct as u32,
+            _pad: 0,
+        };
+        let p = &state.pool;
+        self.engine.loglik.record(
+            gpu,
+            enc,
+            &u,
+            p.buffer("wx").unwrap(),
+            p.buffer("loglik steps").unwrap(),
+            p.buffer(out).unwrap(),
+            p.buffer("params").unwrap(),
+            p.buffer("features").unwrap(),
+        )
+    }
+
+    /// With one table (a bandit stream) loglik and reduce read `w·x` and `q`
+    /// from its harm table, computed once; with several (a table per step)
+    /// nothing is tabulated: loglik computes `w·x` of the taken action only,
+    /// and reduce `q` of the hypotheses that matter only.
+    fn untabulated(&self) -> bool {
+        self.batch.tables.len() > 1
     }
 }
 
@@ -607,10 +704,7 @@ impl PreparedBatch for GpuBatch<'_> {
         }
         let engine = self.engine;
         let gpu = &engine.gpu;
-        // one table (a bandit stream): w·x from its harm table, which the
-        // reduction reuses; several: w·x of the taken action only
-        let direct = batch.tables.len() > 1;
-        let d = batch.model.hypotheses.dim() as u32;
+        let direct = self.untabulated();
         let mut state = engine.lock()?;
         for h0 in (0..h).step_by(self.h_chunk) {
             let n = self.h_chunk.min(h - h0);
@@ -634,57 +728,25 @@ impl PreparedBatch for GpuBatch<'_> {
                     continue;
                 }
                 let (offsets, params_h0) = if direct {
-                    let p0 = self.upload_inputs(&mut state, h0, n)?;
-                    state.pool.get(gpu, "wx", 16);
-                    (HashMap::new(), p0)
+                    (HashMap::new(), self.upload_inputs(&mut state, h0, n)?)
                 } else {
                     let o = self.compute_tables(&mut state, h0, n, &chunk.tables)?;
                     (o, self.upload_inputs(&mut state, h0, n)?)
                 };
-                let descs: Vec<loglik::StepDesc> = steps
-                    .iter()
-                    .map(|s| {
-                        let [y_hi, y_lo] = split(s.outcome.unwrap_or(0.0));
-                        loglik::StepDesc {
-                            wx_row: if direct {
-                                self.feature_offset[s.table as usize] + s.action * d
-                            } else {
-                                offsets[&s.table] + s.action * n as u32
-                            },
-                            observed: s.outcome.is_some() as u32,
-                            y_hi: y_hi.to_bits(),
-                            y_lo: y_lo.to_bits(),
-                        }
-                    })
-                    .collect();
-                let ts = t1 - t0;
-                let bytes = (ts * n * 8) as u64;
-                state.pool.upload(gpu, "loglik steps", &descs);
+                let bytes = ((t1 - t0) * n * 8) as u64;
                 state.pool.get(gpu, "loglik out", bytes);
-                let u = loglik::LoglikUniform {
-                    model: self.model,
-                    h0: h0 as u32,
-                    h_count: n as u32,
-                    params_h0,
-                    n_steps: ts as u32,
-                    inv_k: self.inv_k,
-                    float_digits: (self.h <= 1 << 22) as u32,
-                    direct: direct as u32,
-                    _pad: 0,
-                };
-                let p = &state.pool;
-                let out_buf = p.buffer("loglik out").unwrap();
                 let mut enc = gpu.encoder();
-                engine.loglik.record(
-                    gpu,
+                self.record_loglik(
+                    &mut state,
                     &mut enc,
-                    &u,
-                    p.buffer("wx").unwrap(),
-                    p.buffer("loglik steps").unwrap(),
-                    out_buf,
-                    p.buffer("params").unwrap(),
-                    p.buffer("features").unwrap(),
+                    h0,
+                    n,
+                    &chunk,
+                    &offsets,
+                    params_h0,
+                    "loglik out",
                 )?;
+                let out_buf = state.pool.buffer("loglik out").unwrap();
                 let raw = gpu.submit_and_read(enc, out_buf, bytes, "log-likelihoods")?;
                 let vals: &[[f32; 2]] = bytemuck::cast_slice(&raw[..bytes as usize]);
                 let rows = out
@@ -716,42 +778,24 @@ impl PreparedBatch for GpuBatch<'_> {
                 weights.plausible_threshold.dim()
             )));
         }
-        let engine = self.engine;
-        let gpu = &engine.gpu;
-        let pipeline = engine.reduce.pipeline(gpu, n_alpha)?;
-        let na = n_alpha.max(1);
-        let stride = reduce::stride(n_alpha);
-        let n_cand = batch.n_candidates_total();
-
-        // f64 accumulators
-        let mut weight_sum = vec![0.0f64; n_steps];
-        let mut weighted_log_rel = vec![0.0f64; n_steps];
-        let mut weighted_harm = vec![0.0f64; n_cand];
-        let mut best = vec![reduce::Best::NONE; n_cand];
-        let mut plausible = vec![0.0f64; n_cand * n_alpha];
-
-        // thresholds as (hi, lo); padding α admits no one
-        let mut thr = Vec::with_capacity(n_steps * na);
-        for t in 0..n_steps {
-            for i in 0..na {
-                thr.push(if i < n_alpha {
-                    split(weights.plausible_threshold[[t, i]])
-                } else {
-                    [f32::MAX, 0.0]
-                });
-            }
-        }
-
-        let mut state = engine.lock()?;
+        let gpu = &self.engine.gpu;
+        // where every q is 0: the MAP hypothesis (as the CPU twin)
+        let maps: Vec<usize> = weights
+            .log_rel
+            .rows()
+            .into_iter()
+            .map(|row| row.iter().position(|&l| l == 0.0).unwrap_or(0))
+            .collect();
+        let thr = self.threshold_rows(0, &weights.plausible_threshold, &maps);
+        let na1 = n_alpha.max(1) + 1;
+        let mut acc = BlockSums::new(batch, n_alpha);
+        let mut state = self.engine.lock()?;
         for h0 in (0..h).step_by(self.h_chunk) {
             let n = self.h_chunk.min(h - h0);
-            let block = n.min(reduce::BLOCK);
-            let n_blocks = n.div_ceil(block);
-            for chunk in self.step_chunks(n, n_blocks * stride * 4) {
+            for chunk in self.step_chunks(n, self.record_bytes(n, n_alpha)) {
                 let (t0, t1) = (chunk.t0, chunk.t1);
-                let ts = t1 - t0;
-                let offsets = self.compute_tables(&mut state, h0, n, &chunk.tables)?;
-                let mut lrel = vec![[0f32; 2]; ts * n];
+                let offsets = self.tables_for(&mut state, h0, n, &chunk)?;
+                let mut lrel = vec![[0f32; 2]; (t1 - t0) * n];
                 lrel.par_chunks_mut(n).enumerate().for_each(|(i, out)| {
                     let row = weights.log_rel.row(t0 + i);
                     for (o, &v) in out.iter_mut().zip(row.iter().skip(h0)) {
@@ -762,116 +806,273 @@ impl PreparedBatch for GpuBatch<'_> {
                         };
                     }
                 });
-                let mut cands = Vec::new();
-                for t in t0..t1 {
-                    let s = batch.steps[t];
-                    let a_count = batch.tables[s.table as usize].n_candidates as u32;
-                    for a in 0..a_count {
-                        cands.push(reduce::CandDesc {
-                            step: (t - t0) as u32,
-                            row: offsets[&s.table] + a * n as u32,
-                            first: (a == 0) as u32,
-                            _pad: 0,
-                        });
-                    }
-                }
                 state.pool.upload(gpu, "log_rel", &lrel);
-                state.pool.upload(gpu, "thresholds", &thr[t0 * na..t1 * na]);
-                state.pool.upload(gpu, "cands", &cands);
-                let cand_bytes = (cands.len() * n_blocks * stride * 4) as u64;
-                let step_bytes = (ts * n_blocks * 8) as u64;
-                state.pool.get(gpu, "cand_out", cand_bytes);
-                state.pool.get(gpu, "step_out", step_bytes);
-                let u = reduce::ReduceUniform {
-                    h_count: n as u32,
-                    n_blocks: n_blocks as u32,
-                    block: block as u32,
-                    n_records: cands.len() as u32,
-                    h0: h0 as u32,
-                    zero: 0,
-                    _pad: [0; 2],
-                };
-                let p = &state.pool;
-                let mut enc = gpu.encoder();
-                engine.reduce.record(
-                    gpu,
-                    &mut enc,
-                    &pipeline,
-                    &u,
-                    reduce::ReduceBuffers {
-                        q: p.buffer("q").unwrap(),
-                        log_rel: p.buffer("log_rel").unwrap(),
-                        thresholds: p.buffer("thresholds").unwrap(),
-                        cands: p.buffer("cands").unwrap(),
-                        cand_out: p.buffer("cand_out").unwrap(),
-                        step_out: p.buffer("step_out").unwrap(),
-                    },
-                )?;
-                let step_raw = gpu.submit_and_read(
-                    enc,
-                    p.buffer("step_out").unwrap(),
-                    step_bytes,
-                    "reducing over hypotheses",
-                )?;
-                let cand_raw = gpu.submit_and_read(
-                    gpu.encoder(),
-                    p.buffer("cand_out").unwrap(),
-                    cand_bytes,
-                    "reducing over hypotheses",
-                )?;
-                let sv: &[[f32; 2]] = bytemuck::cast_slice(&step_raw[..step_bytes as usize]);
-                let cv: &[u32] = bytemuck::cast_slice(&cand_raw[..cand_bytes as usize]);
-                for (i, t) in (t0..t1).enumerate() {
-                    for v in &sv[i * n_blocks..(i + 1) * n_blocks] {
-                        weight_sum[t] += v[0] as f64;
-                        weighted_log_rel[t] += v[1] as f64;
-                    }
-                }
-                for (local, cd) in cands.iter().enumerate() {
-                    let t = t0 + cd.step as usize;
-                    let a = (cd.row as usize - offsets[&batch.steps[t].table] as usize) / n;
-                    let c = batch.candidate_offsets[t] + a;
-                    for b in 0..n_blocks {
-                        let r = &cv[(local * n_blocks + b) * stride..][..stride];
-                        weighted_harm[c] += f32::from_bits(r[0]) as f64;
-                        best[c].merge(reduce::Best {
-                            score: f32::from_bits(r[1]),
-                            q: f32::from_bits(r[2]),
-                            h: r[3],
-                        });
-                        for k in 0..n_alpha {
-                            let m = &mut plausible[c * n_alpha + k];
-                            *m = m.max(f32::from_bits(r[4 + k]) as f64);
-                        }
-                    }
-                }
+                state
+                    .pool
+                    .upload(gpu, "thresholds", &thr[t0 * na1..t1 * na1]);
+                self.reduce_chunk(&mut state, "log_rel", h0, n, &chunk, &offsets, &mut acc)?;
             }
         }
         drop(state);
+        Ok(acc.finish(batch, &maps))
+    }
 
-        let mut out = Reductions::with_capacity(n_steps, n_cand, n_alpha);
-        out.weight_sum = weight_sum;
-        out.weighted_log_rel = weighted_log_rel;
-        out.weighted_harm = weighted_harm;
-        out.plausible_harm = plausible;
-        for t in 0..n_steps {
-            let row = weights.log_rel.row(t);
-            for b in &best[batch.candidate_offsets[t]..batch.candidate_offsets[t + 1]] {
+    fn posterior_and_reduce(
+        &mut self,
+        carry: PosteriorCarry<'_>,
+        alphas: &[f64],
+    ) -> Result<Option<DevicePosterior>> {
+        // the posterior of a step needs all its hypotheses in one chunk
+        if self.h_chunk < self.h {
+            return Ok(None);
+        }
+        self.device_posterior(carry, alphas).map(Some)
+    }
+}
+
+/// The host's f64 combination of the reduce kernel's per-block records.
+struct BlockSums {
+    n_alpha: usize,
+    weight_sum: Vec<f64>,
+    weighted_log_rel: Vec<f64>,
+    weighted_harm: Vec<f64>,
+    best: Vec<reduce::Best>,
+    plausible: Vec<f64>,
+}
+
+impl BlockSums {
+    fn new(batch: &Batch<'_>, n_alpha: usize) -> Self {
+        let (n_steps, n_cand) = (batch.steps.len(), batch.n_candidates_total());
+        BlockSums {
+            n_alpha,
+            weight_sum: vec![0.0; n_steps],
+            weighted_log_rel: vec![0.0; n_steps],
+            weighted_harm: vec![0.0; n_cand],
+            best: vec![reduce::Best::NONE; n_cand],
+            plausible: vec![0.0; n_cand * n_alpha],
+        }
+    }
+
+    /// The reductions; `maps[t]` stands in as ĥ where every q of a candidate is 0.
+    fn finish(self, batch: &Batch<'_>, maps: &[usize]) -> Reductions {
+        let n_steps = batch.steps.len();
+        let mut out = Reductions::with_capacity(n_steps, batch.n_candidates_total(), self.n_alpha);
+        out.weight_sum = self.weight_sum;
+        out.weighted_log_rel = self.weighted_log_rel;
+        out.weighted_harm = self.weighted_harm;
+        out.plausible_harm = self.plausible;
+        for (t, &map) in maps.iter().enumerate().take(n_steps) {
+            for b in &self.best[batch.candidate_offsets[t]..batch.candidate_offsets[t + 1]] {
                 if b.h == reduce::NO_HYPOTHESIS {
-                    // every q is 0: the MAP hypothesis, score −∞ (as the CPU twin)
-                    let map = row.iter().position(|&l| l == 0.0).unwrap_or(0);
                     out.cautious_hypothesis.push(map as u32);
                     out.cautious_harm.push(0.0);
                     out.cautious_log_score.push(f64::NEG_INFINITY);
                 } else {
-                    // the score again in f64, from the host's log weight
+                    // the score again in f64, from the kernel's double-f32 ℓ
                     let q = b.q as f64;
                     out.cautious_hypothesis.push(b.h);
                     out.cautious_harm.push(q);
-                    out.cautious_log_score.push(row[b.h as usize] + q.ln());
+                    out.cautious_log_score.push(b.log_rel + q.ln());
                 }
             }
         }
-        Ok(out)
+        out
+    }
+}
+
+impl GpuBatch<'_> {
+    /// The harm-table rows of a step chunk's tables (computed unless they are
+    /// on the device already); none where harm is not tabulated.
+    fn tables_for(
+        &self,
+        state: &mut State,
+        h0: usize,
+        n: usize,
+        chunk: &StepChunk,
+    ) -> Result<HashMap<u32, u32>> {
+        if self.untabulated() {
+            return Ok(HashMap::new());
+        }
+        self.compute_tables(state, h0, n, &chunk.tables)
+    }
+
+    /// Per step, what `reduce.wgsl` reads from `thresholds`: each α's
+    /// plausible-set threshold as (hi, lo), padding that admits no one, and
+    /// the log weight below which a hypothesis changes no result (the CPU
+    /// twin's `negligible_weight`, from q of the MAP hypothesis `maps[t]`),
+    /// rounded down to f32.
+    /// `thresholds` and `maps` are those of the steps from `t0` on.
+    fn threshold_rows(&self, t0: usize, thresholds: &Array2<f64>, maps: &[usize]) -> Vec<[f32; 2]> {
+        let batch = self.batch;
+        let model = batch.model;
+        let (n_alpha, na) = (thresholds.ncols(), thresholds.ncols().max(1));
+        let mut thr = vec![[0f32; 2]; maps.len() * (na + 1)];
+        thr.par_chunks_mut(na + 1)
+            .zip(
+                thresholds
+                    .as_slice()
+                    .expect("thresholds in standard layout")
+                    .par_chunks(na),
+            )
+            .zip(maps.par_iter().zip(batch.steps[t0..].par_iter()))
+            .for_each_init(Vec::new, |w, ((row, th), (&map, step))| {
+                for (i, o) in row[..na].iter_mut().enumerate() {
+                    *o = if i < n_alpha {
+                        split(th[i])
+                    } else {
+                        [f32::MAX, 0.0]
+                    };
+                }
+                let table = &batch.tables[step.table as usize];
+                w.clear();
+                w.extend(model.hypotheses.params(map));
+                let q_map = (0..table.n_candidates).map(|a| {
+                    let wx = w
+                        .iter()
+                        .zip(table.candidate(a))
+                        .fold(0.0, |s, (w, x)| s + w * x);
+                    model.observation.harm(wx)
+                });
+                let lowest = th.iter().copied().fold(f64::INFINITY, f64::min);
+                let cutoff = super::cpu::reduce::negligible_weight(q_map, self.h, lowest);
+                let skip = if cutoff > 0.0 {
+                    (cutoff.ln() * (1.0 + 1e-6)) as f32
+                } else {
+                    f32::MIN
+                };
+                row[na] = [skip, 0.0];
+            });
+        thr
+    }
+
+    /// Bytes of reduce records per candidate for a chunk of `n` hypotheses.
+    fn record_bytes(&self, n: usize, n_alpha: usize) -> usize {
+        n.div_ceil(n.min(self.engine.reduce_block)) * reduce::stride(n_alpha) * 4
+    }
+
+    /// Runs `reduce.wgsl` on one step chunk of hypotheses `h0..h0+n`, whose
+    /// log weights are in the buffer `log_rel` and thresholds in
+    /// `thresholds`, and adds its block records into `acc`.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_chunk(
+        &self,
+        state: &mut State,
+        log_rel: &'static str,
+        h0: usize,
+        n: usize,
+        chunk: &StepChunk,
+        offsets: &HashMap<u32, u32>,
+        acc: &mut BlockSums,
+    ) -> Result<()> {
+        let batch = self.batch;
+        let engine = self.engine;
+        let gpu = &engine.gpu;
+        let n_alpha = acc.n_alpha;
+        if n_alpha == 0 {
+            return Err(Error::Gpu("reduce: at least one α is needed".into()));
+        }
+        let inline = self.untabulated();
+        let pipeline = engine.reduce.pipeline(gpu, n_alpha, inline)?;
+        let stride = reduce::stride(n_alpha);
+        let d = batch.model.hypotheses.dim() as u32;
+        let block = n.min(engine.reduce_block);
+        let n_blocks = n.div_ceil(block);
+        let (t0, t1) = (chunk.t0, chunk.t1);
+        let mut cands = Vec::new();
+        for t in t0..t1 {
+            let s = batch.steps[t];
+            let a_count = batch.tables[s.table as usize].n_candidates as u32;
+            for a in 0..a_count {
+                cands.push(reduce::CandDesc {
+                    step: (t - t0) as u32,
+                    row: if inline {
+                        self.feature_offset[s.table as usize] + a * d
+                    } else {
+                        offsets[&s.table] + a * n as u32
+                    },
+                    first: (a == 0) as u32,
+                    _pad: 0,
+                });
+            }
+        }
+        state.pool.upload(gpu, "cands", &cands);
+        let params_h0 = self.upload_inputs(state, h0, n)?;
+        if inline {
+            state.pool.get(gpu, "q", 16);
+        }
+        let cand_bytes = (cands.len() * n_blocks * stride * 4) as u64;
+        let step_bytes = ((t1 - t0) * n_blocks * 8) as u64;
+        state.pool.get(gpu, "cand_out", cand_bytes);
+        state.pool.get(gpu, "step_out", step_bytes);
+        let u = reduce::ReduceUniform {
+            model: self.model,
+            h_count: n as u32,
+            n_blocks: n_blocks as u32,
+            block: block as u32,
+            n_records: cands.len() as u32,
+            h0: h0 as u32,
+            params_h0,
+            inv_k: self.inv_k,
+            float_digits: (self.h <= 1 << 22) as u32,
+        };
+        let p = &state.pool;
+        let mut enc = gpu.encoder();
+        engine.reduce.record(
+            gpu,
+            &mut enc,
+            &pipeline,
+            &u,
+            reduce::ReduceBuffers {
+                q: p.buffer("q").unwrap(),
+                log_rel: p.buffer(log_rel).unwrap(),
+                thresholds: p.buffer("thresholds").unwrap(),
+                cands: p.buffer("cands").unwrap(),
+                cand_out: p.buffer("cand_out").unwrap(),
+                step_out: p.buffer("step_out").unwrap(),
+                params: p.buffer("params").unwrap(),
+                features: p.buffer("features").unwrap(),
+            },
+        )?;
+        let step_raw = gpu.submit_and_read(
+            enc,
+            p.buffer("step_out").unwrap(),
+            step_bytes,
+            "reducing over hypotheses",
+        )?;
+        let cand_raw = gpu.submit_and_read(
+            gpu.encoder(),
+            p.buffer("cand_out").unwrap(),
+            cand_bytes,
+            "reducing over hypotheses",
+        )?;
+        let sv: &[[f32; 2]] = bytemuck::cast_slice(&step_raw[..step_bytes as usize]);
+        let cv: &[u32] = bytemuck::cast_slice(&cand_raw[..cand_bytes as usize]);
+        for (i, t) in (t0..t1).enumerate() {
+            for v in &sv[i * n_blocks..(i + 1) * n_blocks] {
+                acc.weight_sum[t] += v[0] as f64;
+                acc.weighted_log_rel[t] += v[1] as f64;
+            }
+        }
+        // candidates of a step are consecutive, in candidate order, so the
+        // records of candidate c of the batch are the c-th run of n_blocks
+        let first = batch.candidate_offsets[t0];
+        let last = batch.candidate_offsets[t1];
+        debug_assert_eq!(last - first, cands.len());
+        let records = cv.par_chunks(n_blocks * stride);
+        acc.weighted_harm[first..last]
+            .par_iter_mut()
+            .zip(acc.best[first..last].par_iter_mut())
+            .zip(acc.plausible[first * n_alpha..last * n_alpha].par_chunks_mut(n_alpha))
+            .zip(records)
+            .for_each(|(((sum, best), plausible), recs)| {
+                for r in recs.chunks(stride) {
+                    *sum += f32::from_bits(r[0]) as f64;
+                    best.merge(reduce::Best::from_record(r));
+                    for (m, &bits) in plausible.iter_mut().zip(&r[reduce::PLAUSIBLE_AT..]) {
+                        *m = m.max(f32::from_bits(bits) as f64);
+                    }
+                }
+            });
+        Ok(())
     }
 }

@@ -12,12 +12,15 @@ use std::sync::{Arc, Mutex};
 use bytemuck::{Pod, Zeroable};
 
 use super::device::Gpu;
-use super::{compose, COMMON};
+use super::{compose, ModelUniform, COMMON, DOT};
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("../../../shaders/reduce.wgsl");
-/// Hypotheses per thread.
+/// Hypotheses per thread on a software renderer, and the alignment of
+/// hypothesis chunks.
 pub const BLOCK: usize = 4096;
+/// Hypotheses per thread on a hardware GPU (a divisor of `BLOCK`).
+pub const HARDWARE_BLOCK: usize = 2048;
 pub const WORKGROUP: u64 = 64;
 /// At most this many α per pipeline.
 pub const MAX_ALPHA: usize = 64;
@@ -26,18 +29,22 @@ pub const NO_HYPOTHESIS: u32 = u32::MAX;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ReduceUniform {
+    pub model: ModelUniform,
     pub h_count: u32,
     pub n_blocks: u32,
     pub block: u32,
     pub n_records: u32,
     pub h0: u32,
-    /// 0 (the `opaque` zero of `common.wgsl`)
-    pub zero: u32,
-    pub _pad: [u32; 2],
+    pub params_h0: u32,
+    /// 1/k for grid digits
+    pub inv_k: f32,
+    /// 1: every grid index is below 2^22, digits are decoded in f32
+    pub float_digits: u32,
 }
 
-/// One candidate of a chunk: its step (in the chunk), its `(q, ln q)` row,
-/// and 1 when it is its step's first candidate (which writes the step sums).
+/// One candidate of a chunk: its step (in the chunk), its `(q, ln q)` row
+/// (with inline harm: its first feature, in `[hi, lo]` pairs), and 1 when it
+/// is its step's first candidate (which writes the step sums).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct CandDesc {
@@ -47,15 +54,20 @@ pub struct CandDesc {
     pub _pad: u32,
 }
 
-/// Words per (candidate, block) record: sum, score, q, index, max q per α.
+/// Words per (candidate, block) record: sum, score, q, index, `ℓ` at the
+/// index (hi, lo), max q per α.
 pub fn stride(n_alpha: usize) -> usize {
-    4 + n_alpha.max(1)
+    6 + n_alpha.max(1)
 }
 
-/// Pipelines by number of α, built on first use.
+/// Where a record's max q per α starts.
+pub const PLAUSIBLE_AT: usize = 6;
+
+/// Pipelines by number of α and whether harm is computed inline (a table
+/// per step) rather than read from harm tables, built on first use.
 #[derive(Default)]
 pub struct ReduceKernels {
-    pipelines: Mutex<HashMap<usize, Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<(usize, bool), Arc<wgpu::ComputePipeline>>>,
 }
 
 pub struct ReduceBuffers<'a> {
@@ -65,10 +77,17 @@ pub struct ReduceBuffers<'a> {
     pub cands: &'a wgpu::Buffer,
     pub cand_out: &'a wgpu::Buffer,
     pub step_out: &'a wgpu::Buffer,
+    pub params: &'a wgpu::Buffer,
+    pub features: &'a wgpu::Buffer,
 }
 
 impl ReduceKernels {
-    pub fn pipeline(&self, gpu: &Gpu, n_alpha: usize) -> Result<Arc<wgpu::ComputePipeline>> {
+    pub fn pipeline(
+        &self,
+        gpu: &Gpu,
+        n_alpha: usize,
+        inline_harm: bool,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
         if n_alpha > MAX_ALPHA {
             return Err(Error::Gpu(format!(
                 "{n_alpha} values of α: the GPU reduction takes at most {MAX_ALPHA}"
@@ -79,13 +98,14 @@ impl ReduceKernels {
             .pipelines
             .lock()
             .map_err(|_| Error::Gpu("the pipeline cache is poisoned".into()))?;
-        if let Some(p) = map.get(&na) {
+        if let Some(p) = map.get(&(na, inline_harm)) {
             return Ok(p.clone());
         }
-        let consts = format!("const N_ALPHA: u32 = {na}u;\n");
-        let module = gpu.shader("reduce.wgsl", compose(&[&consts, COMMON, SOURCE]))?;
+        let consts =
+            format!("const N_ALPHA: u32 = {na}u;\nconst INLINE_HARM: bool = {inline_harm};\n");
+        let module = gpu.shader("reduce.wgsl", compose(&[&consts, COMMON, DOT, SOURCE]))?;
         let p = Arc::new(gpu.pipeline("reduce", &module)?);
-        map.insert(na, p.clone());
+        map.insert((na, inline_harm), p.clone());
         Ok(p)
     }
 
@@ -109,6 +129,8 @@ impl ReduceKernels {
                 b.cands,
                 b.cand_out,
                 b.step_out,
+                b.params,
+                b.features,
             ],
         );
         gpu.dispatch_linear(
@@ -127,6 +149,8 @@ pub struct Best {
     pub score: f32,
     pub q: f32,
     pub h: u32,
+    /// `ℓ_h`, in f64 from the kernel's double-f32
+    pub log_rel: f64,
 }
 
 impl Best {
@@ -134,7 +158,18 @@ impl Best {
         score: f32::MIN,
         q: 0.0,
         h: NO_HYPOTHESIS,
+        log_rel: 0.0,
     };
+
+    /// The best-hypothesis part of a (candidate, block) record.
+    pub fn from_record(r: &[u32]) -> Best {
+        Best {
+            score: f32::from_bits(r[1]),
+            q: f32::from_bits(r[2]),
+            h: r[3],
+            log_rel: f32::from_bits(r[4]) as f64 + f32::from_bits(r[5]) as f64,
+        }
+    }
 
     /// The kernel's order: higher score, then larger q, then lower index.
     pub fn merge(&mut self, o: Best) {

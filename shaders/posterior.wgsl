@@ -1,0 +1,131 @@
+// posterior.wgsl: the posterior of every step of a chunk, kept on the device
+// so that nothing of size steps x H has to cross to the host (the GPU
+// backend's device-posterior path, src/engine/gpu/posterior.rs).
+// CPU twins: src/posterior.rs
+//   prefix    <-> posterior::accumulate   (L before each step, from the carry)
+//   step_max  <-> posterior::to_relative  (max_h L and the first h holding it)
+//   relative  <-> posterior::to_relative  (l = L - max) and the candidates
+//                 posterior::plausible_cuts looks at (l >= ln min alpha)
+// Values are double-f32 (hi, lo) throughout, so sums over long streams keep
+// about 48 bits; the host keeps the carry between batches.
+// Composed as common.wgsl + this file.
+
+// log weights at or below this are -infinity (hypotheses of zero prior mass)
+const LOG_ZERO: f32 = -1.0e30;
+// threads per step in step_max
+const LANES: u32 = 256u;
+
+struct PosteriorUniform {
+    h_count: u32,
+    n_steps: u32,
+    // relative: keep entries with l.hi >= cut, at most `capacity` of them
+    cut: f32,
+    capacity: u32,
+    zero: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: PosteriorUniform;
+// per (step, hypothesis): prefix reads log-likelihoods and writes L before
+// the step; relative reads L and writes l = L - max_h L
+@group(0) @binding(1) var<storage, read_write> post: array<vec2<f32>>;
+// per hypothesis: L after the last step seen (prefix)
+@group(0) @binding(2) var<storage, read_write> carry: array<vec2<f32>>;
+// per hypothesis: the log prior (prefix)
+@group(0) @binding(3) var<storage, read> prior: array<vec2<f32>>;
+// per step: 1 where a stream starts (prefix)
+@group(0) @binding(4) var<storage, read> restart: array<u32>;
+// per (step, lane): max hi, max lo (bits), first hypothesis holding it (step_max)
+@group(0) @binding(5) var<storage, read_write> lane_max: array<vec4<u32>>;
+// per step: max_h L (relative)
+@group(0) @binding(6) var<storage, read> step_max_in: array<vec2<f32>>;
+// [0]: number of candidates found (relative)
+@group(0) @binding(7) var<storage, read_write> found: array<atomic<u32>>;
+// candidates: step, hypothesis, l hi bits, l lo bits (relative)
+@group(0) @binding(8) var<storage, read_write> candidates: array<vec4<u32>>;
+
+fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+// One thread per hypothesis walks the chunk's steps in order, as the twin.
+@compute @workgroup_size(256)
+fn prefix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    opaque_bits = u.zero;
+    let h = flat_id(gid, nwg);
+    if (h >= u.h_count) {
+        return;
+    }
+    var c = carry[h];
+    for (var t = 0u; t < u.n_steps; t = t + 1u) {
+        if (restart[t] != 0u) {
+            c = prior[h];
+        }
+        let i = t * u.h_count + h;
+        let ll = post[i];
+        post[i] = c;
+        if (c.x > LOG_ZERO) {
+            c = df_add(c, ll);
+        }
+    }
+    carry[h] = c;
+}
+
+// (hi, lo) > (hi', lo'): double-f32 values are normalised, so the order of
+// the pairs is the order of the values.
+fn df_greater(a: vec2<f32>, b: vec2<f32>) -> bool {
+    return a.x > b.x || (a.x == b.x && a.y > b.y);
+}
+
+// One thread per (step, lane): the lane's hypotheses are lane, lane + LANES,
+// ... so neighbouring threads read neighbouring memory. The host merges the
+// LANES results of a step (ties -> lower hypothesis).
+@compute @workgroup_size(256)
+fn step_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    opaque_bits = u.zero;
+    let i = flat_id(gid, nwg);
+    if (i >= u.n_steps * LANES) {
+        return;
+    }
+    let t = i / LANES;
+    let lane = i - t * LANES;
+    var best = vec2<f32>(NEG_HUGE, 0.0);
+    var arg = 0xffffffffu;
+    let base = t * u.h_count;
+    for (var h = lane; h < u.h_count; h = h + LANES) {
+        let v = post[base + h];
+        if (arg == 0xffffffffu || df_greater(v, best)) {
+            best = v;
+            arg = h;
+        }
+    }
+    lane_max[i] = vec4<u32>(bitcast<u32>(best.x), bitcast<u32>(best.y), arg, 0u);
+}
+
+// One thread per (step, hypothesis): l = L - max, and the hypotheses that
+// can be in a plausible set are appended to `candidates` (in no order).
+@compute @workgroup_size(256)
+fn relative(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    opaque_bits = u.zero;
+    let i = flat_id(gid, nwg);
+    if (i >= u.n_steps * u.h_count) {
+        return;
+    }
+    let t = i / u.h_count;
+    let h = i - t * u.h_count;
+    let v = post[i];
+    var l = vec2<f32>(NEG_HUGE, 0.0);
+    if (v.x > LOG_ZERO) {
+        let m = step_max_in[t];
+        l = df_add(v, -m);
+    }
+    post[i] = l;
+    if (l.x >= u.cut) {
+        let k = atomicAdd(&found[0], 1u);
+        if (k < u.capacity) {
+            candidates[k] = vec4<u32>(t, h, bitcast<u32>(l.x), bitcast<u32>(l.y));
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Dispatch of `shaders/posterior.wgsl`: the posterior of each step on the
+//! device. CPU twins in `crate::posterior`: `prefix` ↔ `accumulate`,
+//! `step_max` and `relative` ↔ `to_relative`, and `relative` hands
+//! `plausible_cuts` the only hypotheses it looks at.
+
+use bytemuck::{Pod, Zeroable};
+use rayon::prelude::*;
+
+use super::device::{split, Gpu};
+use super::{compose, BlockSums, COMMON};
+use crate::engine::{DevicePosterior, PosteriorCarry};
+use crate::posterior::{plausible_cuts, CutScratch, PlausibleCut};
+use crate::Result;
+
+/// `NEG_HUGE` of `common.wgsl`: stands for −∞.
+const NEG_HUGE: f32 = -3.0e38;
+
+const SOURCE: &str = include_str!("../../../shaders/posterior.wgsl");
+pub const WORKGROUP: u64 = 256;
+/// Threads per step in `step_max` (`LANES` in the shader).
+pub const LANES: usize = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct PosteriorUniform {
+    pub h_count: u32,
+    pub n_steps: u32,
+    /// `relative` keeps the hypotheses whose `ℓ` (hi part) is at least this
+    pub cut: f32,
+    /// and at most this many of them
+    pub capacity: u32,
+    /// 0 (the `opaque` zero of `common.wgsl`)
+    pub zero: u32,
+    pub _pad: [u32; 3],
+}
+
+/// The three entry points' pipelines.
+pub struct PosteriorKernels {
+    prefix: wgpu::ComputePipeline,
+    step_max: wgpu::ComputePipeline,
+    relative: wgpu::ComputePipeline,
+}
+
+pub struct PrefixBuffers<'a> {
+    pub post: &'a wgpu::Buffer,
+    pub carry: &'a wgpu::Buffer,
+    pub prior: &'a wgpu::Buffer,
+    pub restart: &'a wgpu::Buffer,
+}
+
+pub struct RelativeBuffers<'a> {
+    pub post: &'a wgpu::Buffer,
+    pub step_max: &'a wgpu::Buffer,
+    pub found: &'a wgpu::Buffer,
+    pub candidates: &'a wgpu::Buffer,
+}
+
+impl PosteriorKernels {
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let module = gpu.shader("posterior.wgsl", compose(&[COMMON, SOURCE]))?;
+        Ok(PosteriorKernels {
+            prefix: gpu.pipeline_entry("posterior prefix", &module, "prefix")?,
+            step_max: gpu.pipeline_entry("posterior step_max", &module, "step_max")?,
+            relative: gpu.pipeline_entry("posterior relative", &module, "relative")?,
+        })
+    }
+
+    /// `L` before each step of the chunk into `post` (which holds the
+    /// log-likelihoods), continuing from `carry`, which ends at the state
+    /// after the last step.
+    pub fn record_prefix(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        u: &PosteriorUniform,
+        b: PrefixBuffers<'_>,
+    ) -> Result<()> {
+        let uniform = gpu.uniform(u);
+        let group = gpu.bind_group_at(
+            &self.prefix,
+            &[
+                (0, &uniform),
+                (1, b.post),
+                (2, b.carry),
+                (3, b.prior),
+                (4, b.restart),
+            ],
+        );
+        gpu.dispatch_linear(encoder, &self.prefix, &group, u.h_count as u64, WORKGROUP)
+    }
+
+    /// Per (step, lane): the lane's largest `L` and its first hypothesis.
+    pub fn record_step_max(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        u: &PosteriorUniform,
+        post: &wgpu::Buffer,
+        lane_max: &wgpu::Buffer,
+    ) -> Result<()> {
+        let uniform = gpu.uniform(u);
+        let group = gpu.bind_group_at(&self.step_max, &[(0, &uniform), (1, post), (5, lane_max)]);
+        gpu.dispatch_linear(
+            encoder,
+            &self.step_max,
+            &group,
+            u.n_steps as u64 * LANES as u64,
+            WORKGROUP,
+        )
+    }
+
+    /// `ℓ = L − max` in place, and the plausible-set candidates.
+    pub fn record_relative(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        u: &PosteriorUniform,
+        b: RelativeBuffers<'_>,
+    ) -> Result<()> {
+        let uniform = gpu.uniform(u);
+        let group = gpu.bind_group_at(
+            &self.relative,
+            &[
+                (0, &uniform),
+                (1, b.post),
+                (6, b.step_max),
+                (7, b.found),
+                (8, b.candidates),
+            ],
+        );
+        gpu.dispatch_linear(
+            encoder,
+            &self.relative,
+            &group,
+            u.n_steps as u64 * u.h_count as u64,
+            WORKGROUP,
+        )
+    }
+}
+
+/// The running maximum of a step's `L` over the lanes' results: the largest
+/// double-f32 value, the lowest hypothesis on ties.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepMax {
+    pub value: [f32; 2],
+    pub h: u32,
+}
+
+impl StepMax {
+    pub const NONE: StepMax = StepMax {
+        value: [f32::MIN, 0.0],
+        h: u32::MAX,
+    };
+
+    pub fn merge(&mut self, record: [u32; 4]) {
+        let (v, h) = (
+            [f32::from_bits(record[0]), f32::from_bits(record[1])],
+            record[2],
+        );
+        if h == u32::MAX {
+            return;
+        }
+        let better = self.h == u32::MAX
+            || v[0] > self.value[0]
+            || (v[0] == self.value[0]
+                && (v[1] > self.value[1] || (v[1] == self.value[1] && h < self.h)));
+        if better {
+            *self = StepMax { value: v, h };
+        }
+    }
+}
+
+impl super::GpuBatch<'_> {
+    /// The device-posterior path of `PreparedBatch::posterior_and_reduce`:
+    /// per step chunk, log-likelihoods → `prefix` → `step_max` (the host
+    /// merges the lanes) → `relative` (the host computes the plausible-set
+    /// cuts from the candidates it collects) → `reduce`. What crosses to the
+    /// host is per step or per (step, candidate), plus the candidates of the
+    /// plausible sets, and the carry at the end of the batch.
+    pub(super) fn device_posterior(
+        &mut self,
+        pc: PosteriorCarry<'_>,
+        alphas: &[f64],
+    ) -> Result<DevicePosterior> {
+        let batch = self.batch;
+        let engine = self.engine;
+        let gpu = &engine.gpu;
+        let h = self.h;
+        let n_steps = batch.steps.len();
+        let n_alpha = alphas.len();
+        let mut acc = BlockSums::new(batch, n_alpha);
+        let none = PlausibleCut {
+            threshold: 0.0,
+            size: 0,
+        };
+        let mut cuts = vec![vec![none; n_alpha]; n_steps];
+        let mut maps = vec![0usize; n_steps];
+        // a little below `plausible_cuts`' own floor, in f32: a superset of
+        // the hypotheses it looks at
+        let floor = alphas.iter().copied().fold(1.0, f64::min).ln() - 1e-9;
+        let cut = (floor - 1e-5 * floor.abs() - 1e-6) as f32;
+
+        let mut state = engine.lock()?;
+        let to_df = |v: f64| if v < -1e30 { [NEG_HUGE, 0.0] } else { split(v) };
+        let prior: Vec<[f32; 2]> = pc.prior.iter().map(|&v| to_df(v)).collect();
+        let carry: Vec<[f32; 2]> = pc.carry.iter().map(|&v| to_df(v)).collect();
+        state.pool.upload(gpu, "prior", &prior);
+        state.pool.upload(gpu, "carry", &carry);
+        for chunk in self.step_chunks(h, self.record_bytes(h, n_alpha)) {
+            let (t0, t1) = (chunk.t0, chunk.t1);
+            let ts = t1 - t0;
+            let offsets = self.tables_for(&mut state, 0, h, &chunk)?;
+            let params_h0 = self.upload_inputs(&mut state, 0, h)?;
+            let restart: Vec<u32> = pc.restart[t0..t1].iter().map(|&r| r as u32).collect();
+            state.pool.upload(gpu, "restart", &restart);
+            let post_bytes = (ts * h * 8) as u64;
+            let lane_bytes = (ts * LANES * 16) as u64;
+            state.pool.get(gpu, "post", post_bytes);
+            state.pool.get(gpu, "lane_max", lane_bytes);
+            let all = ts * h;
+            let capacity = all
+                .min(gpu.max_binding() as usize / 16)
+                .min((all / 4).max(1 << 16));
+            state.pool.get(gpu, "candidates", (capacity * 16) as u64);
+            state.pool.upload(gpu, "found", &[0u32; 4]);
+            state.pool.get(gpu, "step_max", (ts * 8) as u64);
+            let u = PosteriorUniform {
+                h_count: h as u32,
+                n_steps: ts as u32,
+                cut,
+                capacity: capacity as u32,
+                zero: 0,
+                _pad: [0; 3],
+            };
+
+            // L before each step, and each lane's maximum
+            let mut enc = gpu.encoder();
+            self.record_loglik(
+                &mut state, &mut enc, 0, h, &chunk, &offsets, params_h0, "post",
+            )?;
+            let p = &state.pool;
+            let post = p.buffer("post").unwrap();
+            engine.posterior.record_prefix(
+                gpu,
+                &mut enc,
+                &u,
+                PrefixBuffers {
+                    post,
+                    carry: p.buffer("carry").unwrap(),
+                    prior: p.buffer("prior").unwrap(),
+                    restart: p.buffer("restart").unwrap(),
+                },
+            )?;
+            let lane_max = p.buffer("lane_max").unwrap();
+            engine
+                .posterior
+                .record_step_max(gpu, &mut enc, &u, post, lane_max)?;
+            let raw = gpu.submit_and_read(enc, lane_max, lane_bytes, "the posterior's maximum")?;
+            let records: &[[u32; 4]] = bytemuck::cast_slice(&raw[..lane_bytes as usize]);
+            let merged: Vec<StepMax> = records
+                .par_chunks(LANES)
+                .map(|lanes| {
+                    let mut m = StepMax::NONE;
+                    lanes.iter().for_each(|r| m.merge(*r));
+                    m
+                })
+                .collect();
+            let step_max: Vec<[f32; 2]> = merged.iter().map(|m| m.value).collect();
+            for (map, m) in maps[t0..t1].iter_mut().zip(&merged) {
+                *map = m.h as usize;
+            }
+
+            // ℓ = L − max, and the hypotheses that may be in a plausible set
+            gpu.queue.write_buffer(
+                p.buffer("step_max").unwrap(),
+                0,
+                bytemuck::cast_slice(&step_max),
+            );
+            let mut enc = gpu.encoder();
+            engine.posterior.record_relative(
+                gpu,
+                &mut enc,
+                &u,
+                RelativeBuffers {
+                    post,
+                    step_max: p.buffer("step_max").unwrap(),
+                    found: p.buffer("found").unwrap(),
+                    candidates: p.buffer("candidates").unwrap(),
+                },
+            )?;
+            let raw =
+                gpu.submit_and_read(enc, p.buffer("found").unwrap(), 4, "the plausible sets")?;
+            let found = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
+            let mut per_step: Vec<Vec<(u32, f64)>> = vec![Vec::new(); ts];
+            let df = |v: [f32; 2]| v[0] as f64 + v[1] as f64;
+            if found <= capacity {
+                let bytes = (found * 16) as u64;
+                let raw = if found == 0 {
+                    Vec::new()
+                } else {
+                    gpu.submit_and_read(
+                        gpu.encoder(),
+                        p.buffer("candidates").unwrap(),
+                        bytes,
+                        "the plausible sets",
+                    )?
+                };
+                let entries: &[[u32; 4]] = bytemuck::cast_slice(&raw[..bytes as usize]);
+                for e in entries {
+                    let l = df([f32::from_bits(e[2]), f32::from_bits(e[3])]);
+                    per_step[e[0] as usize].push((e[1], l));
+                }
+            } else {
+                // too many to collect one by one: the whole rows
+                let raw =
+                    gpu.submit_and_read(gpu.encoder(), post, post_bytes, "the plausible sets")?;
+                let rows: &[[f32; 2]] = bytemuck::cast_slice(&raw[..post_bytes as usize]);
+                per_step
+                    .par_iter_mut()
+                    .zip(rows.par_chunks(h))
+                    .for_each(|(out, row)| {
+                        out.extend(
+                            (0u32..)
+                                .zip(row)
+                                .filter(|(_, l)| l[0] >= cut)
+                                .map(|(i, l)| (i, df(*l))),
+                        )
+                    });
+            }
+            // in hypothesis order, as the host path sees them
+            let step_cuts: Vec<Vec<PlausibleCut>> = per_step
+                .into_par_iter()
+                .map_init(CutScratch::default, |scratch, mut c| {
+                    c.sort_unstable_by_key(|e| e.0);
+                    let l: Vec<f64> = c.iter().map(|e| e.1).collect();
+                    let w: Vec<f64> = l.iter().map(|v| v.exp()).collect();
+                    let mut out = vec![none; n_alpha];
+                    plausible_cuts(&l, &w, alphas, scratch, &mut out);
+                    out
+                })
+                .collect();
+            let mut thresholds = ndarray::Array2::zeros((ts, n_alpha));
+            for (i, c) in step_cuts.into_iter().enumerate() {
+                for (k, cut) in c.iter().enumerate() {
+                    thresholds[[i, k]] = cut.threshold;
+                }
+                cuts[t0 + i] = c;
+            }
+            let thr = self.threshold_rows(t0, &thresholds, &maps[t0..t1]);
+            state.pool.upload(gpu, "thresholds", &thr);
+            self.reduce_chunk(&mut state, "post", 0, h, &chunk, &offsets, &mut acc)?;
+        }
+
+        let bytes = (h * 8) as u64;
+        let raw = gpu.submit_and_read(
+            gpu.encoder(),
+            state.pool.buffer("carry").unwrap(),
+            bytes,
+            "the posterior's carry",
+        )?;
+        let carried: &[[f32; 2]] = bytemuck::cast_slice(&raw[..bytes as usize]);
+        for (c, v) in pc.carry.iter_mut().zip(carried) {
+            *c = if v[0] <= -1e30 {
+                f64::NEG_INFINITY
+            } else {
+                v[0] as f64 + v[1] as f64
+            };
+        }
+        drop(state);
+        Ok(DevicePosterior {
+            reductions: acc.finish(batch, &maps),
+            cuts,
+            maps,
+        })
+    }
+}

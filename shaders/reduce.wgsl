@@ -108,51 +108,55 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var sum = vec2<f32>(0.0, 0.0);
     var sw = vec2<f32>(0.0, 0.0);
     var swl = vec2<f32>(0.0, 0.0);
-    var run_sum = 0.0;
-    var run_w = 0.0;
-    var run_wl = 0.0;
-    var n_run = 0u;
     var bs = NEG_HUGE;
     var bq = 0.0;
     var bi = NO_HYPOTHESIS;
     var bl = vec2<f32>(0.0, 0.0);
     let lbase = t * u.h_count;
-    for (var hl = h_start; hl < h_end; hl = hl + 1u) {
-        let l = lrel[lbase + hl];
-        if (l.x > LOG_ZERO && l.x >= skip) {
-            let q = harm_at(row, hl);
-            let lv = l.x + l.y;
-            let w = exp(l.x) * (1.0 + l.y);
-            run_sum = run_sum + w * q.x;
-            run_w = run_w + w;
-            run_wl = run_wl + w * lv;
-            if (q.x > 0.0) {
-                let s = lv + q.y;
-                if (s > bs || (s == bs && q.x > bq)) {
-                    bs = s;
-                    bq = q.x;
-                    bi = u.h0 + hl;
-                    bl = l;
+    // runs of RUN hypotheses; a run whose largest log weight is negligible
+    // is passed over after a tight scan (the common case once the posterior
+    // has concentrated)
+    for (var hs = h_start; hs < h_end; hs = hs + RUN) {
+        let he = min(hs + RUN, h_end);
+        var top = NEG_HUGE;
+        for (var hl = hs; hl < he; hl = hl + 1u) {
+            top = max(top, lrel[lbase + hl].x);
+        }
+        if (!(top > LOG_ZERO && top >= skip)) {
+            continue;
+        }
+        var run_sum = 0.0;
+        var run_w = 0.0;
+        var run_wl = 0.0;
+        for (var hl = hs; hl < he; hl = hl + 1u) {
+            let l = lrel[lbase + hl];
+            if (l.x > LOG_ZERO && l.x >= skip) {
+                let q = harm_at(row, hl);
+                let lv = l.x + l.y;
+                let w = exp(l.x) * (1.0 + l.y);
+                run_sum = run_sum + w * q.x;
+                run_w = run_w + w;
+                run_wl = run_wl + w * lv;
+                if (q.x > 0.0) {
+                    let s = lv + q.y;
+                    if (s > bs || (s == bs && q.x > bq)) {
+                        bs = s;
+                        bq = q.x;
+                        bi = u.h0 + hl;
+                        bl = l;
+                    }
                 }
-            }
-            for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-                if (l.x > th[k].x || (l.x == th[k].x && l.y >= th[k].y)) {
-                    pm[k] = max(pm[k], q.x);
+                for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+                    if (l.x > th[k].x || (l.x == th[k].x && l.y >= th[k].y)) {
+                        pm[k] = max(pm[k], q.x);
+                    }
                 }
             }
         }
-        n_run = n_run + 1u;
-        if (n_run == RUN) {
-            sum = kahan(sum, run_sum);
-            sw = kahan(sw, run_w);
-            swl = kahan(swl, run_wl);
-            run_sum = 0.0;
-            run_w = 0.0;
-            run_wl = 0.0;
-            n_run = 0u;
-        }
+        sum = kahan(sum, run_sum);
+        sw = kahan(sw, run_w);
+        swl = kahan(swl, run_wl);
     }
-    sum = kahan(sum, run_sum);
     let o = (c * u.n_blocks + b) * STRIDE;
     cand_out[o] = bitcast<u32>(sum.x - sum.y);
     cand_out[o + 1u] = bitcast<u32>(bs);
@@ -164,8 +168,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         cand_out[o + 6u + k] = bitcast<u32>(pm[k]);
     }
     if (cd.z != 0u) {
-        sw = kahan(sw, run_w);
-        swl = kahan(swl, run_wl);
         step_out[t * u.n_blocks + b] = vec2<f32>(sw.x - sw.y, swl.x - swl.y);
     }
 }

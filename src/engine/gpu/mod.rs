@@ -674,12 +674,13 @@ impl<'a> GpuBatch<'a> {
         )
     }
 
-    /// With one table (a bandit stream) loglik and reduce read `w·x` and `q`
-    /// from its harm table, computed once; with several (a table per step)
-    /// nothing is tabulated: loglik computes `w·x` of the taken action only,
-    /// and reduce `q` of the hypotheses that matter only.
+    /// Where tables serve several steps each (bandit streams), loglik and
+    /// reduce read `w·x` and `q` from harm tables, computed once per batch;
+    /// where most steps bring their own table (a contextual log) nothing is
+    /// tabulated: loglik computes `w·x` of the taken action only, and reduce
+    /// `q` of the hypotheses that matter only.
     fn untabulated(&self) -> bool {
-        self.batch.tables.len() > 1
+        self.batch.tables.len() * 2 > self.batch.steps.len()
     }
 }
 

@@ -12,8 +12,6 @@
 
 // log weights at or below this are -infinity (hypotheses of zero prior mass)
 const LOG_ZERO: f32 = -1.0e30;
-// threads per step in step_max
-const LANES: u32 = 256u;
 
 struct PosteriorUniform {
     h_count: u32,
@@ -22,7 +20,8 @@ struct PosteriorUniform {
     cut: f32,
     capacity: u32,
     zero: u32,
-    _p0: u32,
+    // threads per step in step_max
+    lanes: u32,
     _p1: u32,
     _p2: u32,
 }
@@ -79,22 +78,22 @@ fn df_greater(a: vec2<f32>, b: vec2<f32>) -> bool {
     return a.x > b.x || (a.x == b.x && a.y > b.y);
 }
 
-// One thread per (step, lane): the lane's hypotheses are lane, lane + LANES,
+// One thread per (step, lane): the lane's hypotheses are lane, lane + lanes,
 // ... so neighbouring threads read neighbouring memory. The host merges the
-// LANES results of a step (ties -> lower hypothesis).
+// `lanes` results of a step (ties -> lower hypothesis).
 @compute @workgroup_size(256)
 fn step_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     opaque_bits = u.zero;
     let i = flat_id(gid, nwg);
-    if (i >= u.n_steps * LANES) {
+    if (i >= u.n_steps * u.lanes) {
         return;
     }
-    let t = i / LANES;
-    let lane = i - t * LANES;
+    let t = i / u.lanes;
+    let lane = i - t * u.lanes;
     var best = vec2<f32>(NEG_HUGE, 0.0);
     var arg = 0xffffffffu;
     let base = t * u.h_count;
-    for (var h = lane; h < u.h_count; h = h + LANES) {
+    for (var h = lane; h < u.h_count; h = h + u.lanes) {
         let v = post[base + h];
         if (arg == 0xffffffffu || df_greater(v, best)) {
             best = v;

@@ -182,17 +182,46 @@ struct State {
     pool: BufferPool,
     /// (fingerprint, first, end) of the hypotheses in the `params` buffer
     params: Option<(u64, usize, usize)>,
-    /// the tables whose `q` rows are in the `q` buffer
+    /// the tables whose `q` rows are in the `q` buffer, kept across batches
+    /// (a bandit stream's table serves all its batches)
     resident: Option<Resident>,
-    next_batch: u64,
 }
 
-#[derive(Clone, PartialEq)]
+/// Harm-table rows on the device: for which model and hypotheses, and where
+/// each table's rows start.
 struct Resident {
-    batch: u64,
+    model: ModelKey,
     h0: usize,
-    /// table → offset of its rows in `q`
-    offsets: HashMap<u32, u32>,
+    n: usize,
+    /// table contents → offset of its rows in `q`
+    offsets: HashMap<TableKey, u32>,
+}
+
+/// What a harm table depends on besides its candidates.
+#[derive(Clone, Copy, PartialEq)]
+struct ModelKey {
+    uniform: ModelUniform,
+    list: u64,
+    h: usize,
+}
+
+impl PartialEq for ModelUniform {
+    fn eq(&self, o: &Self) -> bool {
+        bytemuck::bytes_of(self) == bytemuck::bytes_of(o)
+    }
+}
+
+/// A candidate table by content.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct TableKey(Vec<u64>);
+
+impl TableKey {
+    fn of(t: &CandidateTable) -> Self {
+        let mut k = Vec::with_capacity(t.features.len() + 1);
+        k.push(t.n_candidates as u64);
+        k.extend(t.features.iter().map(|v| v.to_bits()));
+        TableKey(k)
+    }
 }
 
 impl GpuEngine {
@@ -374,11 +403,11 @@ impl Engine for GpuEngine {
 /// A batch on the device: its tables' features (double-f32), the model's
 /// constants; list hypotheses are uploaded once per engine and kept while
 /// the list is the same. Harm tables are computed on first use and kept
-/// while they fit (a bandit's one table serves every step of the batch).
+/// while they fit, across batches too (a bandit's one table serves every
+/// step of its stream).
 struct GpuBatch<'a> {
     engine: &'a GpuEngine,
     batch: &'a Batch<'a>,
-    id: u64,
     model: ModelUniform,
     inv_k: f32,
     /// per table: first feature, in `[hi, lo]` pairs
@@ -441,15 +470,9 @@ impl<'a> GpuBatch<'a> {
             HypothesisSpace::Grid { k, .. } => 1.0 / k as f32,
             HypothesisSpace::List(_) => 0.0,
         };
-        let id = {
-            let mut s = engine.lock()?;
-            s.next_batch += 1;
-            s.next_batch
-        };
         Ok(GpuBatch {
             engine,
             batch,
-            id,
             model: ModelUniform::new(model, exact),
             inv_k,
             feature_offset,
@@ -503,22 +526,43 @@ impl<'a> GpuBatch<'a> {
         tables: &[u32],
     ) -> Result<HashMap<u32, u32>> {
         let gpu = &self.engine.gpu;
+        let model = ModelKey {
+            uniform: self.model,
+            list: list_fingerprint(self.batch.model),
+            h: self.h,
+        };
+        let keys: Vec<TableKey> = tables
+            .iter()
+            .map(|&t| TableKey::of(&self.batch.tables[t as usize]))
+            .collect();
         if let Some(r) = &state.resident {
-            if r.batch == self.id && r.h0 == h0 && tables.iter().all(|t| r.offsets.contains_key(t))
-            {
-                return Ok(r.offsets.clone());
+            if r.model == model && r.h0 == h0 && r.n == n {
+                let found: Option<HashMap<u32, u32>> = tables
+                    .iter()
+                    .zip(&keys)
+                    .map(|(&t, k)| r.offsets.get(k).map(|&o| (t, o)))
+                    .collect();
+                if let Some(offsets) = found {
+                    return Ok(offsets);
+                }
             }
         }
         let params_h0 = self.upload_inputs(state, h0, n)?;
         let mut offsets = HashMap::new();
+        let mut by_content = HashMap::new();
         let mut descs = Vec::with_capacity(tables.len());
         let mut total = 0usize;
-        for &t in tables {
+        for (&t, key) in tables.iter().zip(keys) {
             if offsets.contains_key(&t) {
+                continue;
+            }
+            if let Some(&o) = by_content.get(&key) {
+                offsets.insert(t, o);
                 continue;
             }
             let a = self.batch.tables[t as usize].n_candidates;
             offsets.insert(t, total as u32);
+            by_content.insert(key, total as u32);
             descs.push(harm::TableDesc {
                 feature_offset: self.feature_offset[t as usize],
                 n_candidates: a as u32,
@@ -564,9 +608,10 @@ impl<'a> GpuBatch<'a> {
         }
         gpu.check("computing harm tables")?;
         state.resident = Some(Resident {
-            batch: self.id,
+            model,
             h0,
-            offsets: offsets.clone(),
+            n,
+            offsets: by_content,
         });
         Ok(offsets)
     }
@@ -681,16 +726,6 @@ impl<'a> GpuBatch<'a> {
     /// `q` of the hypotheses that matter only.
     fn untabulated(&self) -> bool {
         self.batch.tables.len() * 2 > self.batch.steps.len()
-    }
-}
-
-impl Drop for GpuBatch<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut s) = self.engine.state.lock() {
-            if s.resident.as_ref().is_some_and(|r| r.batch == self.id) {
-                s.resident = None;
-            }
-        }
     }
 }
 

@@ -17,8 +17,12 @@ const NEG_HUGE: f32 = -3.0e38;
 
 const SOURCE: &str = include_str!("../../../shaders/posterior.wgsl");
 pub const WORKGROUP: u64 = 256;
-/// Threads per step in `step_max` (`LANES` in the shader).
-pub const LANES: usize = 256;
+/// Threads per step in `step_max`: enough to keep a GPU busy when a batch
+/// has few steps of many hypotheses, few where there are few hypotheses
+/// (the host merges them).
+pub fn lanes(h: usize) -> usize {
+    (h / 256).clamp(64, 4096)
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -31,7 +35,9 @@ pub struct PosteriorUniform {
     pub capacity: u32,
     /// 0 (the `opaque` zero of `common.wgsl`)
     pub zero: u32,
-    pub _pad: [u32; 3],
+    /// threads per step in `step_max` (`lanes`)
+    pub lanes: u32,
+    pub _pad: [u32; 2],
 }
 
 /// The three entry points' pipelines.
@@ -104,7 +110,7 @@ impl PosteriorKernels {
             encoder,
             &self.step_max,
             &group,
-            u.n_steps as u64 * LANES as u64,
+            u.n_steps as u64 * u.lanes as u64,
             WORKGROUP,
         )
     }
@@ -214,7 +220,8 @@ impl super::GpuBatch<'_> {
             let restart: Vec<u32> = pc.restart[t0..t1].iter().map(|&r| r as u32).collect();
             state.pool.upload(gpu, "restart", &restart);
             let post_bytes = (ts * h * 8) as u64;
-            let lane_bytes = (ts * LANES * 16) as u64;
+            let lanes = lanes(h);
+            let lane_bytes = (ts * lanes * 16) as u64;
             state.pool.get(gpu, "post", post_bytes);
             state.pool.get(gpu, "lane_max", lane_bytes);
             let all = ts * h;
@@ -230,7 +237,8 @@ impl super::GpuBatch<'_> {
                 cut,
                 capacity: capacity as u32,
                 zero: 0,
-                _pad: [0; 3],
+                lanes: lanes as u32,
+                _pad: [0; 2],
             };
 
             // L before each step, and each lane's maximum
@@ -258,7 +266,7 @@ impl super::GpuBatch<'_> {
             let raw = gpu.submit_and_read(enc, lane_max, lane_bytes, "the posterior's maximum")?;
             let records: &[[u32; 4]] = bytemuck::cast_slice(&raw[..lane_bytes as usize]);
             let merged: Vec<StepMax> = records
-                .par_chunks(LANES)
+                .par_chunks(lanes)
                 .map(|lanes| {
                     let mut m = StepMax::NONE;
                     lanes.iter().for_each(|r| m.merge(*r));

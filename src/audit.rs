@@ -67,6 +67,8 @@ pub struct AuditTotals {
     pub observed_steps: usize,
     pub triples: u64,
     pub phases: PhaseSeconds,
+    /// batches whose posterior the backend kept on the device
+    pub device_posterior_batches: usize,
 }
 
 /// Wall time spent in each phase of the pipeline, summed over batches: where
@@ -81,9 +83,9 @@ pub struct PhaseSeconds {
     pub reduce: f64,
     /// the estimators per candidate, and the sink
     pub estimators: f64,
-    /// likelihoods, posterior and reductions together, where the backend
-    /// keeps the posterior on the device (the GPU)
-    pub on_device: f64,
+    /// preparing a batch; where the backend keeps the posterior on the
+    /// device (the GPU), also the carry's trip between host and device
+    pub setup: f64,
 }
 
 impl std::ops::AddAssign for PhaseSeconds {
@@ -92,7 +94,7 @@ impl std::ops::AddAssign for PhaseSeconds {
         self.posterior += o.posterior;
         self.reduce += o.reduce;
         self.estimators += o.estimators;
-        self.on_device += o.on_device;
+        self.setup += o.setup;
     }
 }
 
@@ -146,6 +148,7 @@ pub fn run<S: EventSource>(
         carry: prior.clone(),
         spare: Default::default(),
         phases: PhaseSeconds::default(),
+        device_batches: 0,
     };
     let mut totals = AuditTotals::default();
     let mut pending: Vec<Pending> = Vec::with_capacity(max_steps.min(1 << 16));
@@ -190,6 +193,7 @@ pub fn run<S: EventSource>(
     state.phases.estimators += started.elapsed().as_secs_f64();
     progress(reader);
     totals.phases = state.phases;
+    totals.device_posterior_batches = state.device_batches;
     Ok(totals)
 }
 
@@ -203,6 +207,7 @@ struct BatchRunner<'a> {
     /// The previous batch's two `steps × H` arrays, for reuse.
     spare: (Vec<f64>, Vec<f64>),
     phases: PhaseSeconds,
+    device_batches: usize,
 }
 
 impl BatchRunner<'_> {
@@ -232,7 +237,11 @@ impl BatchRunner<'_> {
         )?;
         if let Some(d) = on_device {
             drop(prepared);
-            self.phases.on_device += lap();
+            self.device_batches += 1;
+            let total = lap();
+            let inside = d.phases.likelihoods + d.phases.posterior + d.phases.reduce;
+            self.phases += d.phases;
+            self.phases.setup += (total - inside).max(0.0);
             let results = finish(
                 self.model,
                 &batch,

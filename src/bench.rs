@@ -312,7 +312,7 @@ pub fn time_backend(
         posterior: phase_seconds.posterior / n,
         reduce: phase_seconds.reduce / n,
         estimators: phase_seconds.estimators / n,
-        on_device: phase_seconds.on_device / n,
+        setup: phase_seconds.setup / n,
     };
     let mut rates: Vec<f64> = seconds
         .iter()

@@ -94,13 +94,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         );
         let p = &t.phase_seconds;
         println!(
-            "{:<60} per run: on the device {:.1} ms, likelihoods {:.1} ms, posterior {:.1} ms, reduce {:.1} ms, estimators {:.1} ms ({} pairs per batch)",
+            "{:<60} per run: likelihoods {:.1} ms, posterior {:.1} ms, reduce {:.1} ms, estimators {:.1} ms, setup {:.1} ms ({} pairs per batch)",
             "",
-            1e3 * p.on_device,
             1e3 * p.likelihoods,
             1e3 * p.posterior,
             1e3 * p.reduce,
             1e3 * p.estimators,
+            1e3 * p.setup,
             t.batch_elements
         );
     }

@@ -229,6 +229,9 @@ pub struct DevicePosterior {
     pub reductions: Reductions,
     pub cuts: Vec<Vec<crate::posterior::PlausibleCut>>,
     pub maps: Vec<usize>,
+    /// where the time went: likelihoods (with the prefix sums and maxima),
+    /// posterior (relative weights, plausible-set cuts), reduce
+    pub phases: crate::audit::PhaseSeconds,
 }
 
 pub trait PreparedBatch {

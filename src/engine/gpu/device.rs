@@ -22,6 +22,10 @@ pub struct Gpu {
     pub adapter: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     errors: Arc<Mutex<Vec<String>>>,
+    /// the mappable buffer readbacks copy through, grown as needed and
+    /// reused (creating one per readback costs more than the copy on some
+    /// drivers)
+    staging: Mutex<Option<wgpu::Buffer>>,
 }
 
 /// Which adapters `open` accepts.
@@ -162,6 +166,7 @@ impl Gpu {
             adapter: info,
             limits,
             errors,
+            staging: Mutex::new(None),
         })
     }
 
@@ -324,16 +329,23 @@ impl Gpu {
         context: &str,
     ) -> Result<Vec<u8>> {
         let size = size.max(4).next_multiple_of(4);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        let mut cached = self
+            .staging
+            .lock()
+            .map_err(|_| Error::Gpu("the readback buffer is poisoned".into()))?;
+        if cached.as_ref().is_none_or(|b| b.size() < size) {
+            *cached = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: (size + size / 2).next_multiple_of(4),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let staging = cached.as_ref().expect("allocated above");
+        encoder.copy_buffer_to_buffer(src, 0, staging, 0, size);
         self.queue.submit(Some(encoder.finish()));
         let (tx, rx) = mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
             let _ = tx.send(r);
         });
         self.device
@@ -345,7 +357,7 @@ impl Gpu {
             .map_err(|e| Error::Gpu(format!("{context}: reading results back: {e}")))?;
         let bytes = {
             let view = staging
-                .get_mapped_range(..)
+                .get_mapped_range(..size)
                 .map_err(|e| Error::Gpu(format!("{context}: mapping the results: {e}")))?;
             view.to_vec()
         };

@@ -384,14 +384,14 @@ impl Engine for GpuEngine {
     }
 
     /// A hardware GPU needs big batches to hide each batch's round trips
-    /// (32 Mi pairs: 256 MiB of posterior on the device; three host arrays of
+    /// (64 Mi pairs: 512 MiB of posterior on the device; three host arrays of
     /// that size where the host computes the posterior); a software renderer
     /// runs on the host's cores and gains nothing from them.
     fn preferred_batch_elements(&self) -> usize {
         if self.is_software() {
             crate::audit::DEFAULT_BATCH_ELEMENTS
         } else {
-            1 << 25
+            1 << 26
         }
     }
 

@@ -8,6 +8,9 @@ use rayon::prelude::*;
 
 use super::device::{split, Gpu};
 use super::{compose, BlockSums, COMMON};
+use std::time::Instant;
+
+use crate::audit::PhaseSeconds;
 use crate::engine::{DevicePosterior, PosteriorCarry};
 use crate::posterior::{plausible_cuts, CutScratch, PlausibleCut};
 use crate::Result;
@@ -206,10 +209,17 @@ impl super::GpuBatch<'_> {
         let floor = alphas.iter().copied().fold(1.0, f64::min).ln() - 1e-9;
         let cut = (floor - 1e-5 * floor.abs() - 1e-6) as f32;
 
+        let mut phases = PhaseSeconds::default();
+        let mut clock = Instant::now();
+        let mut lap = || {
+            let s = clock.elapsed().as_secs_f64();
+            clock = Instant::now();
+            s
+        };
         let mut state = engine.lock()?;
         let to_df = |v: f64| if v < -1e30 { [NEG_HUGE, 0.0] } else { split(v) };
-        let prior: Vec<[f32; 2]> = pc.prior.iter().map(|&v| to_df(v)).collect();
-        let carry: Vec<[f32; 2]> = pc.carry.iter().map(|&v| to_df(v)).collect();
+        let prior: Vec<[f32; 2]> = pc.prior.par_iter().map(|&v| to_df(v)).collect();
+        let carry: Vec<[f32; 2]> = pc.carry.par_iter().map(|&v| to_df(v)).collect();
         state.pool.upload(gpu, "prior", &prior);
         state.pool.upload(gpu, "carry", &carry);
         for chunk in self.step_chunks(h, self.record_bytes(h, n_alpha)) {
@@ -278,6 +288,7 @@ impl super::GpuBatch<'_> {
                 *map = m.h as usize;
             }
 
+            phases.likelihoods += lap();
             // ℓ = L − max, and the hypotheses that may be in a plausible set
             gpu.queue.write_buffer(
                 p.buffer("step_max").unwrap(),
@@ -356,7 +367,9 @@ impl super::GpuBatch<'_> {
             }
             let thr = self.threshold_rows(t0, &thresholds, &maps[t0..t1]);
             state.pool.upload(gpu, "thresholds", &thr);
+            phases.posterior += lap();
             self.reduce_chunk(&mut state, "post", 0, h, &chunk, &offsets, &mut acc)?;
+            phases.reduce += lap();
         }
 
         let bytes = (h * 8) as u64;
@@ -367,18 +380,24 @@ impl super::GpuBatch<'_> {
             "the posterior's carry",
         )?;
         let carried: &[[f32; 2]] = bytemuck::cast_slice(&raw[..bytes as usize]);
-        for (c, v) in pc.carry.iter_mut().zip(carried) {
-            *c = if v[0] <= -1e30 {
-                f64::NEG_INFINITY
-            } else {
-                v[0] as f64 + v[1] as f64
-            };
-        }
+        pc.carry
+            .par_iter_mut()
+            .zip(carried.par_iter())
+            .for_each(|(c, v)| {
+                *c = if v[0] <= -1e30 {
+                    f64::NEG_INFINITY
+                } else {
+                    v[0] as f64 + v[1] as f64
+                };
+            });
         drop(state);
+        let reductions = acc.finish(batch, &maps);
+        phases.posterior += lap();
         Ok(DevicePosterior {
-            reductions: acc.finish(batch, &maps),
+            reductions,
             cuts,
             maps,
+            phases,
         })
     }
 }

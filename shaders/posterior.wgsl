@@ -12,6 +12,8 @@
 
 // log weights at or below this are -infinity (hypotheses of zero prior mass)
 const LOG_ZERO: f32 = -1.0e30;
+// hypotheses per run (RUN in reduce.wgsl)
+const RUN: u32 = 32u;
 
 struct PosteriorUniform {
     h_count: u32,
@@ -44,6 +46,8 @@ struct PosteriorUniform {
 @group(0) @binding(7) var<storage, read_write> found: array<atomic<u32>>;
 // candidates: step, hypothesis, l hi bits, l lo bits (relative)
 @group(0) @binding(8) var<storage, read_write> candidates: array<vec4<u32>>;
+// per (step, run of RUN hypotheses): the largest l (hi) (relative)
+@group(0) @binding(9) var<storage, read_write> run_max: array<f32>;
 
 fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
@@ -103,28 +107,38 @@ fn step_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     lane_max[i] = vec4<u32>(bitcast<u32>(best.x), bitcast<u32>(best.y), arg, 0u);
 }
 
-// One thread per (step, hypothesis): l = L - max, and the hypotheses that
-// can be in a plausible set are appended to `candidates` (in no order).
+// One thread per (step, run of RUN hypotheses): l = L - max, the largest l
+// of the run (reduce.wgsl passes over runs of negligible weight without
+// reading them), and the hypotheses that can be in a plausible set are
+// appended to `candidates` (in no order).
 @compute @workgroup_size(256)
 fn relative(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     opaque_bits = u.zero;
     let i = flat_id(gid, nwg);
-    if (i >= u.n_steps * u.h_count) {
+    let n_runs = (u.h_count + RUN - 1u) / RUN;
+    if (i >= u.n_steps * n_runs) {
         return;
     }
-    let t = i / u.h_count;
-    let h = i - t * u.h_count;
-    let v = post[i];
-    var l = vec2<f32>(NEG_HUGE, 0.0);
-    if (v.x > LOG_ZERO) {
-        let m = step_max_in[t];
-        l = df_add(v, -m);
-    }
-    post[i] = l;
-    if (l.x >= u.cut) {
-        let k = atomicAdd(&found[0], 1u);
-        if (k < u.capacity) {
-            candidates[k] = vec4<u32>(t, h, bitcast<u32>(l.x), bitcast<u32>(l.y));
+    let t = i / n_runs;
+    let r = i - t * n_runs;
+    let m = step_max_in[t];
+    var top = NEG_HUGE;
+    let h_end = min(r * RUN + RUN, u.h_count);
+    for (var h = r * RUN; h < h_end; h = h + 1u) {
+        let k = t * u.h_count + h;
+        let v = post[k];
+        var l = vec2<f32>(NEG_HUGE, 0.0);
+        if (v.x > LOG_ZERO) {
+            l = df_add(v, -m);
+        }
+        post[k] = l;
+        top = max(top, l.x);
+        if (l.x >= u.cut) {
+            let slot = atomicAdd(&found[0], 1u);
+            if (slot < u.capacity) {
+                candidates[slot] = vec4<u32>(t, h, bitcast<u32>(l.x), bitcast<u32>(l.y));
+            }
         }
     }
+    run_max[i] = top;
 }

@@ -59,6 +59,8 @@ struct ReduceUniform {
 // hypothesis parameters and candidate features (dot.wgsl, INLINE_HARM)
 @group(0) @binding(7) var<storage, read> params: array<vec2<f32>>;
 @group(0) @binding(8) var<storage, read> features: array<vec2<f32>>;
+// per (step, run of RUN hypotheses of the chunk): the largest l (hi)
+@group(0) @binding(9) var<storage, read> run_max: array<f32>;
 
 // (q, ln q) of hypothesis h (in the chunk) for the candidate at `row`
 fn harm_at(row: u32, hl: u32) -> vec2<f32> {
@@ -114,14 +116,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var bl = vec2<f32>(0.0, 0.0);
     let lbase = t * u.h_count;
     // runs of RUN hypotheses; a run whose largest log weight is negligible
-    // is passed over after a tight scan (the common case once the posterior
-    // has concentrated)
+    // is passed over unread (the common case once the posterior has
+    // concentrated). Blocks are whole runs.
+    let rbase = t * ((u.h_count + RUN - 1u) / RUN);
     for (var hs = h_start; hs < h_end; hs = hs + RUN) {
         let he = min(hs + RUN, h_end);
-        var top = NEG_HUGE;
-        for (var hl = hs; hl < he; hl = hl + 1u) {
-            top = max(top, lrel[lbase + hl].x);
-        }
+        let top = run_max[rbase + hs / RUN];
         if (!(top > LOG_ZERO && top >= skip)) {
             continue;
         }

@@ -831,18 +831,27 @@ impl PreparedBatch for GpuBatch<'_> {
             for chunk in self.step_chunks(n, self.record_bytes(n, n_alpha)) {
                 let (t0, t1) = (chunk.t0, chunk.t1);
                 let offsets = self.tables_for(&mut state, h0, n, &chunk)?;
+                let n_runs = n.div_ceil(reduce::RUN);
                 let mut lrel = vec![[0f32; 2]; (t1 - t0) * n];
-                lrel.par_chunks_mut(n).enumerate().for_each(|(i, out)| {
-                    let row = weights.log_rel.row(t0 + i);
-                    for (o, &v) in out.iter_mut().zip(row.iter().skip(h0)) {
-                        *o = if v < -1e30 {
-                            [-3.0e38f32, 0.0]
-                        } else {
-                            split(v)
-                        };
-                    }
-                });
+                let mut run_max = vec![0f32; (t1 - t0) * n_runs];
+                lrel.par_chunks_mut(n)
+                    .zip(run_max.par_chunks_mut(n_runs))
+                    .enumerate()
+                    .for_each(|(i, (out, tops))| {
+                        let row = weights.log_rel.row(t0 + i);
+                        for (o, &v) in out.iter_mut().zip(row.iter().skip(h0)) {
+                            *o = if v < -1e30 {
+                                [-3.0e38f32, 0.0]
+                            } else {
+                                split(v)
+                            };
+                        }
+                        for (top, run) in tops.iter_mut().zip(out.chunks(reduce::RUN)) {
+                            *top = run.iter().fold(-3.0e38f32, |m, l| m.max(l[0]));
+                        }
+                    });
                 state.pool.upload(gpu, "log_rel", &lrel);
+                state.pool.upload(gpu, "run_max", &run_max);
                 state
                     .pool
                     .upload(gpu, "thresholds", &thr[t0 * na1..t1 * na1]);
@@ -1067,6 +1076,7 @@ impl GpuBatch<'_> {
                 step_out: p.buffer("step_out").unwrap(),
                 params: p.buffer("params").unwrap(),
                 features: p.buffer("features").unwrap(),
+                run_max: p.buffer("run_max").unwrap(),
             },
         )?;
         let step_raw = gpu.submit_and_read(

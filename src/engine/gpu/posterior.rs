@@ -7,6 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 
 use super::device::{split, Gpu};
+use super::reduce::RUN;
 use super::{compose, BlockSums, COMMON};
 use std::time::Instant;
 
@@ -62,6 +63,7 @@ pub struct RelativeBuffers<'a> {
     pub step_max: &'a wgpu::Buffer,
     pub found: &'a wgpu::Buffer,
     pub candidates: &'a wgpu::Buffer,
+    pub run_max: &'a wgpu::Buffer,
 }
 
 impl PosteriorKernels {
@@ -118,7 +120,8 @@ impl PosteriorKernels {
         )
     }
 
-    /// `ℓ = L − max` in place, and the plausible-set candidates.
+    /// `ℓ = L − max` in place, each run's largest `ℓ`, and the plausible-set
+    /// candidates.
     pub fn record_relative(
         &self,
         gpu: &Gpu,
@@ -135,13 +138,14 @@ impl PosteriorKernels {
                 (6, b.step_max),
                 (7, b.found),
                 (8, b.candidates),
+                (9, b.run_max),
             ],
         );
         gpu.dispatch_linear(
             encoder,
             &self.relative,
             &group,
-            u.n_steps as u64 * u.h_count as u64,
+            u.n_steps as u64 * (u.h_count as u64).div_ceil(RUN as u64),
             WORKGROUP,
         )
     }
@@ -241,6 +245,9 @@ impl super::GpuBatch<'_> {
             state.pool.get(gpu, "candidates", (capacity * 16) as u64);
             state.pool.upload(gpu, "found", &[0u32; 4]);
             state.pool.get(gpu, "step_max", (ts * 8) as u64);
+            state
+                .pool
+                .get(gpu, "run_max", (ts * h.div_ceil(RUN) * 4) as u64);
             let u = PosteriorUniform {
                 h_count: h as u32,
                 n_steps: ts as u32,
@@ -305,6 +312,7 @@ impl super::GpuBatch<'_> {
                     step_max: p.buffer("step_max").unwrap(),
                     found: p.buffer("found").unwrap(),
                     candidates: p.buffer("candidates").unwrap(),
+                    run_max: p.buffer("run_max").unwrap(),
                 },
             )?;
             let raw =

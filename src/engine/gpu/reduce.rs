@@ -22,6 +22,9 @@ pub const BLOCK: usize = 4096;
 /// Hypotheses per thread on a hardware GPU (a divisor of `BLOCK`).
 pub const HARDWARE_BLOCK: usize = 2048;
 pub const WORKGROUP: u64 = 64;
+/// Hypotheses per run (`RUN` in the shaders): a run whose largest weight is
+/// negligible is passed over whole.
+pub const RUN: usize = 32;
 /// At most this many α per pipeline.
 pub const MAX_ALPHA: usize = 64;
 pub const NO_HYPOTHESIS: u32 = u32::MAX;
@@ -79,6 +82,8 @@ pub struct ReduceBuffers<'a> {
     pub step_out: &'a wgpu::Buffer,
     pub params: &'a wgpu::Buffer,
     pub features: &'a wgpu::Buffer,
+    /// per (step, run of `RUN` hypotheses): the largest `ℓ` (hi)
+    pub run_max: &'a wgpu::Buffer,
 }
 
 impl ReduceKernels {
@@ -131,6 +136,7 @@ impl ReduceKernels {
                 b.step_out,
                 b.params,
                 b.features,
+                b.run_max,
             ],
         );
         gpu.dispatch_linear(

@@ -40,8 +40,9 @@ struct PosteriorUniform {
 @group(0) @binding(4) var<storage, read> restart: array<u32>;
 // per (step, lane): max hi, max lo (bits), first hypothesis holding it (step_max)
 @group(0) @binding(5) var<storage, read_write> lane_max: array<vec4<u32>>;
-// per step: max_h L (relative)
-@group(0) @binding(6) var<storage, read> step_max_in: array<vec2<f32>>;
+// per step: max_h L (hi, lo bits) and the first hypothesis holding it
+// (merge_max writes it, relative reads it)
+@group(0) @binding(6) var<storage, read_write> step_best: array<vec4<u32>>;
 // [0]: number of candidates found (relative)
 @group(0) @binding(7) var<storage, read_write> found: array<atomic<u32>>;
 // candidates: step, hypothesis, l hi bits, l lo bits (relative)
@@ -107,6 +108,29 @@ fn step_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     lane_max[i] = vec4<u32>(bitcast<u32>(best.x), bitcast<u32>(best.y), arg, 0u);
 }
 
+// One thread per step: the lanes' maxima merged, the lowest hypothesis on
+// ties (the host's StepMax::merge), so that one record per step crosses.
+@compute @workgroup_size(256)
+fn merge_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    opaque_bits = u.zero;
+    let t = flat_id(gid, nwg);
+    if (t >= u.n_steps) {
+        return;
+    }
+    var best = vec2<f32>(NEG_HUGE, 0.0);
+    var arg = 0xffffffffu;
+    for (var j = 0u; j < u.lanes; j = j + 1u) {
+        let r = lane_max[t * u.lanes + j];
+        let v = vec2<f32>(bitcast<f32>(r.x), bitcast<f32>(r.y));
+        if (r.z != 0xffffffffu
+            && (arg == 0xffffffffu || df_greater(v, best) || (v.x == best.x && v.y == best.y && r.z < arg))) {
+            best = v;
+            arg = r.z;
+        }
+    }
+    step_best[t] = vec4<u32>(bitcast<u32>(best.x), bitcast<u32>(best.y), arg, 0u);
+}
+
 // One thread per (step, run of RUN hypotheses): l = L - max, the largest l
 // of the run (reduce.wgsl passes over runs of negligible weight without
 // reading them), and the hypotheses that can be in a plausible set are
@@ -121,7 +145,8 @@ fn relative(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
     let t = i / n_runs;
     let r = i - t * n_runs;
-    let m = step_max_in[t];
+    let mb = step_best[t];
+    let m = vec2<f32>(bitcast<f32>(mb.x), bitcast<f32>(mb.y));
     var top = NEG_HUGE;
     let h_end = min(r * RUN + RUN, u.h_count);
     for (var h = r * RUN; h < h_end; h = h + 1u) {

@@ -21,7 +21,7 @@
 // compensation. Prefixed by the host with `const N_ALPHA` and `const
 // INLINE_HARM`; composed as common.wgsl + dot.wgsl + this file.
 
-const STRIDE: u32 = 6u + N_ALPHA;
+const STRIDE: u32 = 7u + N_ALPHA;
 const NO_HYPOTHESIS: u32 = 0xffffffffu;
 // log weights at or below this are -infinity (hypotheses of zero prior mass)
 const LOG_ZERO: f32 = -1.0e30;
@@ -52,7 +52,7 @@ struct ReduceUniform {
 // feature, 1 for the step's first candidate, unused)
 @group(0) @binding(4) var<storage, read> cands: array<vec4<u32>>;
 // per (candidate, block), as bits: sum, best score, q at best, best h, l at best
-// (hi, lo), then max q per alpha
+// (hi, lo), the sum's low part (merge only), then max q per alpha
 @group(0) @binding(5) var<storage, read_write> cand_out: array<u32>;
 // per (step, block): sum e^l, sum e^l l (written by the step's first candidate)
 @group(0) @binding(6) var<storage, read_write> step_out: array<vec2<f32>>;
@@ -164,10 +164,78 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     cand_out[o + 3u] = bi;
     cand_out[o + 4u] = bitcast<u32>(bl.x);
     cand_out[o + 5u] = bitcast<u32>(bl.y);
+    cand_out[o + 6u] = 0u;
     for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-        cand_out[o + 6u + k] = bitcast<u32>(pm[k]);
+        cand_out[o + 7u + k] = bitcast<u32>(pm[k]);
     }
     if (cd.z != 0u) {
         step_out[t * u.n_blocks + b] = vec2<f32>(sw.x - sw.y, swl.x - swl.y);
+    }
+}
+
+// per candidate, as cand_out: its blocks merged (the sum as a double-f32)
+@group(0) @binding(10) var<storage, read_write> cand_merged: array<u32>;
+// per step: sum e^l and sum e^l l over all blocks, as double-f32s
+@group(0) @binding(11) var<storage, read_write> step_merged: array<vec4<f32>>;
+
+// The blocks of each candidate combined on the device (one thread per
+// candidate, in block order, as the host did), so that one record per
+// candidate crosses to the host: sums in double-f32, the argmax by higher
+// score, then larger q, then lower h (reduce::Best::merge), max q per alpha.
+@compute @workgroup_size(64)
+fn merge(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    opaque_bits = u.model.zero;
+    let c = gid.x + gid.y * nwg.x * 64u;
+    if (c >= u.n_records) {
+        return;
+    }
+    var sum = vec2<f32>(0.0, 0.0);
+    var bs = NEG_HUGE;
+    var bq = 0.0;
+    var bi = NO_HYPOTHESIS;
+    var bl = vec2<u32>(0u, 0u);
+    var pm: array<f32, N_ALPHA>;
+    for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+        pm[k] = 0.0;
+    }
+    for (var b = 0u; b < u.n_blocks; b = b + 1u) {
+        let o = (c * u.n_blocks + b) * STRIDE;
+        sum = df_add(sum, vec2<f32>(bitcast<f32>(cand_out[o]), 0.0));
+        let h = cand_out[o + 3u];
+        if (h != NO_HYPOTHESIS) {
+            let s = bitcast<f32>(cand_out[o + 1u]);
+            let q = bitcast<f32>(cand_out[o + 2u]);
+            if (bi == NO_HYPOTHESIS || s > bs || (s == bs && (q > bq || (q == bq && h < bi)))) {
+                bs = s;
+                bq = q;
+                bi = h;
+                bl = vec2<u32>(cand_out[o + 4u], cand_out[o + 5u]);
+            }
+        }
+        for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+            pm[k] = max(pm[k], bitcast<f32>(cand_out[o + 7u + k]));
+        }
+    }
+    let m = c * STRIDE;
+    cand_merged[m] = bitcast<u32>(sum.x);
+    cand_merged[m + 1u] = bitcast<u32>(bs);
+    cand_merged[m + 2u] = bitcast<u32>(bq);
+    cand_merged[m + 3u] = bi;
+    cand_merged[m + 4u] = bl.x;
+    cand_merged[m + 5u] = bl.y;
+    cand_merged[m + 6u] = bitcast<u32>(sum.y);
+    for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+        cand_merged[m + 7u + k] = bitcast<u32>(pm[k]);
+    }
+    let cd = cands[c];
+    if (cd.z != 0u) {
+        var sw = vec2<f32>(0.0, 0.0);
+        var swl = vec2<f32>(0.0, 0.0);
+        for (var b = 0u; b < u.n_blocks; b = b + 1u) {
+            let v = step_out[cd.x * u.n_blocks + b];
+            sw = df_add(sw, vec2<f32>(v.x, 0.0));
+            swl = df_add(swl, vec2<f32>(v.y, 0.0));
+        }
+        step_merged[cd.x] = vec4<f32>(sw.x, sw.y, swl.x, swl.y);
     }
 }

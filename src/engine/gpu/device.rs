@@ -323,29 +323,53 @@ impl Gpu {
     /// mappable buffer, waits, and returns those bytes.
     pub fn submit_and_read(
         &self,
-        mut encoder: wgpu::CommandEncoder,
+        encoder: wgpu::CommandEncoder,
         src: &wgpu::Buffer,
         size: u64,
         context: &str,
     ) -> Result<Vec<u8>> {
-        let size = size.max(4).next_multiple_of(4);
+        Ok(self
+            .submit_and_read_many(encoder, &[(src, size)], context)?
+            .pop()
+            .expect("one buffer read"))
+    }
+
+    /// Submits `encoder` after copying the first `size` bytes of each buffer
+    /// into one mappable buffer, waits once, and returns each one's bytes.
+    pub fn submit_and_read_many(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        sources: &[(&wgpu::Buffer, u64)],
+        context: &str,
+    ) -> Result<Vec<Vec<u8>>> {
+        let sizes: Vec<u64> = sources
+            .iter()
+            .map(|&(_, s)| s.max(4).next_multiple_of(4))
+            .collect();
+        let total: u64 = sizes.iter().sum();
         let mut cached = self
             .staging
             .lock()
             .map_err(|_| Error::Gpu("the readback buffer is poisoned".into()))?;
-        if cached.as_ref().is_none_or(|b| b.size() < size) {
+        if cached.as_ref().is_none_or(|b| b.size() < total) {
             *cached = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
-                size: (size + size / 2).next_multiple_of(4),
+                size: (total + total / 2).next_multiple_of(4),
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             }));
         }
         let staging = cached.as_ref().expect("allocated above");
-        encoder.copy_buffer_to_buffer(src, 0, staging, 0, size);
+        let mut at = 0;
+        for (&(src, _), &size) in sources.iter().zip(&sizes) {
+            encoder.copy_buffer_to_buffer(src, 0, staging, at, size);
+            at += size;
+        }
         self.queue.submit(Some(encoder.finish()));
+        let t0 = std::time::Instant::now();
+        TRACE[7].fetch_add(total, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
+        staging.map_async(wgpu::MapMode::Read, ..total, move |r| {
             let _ = tx.send(r);
         });
         self.device
@@ -355,15 +379,40 @@ impl Gpu {
         rx.recv()
             .map_err(|_| Error::Gpu(format!("{context}: the readback was dropped")))?
             .map_err(|e| Error::Gpu(format!("{context}: reading results back: {e}")))?;
-        let bytes = {
+        trace_add(0, t0);
+        let t1 = std::time::Instant::now();
+        let out = {
             let view = staging
-                .get_mapped_range(..size)
+                .get_mapped_range(..total)
                 .map_err(|e| Error::Gpu(format!("{context}: mapping the results: {e}")))?;
-            view.to_vec()
+            let mut out = Vec::with_capacity(sources.len());
+            let mut at = 0;
+            for &size in &sizes {
+                out.push(view[at as usize..(at + size) as usize].to_vec());
+                at += size;
+            }
+            out
         };
         staging.unmap();
-        Ok(bytes)
+        trace_add(1, t1);
+        Ok(out)
     }
+}
+
+pub static TRACE: [std::sync::atomic::AtomicU64; 8] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 8];
+pub fn trace_add(i: usize, since: std::time::Instant) {
+    TRACE[i].fetch_add(
+        since.elapsed().as_nanos() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+pub fn trace_print() {
+    let v: Vec<f64> = TRACE
+        .iter()
+        .map(|a| a.load(std::sync::atomic::Ordering::Relaxed) as f64 * 1e-9)
+        .collect();
+    eprintln!("TRACE wait {:.3} copy {:.3} merge {:.3} lanes {:.3} cuts {:.3} prep {:.3} enc {:.3} bytes {:.3e}", v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7] * 1e9);
 }
 
 /// Grow-only device buffers, reused from batch to batch.

@@ -1017,7 +1017,7 @@ impl GpuBatch<'_> {
             return Err(Error::Gpu("reduce: at least one α is needed".into()));
         }
         let inline = self.untabulated();
-        let pipeline = engine.reduce.pipeline(gpu, n_alpha, inline)?;
+        let pipelines = engine.reduce.pipeline(gpu, n_alpha, inline)?;
         let stride = reduce::stride(n_alpha);
         let d = batch.model.hypotheses.dim() as u32;
         let block = n.min(engine.reduce_block);
@@ -1040,15 +1040,21 @@ impl GpuBatch<'_> {
                 });
             }
         }
+        let te = std::time::Instant::now();
         state.pool.upload(gpu, "cands", &cands);
         let params_h0 = self.upload_inputs(state, h0, n)?;
         if inline {
             state.pool.get(gpu, "q", 16);
         }
-        let cand_bytes = (cands.len() * n_blocks * stride * 4) as u64;
-        let step_bytes = ((t1 - t0) * n_blocks * 8) as u64;
-        state.pool.get(gpu, "cand_out", cand_bytes);
-        state.pool.get(gpu, "step_out", step_bytes);
+        // block records, merged on the device into one per candidate / step
+        state.pool.get(
+            gpu,
+            "cand_out",
+            (cands.len() * n_blocks * stride * 4) as u64,
+        );
+        state
+            .pool
+            .get(gpu, "step_out", ((t1 - t0) * n_blocks * 8) as u64);
         let u = reduce::ReduceUniform {
             model: self.model,
             h_count: n as u32,
@@ -1060,12 +1066,16 @@ impl GpuBatch<'_> {
             inv_k: self.inv_k,
             float_digits: (self.h <= 1 << 22) as u32,
         };
+        state
+            .pool
+            .get(gpu, "cand_merged", (cands.len() * stride * 4) as u64);
+        state.pool.get(gpu, "step_merged", ((t1 - t0) * 16) as u64);
         let p = &state.pool;
         let mut enc = gpu.encoder();
         engine.reduce.record(
             gpu,
             &mut enc,
-            &pipeline,
+            &pipelines.main,
             &u,
             reduce::ReduceBuffers {
                 q: p.buffer("q").unwrap(),
@@ -1079,46 +1089,56 @@ impl GpuBatch<'_> {
                 run_max: p.buffer("run_max").unwrap(),
             },
         )?;
-        let step_raw = gpu.submit_and_read(
+        engine.reduce.record_merge(
+            gpu,
+            &mut enc,
+            &pipelines,
+            &u,
+            reduce::MergeBuffers {
+                cands: p.buffer("cands").unwrap(),
+                cand_out: p.buffer("cand_out").unwrap(),
+                step_out: p.buffer("step_out").unwrap(),
+                cand_merged: p.buffer("cand_merged").unwrap(),
+                step_merged: p.buffer("step_merged").unwrap(),
+            },
+        )?;
+        device::trace_add(6, te);
+        let cand_bytes = (cands.len() * stride * 4) as u64;
+        let step_bytes = ((t1 - t0) * 16) as u64;
+        let mut raw = gpu.submit_and_read_many(
             enc,
-            p.buffer("step_out").unwrap(),
-            step_bytes,
+            &[
+                (p.buffer("step_merged").unwrap(), step_bytes),
+                (p.buffer("cand_merged").unwrap(), cand_bytes),
+            ],
             "reducing over hypotheses",
         )?;
-        let cand_raw = gpu.submit_and_read(
-            gpu.encoder(),
-            p.buffer("cand_out").unwrap(),
-            cand_bytes,
-            "reducing over hypotheses",
-        )?;
-        let sv: &[[f32; 2]] = bytemuck::cast_slice(&step_raw[..step_bytes as usize]);
+        let cand_raw = raw.pop().expect("two buffers read");
+        let step_raw = raw.pop().expect("two buffers read");
+        let tm = std::time::Instant::now();
+        let sv: &[[f32; 4]] = bytemuck::cast_slice(&step_raw[..step_bytes as usize]);
         let cv: &[u32] = bytemuck::cast_slice(&cand_raw[..cand_bytes as usize]);
-        for (i, t) in (t0..t1).enumerate() {
-            for v in &sv[i * n_blocks..(i + 1) * n_blocks] {
-                acc.weight_sum[t] += v[0] as f64;
-                acc.weighted_log_rel[t] += v[1] as f64;
-            }
+        for (t, v) in (t0..t1).zip(sv) {
+            acc.weight_sum[t] += v[0] as f64 + v[1] as f64;
+            acc.weighted_log_rel[t] += v[2] as f64 + v[3] as f64;
         }
-        // candidates of a step are consecutive, in candidate order, so the
-        // records of candidate c of the batch are the c-th run of n_blocks
+        // candidates of a step are consecutive, in candidate order
         let first = batch.candidate_offsets[t0];
         let last = batch.candidate_offsets[t1];
         debug_assert_eq!(last - first, cands.len());
-        let records = cv.par_chunks(n_blocks * stride);
         acc.weighted_harm[first..last]
             .par_iter_mut()
             .zip(acc.best[first..last].par_iter_mut())
             .zip(acc.plausible[first * n_alpha..last * n_alpha].par_chunks_mut(n_alpha))
-            .zip(records)
-            .for_each(|(((sum, best), plausible), recs)| {
-                for r in recs.chunks(stride) {
-                    *sum += f32::from_bits(r[0]) as f64;
-                    best.merge(reduce::Best::from_record(r));
-                    for (m, &bits) in plausible.iter_mut().zip(&r[reduce::PLAUSIBLE_AT..]) {
-                        *m = m.max(f32::from_bits(bits) as f64);
-                    }
+            .zip(cv.par_chunks(stride))
+            .for_each(|(((sum, best), plausible), r)| {
+                *sum += f32::from_bits(r[0]) as f64 + f32::from_bits(r[6]) as f64;
+                best.merge(reduce::Best::from_record(r));
+                for (m, &bits) in plausible.iter_mut().zip(&r[reduce::PLAUSIBLE_AT..]) {
+                    *m = m.max(f32::from_bits(bits) as f64);
                 }
             });
+        device::trace_add(2, tm);
         Ok(())
     }
 }

@@ -48,6 +48,7 @@ pub struct PosteriorUniform {
 pub struct PosteriorKernels {
     prefix: wgpu::ComputePipeline,
     step_max: wgpu::ComputePipeline,
+    merge_max: wgpu::ComputePipeline,
     relative: wgpu::ComputePipeline,
 }
 
@@ -60,7 +61,7 @@ pub struct PrefixBuffers<'a> {
 
 pub struct RelativeBuffers<'a> {
     pub post: &'a wgpu::Buffer,
-    pub step_max: &'a wgpu::Buffer,
+    pub step_best: &'a wgpu::Buffer,
     pub found: &'a wgpu::Buffer,
     pub candidates: &'a wgpu::Buffer,
     pub run_max: &'a wgpu::Buffer,
@@ -72,6 +73,7 @@ impl PosteriorKernels {
         Ok(PosteriorKernels {
             prefix: gpu.pipeline_entry("posterior prefix", &module, "prefix")?,
             step_max: gpu.pipeline_entry("posterior step_max", &module, "step_max")?,
+            merge_max: gpu.pipeline_entry("posterior merge_max", &module, "merge_max")?,
             relative: gpu.pipeline_entry("posterior relative", &module, "relative")?,
         })
     }
@@ -100,7 +102,8 @@ impl PosteriorKernels {
         gpu.dispatch_linear(encoder, &self.prefix, &group, u.h_count as u64, WORKGROUP)
     }
 
-    /// Per (step, lane): the lane's largest `L` and its first hypothesis.
+    /// Per step: the largest `L` and the first hypothesis holding it, into
+    /// `step_best`, by way of per-lane maxima in `lane_max`.
     pub fn record_step_max(
         &self,
         gpu: &Gpu,
@@ -108,6 +111,7 @@ impl PosteriorKernels {
         u: &PosteriorUniform,
         post: &wgpu::Buffer,
         lane_max: &wgpu::Buffer,
+        step_best: &wgpu::Buffer,
     ) -> Result<()> {
         let uniform = gpu.uniform(u);
         let group = gpu.bind_group_at(&self.step_max, &[(0, &uniform), (1, post), (5, lane_max)]);
@@ -116,6 +120,17 @@ impl PosteriorKernels {
             &self.step_max,
             &group,
             u.n_steps as u64 * u.lanes as u64,
+            WORKGROUP,
+        )?;
+        let group = gpu.bind_group_at(
+            &self.merge_max,
+            &[(0, &uniform), (5, lane_max), (6, step_best)],
+        );
+        gpu.dispatch_linear(
+            encoder,
+            &self.merge_max,
+            &group,
+            u.n_steps as u64,
             WORKGROUP,
         )
     }
@@ -135,7 +150,7 @@ impl PosteriorKernels {
             &[
                 (0, &uniform),
                 (1, b.post),
-                (6, b.step_max),
+                (6, b.step_best),
                 (7, b.found),
                 (8, b.candidates),
                 (9, b.run_max),
@@ -148,38 +163,6 @@ impl PosteriorKernels {
             u.n_steps as u64 * (u.h_count as u64).div_ceil(RUN as u64),
             WORKGROUP,
         )
-    }
-}
-
-/// The running maximum of a step's `L` over the lanes' results: the largest
-/// double-f32 value, the lowest hypothesis on ties.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepMax {
-    pub value: [f32; 2],
-    pub h: u32,
-}
-
-impl StepMax {
-    pub const NONE: StepMax = StepMax {
-        value: [f32::MIN, 0.0],
-        h: u32::MAX,
-    };
-
-    pub fn merge(&mut self, record: [u32; 4]) {
-        let (v, h) = (
-            [f32::from_bits(record[0]), f32::from_bits(record[1])],
-            record[2],
-        );
-        if h == u32::MAX {
-            return;
-        }
-        let better = self.h == u32::MAX
-            || v[0] > self.value[0]
-            || (v[0] == self.value[0]
-                && (v[1] > self.value[1] || (v[1] == self.value[1] && h < self.h)));
-        if better {
-            *self = StepMax { value: v, h };
-        }
     }
 }
 
@@ -227,6 +210,7 @@ impl super::GpuBatch<'_> {
         state.pool.upload(gpu, "prior", &prior);
         state.pool.upload(gpu, "carry", &carry);
         for chunk in self.step_chunks(h, self.record_bytes(h, n_alpha)) {
+            let tp = Instant::now();
             let (t0, t1) = (chunk.t0, chunk.t1);
             let ts = t1 - t0;
             let offsets = self.tables_for(&mut state, 0, h, &chunk)?;
@@ -244,7 +228,7 @@ impl super::GpuBatch<'_> {
                 .min((all / 4).max(1 << 16));
             state.pool.get(gpu, "candidates", (capacity * 16) as u64);
             state.pool.upload(gpu, "found", &[0u32; 4]);
-            state.pool.get(gpu, "step_max", (ts * 8) as u64);
+            state.pool.get(gpu, "step_best", (ts * 16) as u64);
             state
                 .pool
                 .get(gpu, "run_max", (ts * h.div_ceil(RUN) * 4) as u64);
@@ -258,6 +242,7 @@ impl super::GpuBatch<'_> {
                 _pad: [0; 2],
             };
 
+            super::device::trace_add(5, tp);
             // L before each step, and each lane's maximum
             let mut enc = gpu.encoder();
             self.record_loglik(
@@ -276,47 +261,44 @@ impl super::GpuBatch<'_> {
                     restart: p.buffer("restart").unwrap(),
                 },
             )?;
-            let lane_max = p.buffer("lane_max").unwrap();
-            engine
-                .posterior
-                .record_step_max(gpu, &mut enc, &u, post, lane_max)?;
-            let raw = gpu.submit_and_read(enc, lane_max, lane_bytes, "the posterior's maximum")?;
-            let records: &[[u32; 4]] = bytemuck::cast_slice(&raw[..lane_bytes as usize]);
-            let merged: Vec<StepMax> = records
-                .par_chunks(lanes)
-                .map(|lanes| {
-                    let mut m = StepMax::NONE;
-                    lanes.iter().for_each(|r| m.merge(*r));
-                    m
-                })
-                .collect();
-            let step_max: Vec<[f32; 2]> = merged.iter().map(|m| m.value).collect();
-            for (map, m) in maps[t0..t1].iter_mut().zip(&merged) {
-                *map = m.h as usize;
-            }
-
+            engine.posterior.record_step_max(
+                gpu,
+                &mut enc,
+                &u,
+                post,
+                p.buffer("lane_max").unwrap(),
+                p.buffer("step_best").unwrap(),
+            )?;
             phases.likelihoods += lap();
+
             // ℓ = L − max, and the hypotheses that may be in a plausible set
-            gpu.queue.write_buffer(
-                p.buffer("step_max").unwrap(),
-                0,
-                bytemuck::cast_slice(&step_max),
-            );
-            let mut enc = gpu.encoder();
             engine.posterior.record_relative(
                 gpu,
                 &mut enc,
                 &u,
                 RelativeBuffers {
                     post,
-                    step_max: p.buffer("step_max").unwrap(),
+                    step_best: p.buffer("step_best").unwrap(),
                     found: p.buffer("found").unwrap(),
                     candidates: p.buffer("candidates").unwrap(),
                     run_max: p.buffer("run_max").unwrap(),
                 },
             )?;
-            let raw =
-                gpu.submit_and_read(enc, p.buffer("found").unwrap(), 4, "the plausible sets")?;
+            let mut raw = gpu.submit_and_read_many(
+                enc,
+                &[
+                    (p.buffer("step_best").unwrap(), (ts * 16) as u64),
+                    (p.buffer("found").unwrap(), 4),
+                ],
+                "the posterior",
+            )?;
+            let raw_found = raw.pop().expect("two buffers read");
+            let raw_best = raw.pop().expect("two buffers read");
+            let best: &[[u32; 4]] = bytemuck::cast_slice(&raw_best[..ts * 16]);
+            for (map, b) in maps[t0..t1].iter_mut().zip(best) {
+                *map = b[2] as usize;
+            }
+            let raw = raw_found;
             let found = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
             let mut per_step: Vec<Vec<(u32, f64)>> = vec![Vec::new(); ts];
             let df = |v: [f32; 2]| v[0] as f64 + v[1] as f64;
@@ -354,6 +336,7 @@ impl super::GpuBatch<'_> {
                         )
                     });
             }
+            let tc = Instant::now();
             // in hypothesis order, as the host path sees them
             let step_cuts: Vec<Vec<PlausibleCut>> = per_step
                 .into_par_iter()
@@ -375,6 +358,7 @@ impl super::GpuBatch<'_> {
             }
             let thr = self.threshold_rows(t0, &thresholds, &maps[t0..t1]);
             state.pool.upload(gpu, "thresholds", &thr);
+            super::device::trace_add(4, tc);
             phases.posterior += lap();
             self.reduce_chunk(&mut state, "post", 0, h, &chunk, &offsets, &mut acc)?;
             phases.reduce += lap();

@@ -58,19 +58,34 @@ pub struct CandDesc {
 }
 
 /// Words per (candidate, block) record: sum, score, q, index, `ℓ` at the
-/// index (hi, lo), max q per α.
+/// index (hi, lo), the sum's low part (merged records), max q per α.
 pub fn stride(n_alpha: usize) -> usize {
-    6 + n_alpha.max(1)
+    7 + n_alpha.max(1)
 }
 
 /// Where a record's max q per α starts.
-pub const PLAUSIBLE_AT: usize = 6;
+pub const PLAUSIBLE_AT: usize = 7;
+
+/// The main pipeline and the block merge of one shader variant.
+pub struct ReducePipelines {
+    pub main: wgpu::ComputePipeline,
+    pub merge: wgpu::ComputePipeline,
+}
 
 /// Pipelines by number of α and whether harm is computed inline (a table
 /// per step) rather than read from harm tables, built on first use.
 #[derive(Default)]
 pub struct ReduceKernels {
-    pipelines: Mutex<HashMap<(usize, bool), Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<(usize, bool), Arc<ReducePipelines>>>,
+}
+
+/// The merge's outputs: one record per candidate, the step sums.
+pub struct MergeBuffers<'a> {
+    pub cands: &'a wgpu::Buffer,
+    pub cand_out: &'a wgpu::Buffer,
+    pub step_out: &'a wgpu::Buffer,
+    pub cand_merged: &'a wgpu::Buffer,
+    pub step_merged: &'a wgpu::Buffer,
 }
 
 pub struct ReduceBuffers<'a> {
@@ -92,7 +107,7 @@ impl ReduceKernels {
         gpu: &Gpu,
         n_alpha: usize,
         inline_harm: bool,
-    ) -> Result<Arc<wgpu::ComputePipeline>> {
+    ) -> Result<Arc<ReducePipelines>> {
         if n_alpha > MAX_ALPHA {
             return Err(Error::Gpu(format!(
                 "{n_alpha} values of α: the GPU reduction takes at most {MAX_ALPHA}"
@@ -109,9 +124,42 @@ impl ReduceKernels {
         let consts =
             format!("const N_ALPHA: u32 = {na}u;\nconst INLINE_HARM: bool = {inline_harm};\n");
         let module = gpu.shader("reduce.wgsl", compose(&[&consts, COMMON, DOT, SOURCE]))?;
-        let p = Arc::new(gpu.pipeline("reduce", &module)?);
+        let p = Arc::new(ReducePipelines {
+            main: gpu.pipeline("reduce", &module)?,
+            merge: gpu.pipeline_entry("reduce merge", &module, "merge")?,
+        });
         map.insert((na, inline_harm), p.clone());
         Ok(p)
+    }
+
+    /// Records the merge of each candidate's `n_blocks` block records.
+    pub fn record_merge(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        pipelines: &ReducePipelines,
+        u: &ReduceUniform,
+        b: MergeBuffers<'_>,
+    ) -> Result<()> {
+        let uniform = gpu.uniform(u);
+        let group = gpu.bind_group_at(
+            &pipelines.merge,
+            &[
+                (0, &uniform),
+                (4, b.cands),
+                (5, b.cand_out),
+                (6, b.step_out),
+                (10, b.cand_merged),
+                (11, b.step_merged),
+            ],
+        );
+        gpu.dispatch_linear(
+            encoder,
+            &pipelines.merge,
+            &group,
+            u.n_records as u64,
+            WORKGROUP,
+        )
     }
 
     /// Records one dispatch: `n_records` candidates × `n_blocks` blocks.

@@ -75,9 +75,11 @@ pub struct AuditTotals {
 /// an audit's time goes (`gpubound bench` reports it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct PhaseSeconds {
-    /// harm tables and log-likelihoods (`prepare`, `log_likelihoods`)
+    /// harm tables and log-likelihoods (`prepare`, `log_likelihoods`); for
+    /// a posterior kept on the device, everything up to relative weights
     pub likelihoods: f64,
-    /// the host's prefix sums, relative weights and plausible-set cuts
+    /// the host's prefix sums, relative weights and plausible-set cuts; for
+    /// a posterior kept on the device, the plausible-set cuts
     pub posterior: f64,
     /// the reductions over hypotheses
     pub reduce: f64,

@@ -60,7 +60,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         )?);
     }
     bar.finish_and_clear();
-    crate::engine::gpu::device::trace_print();
 
     let speedup = (timings.len() == 2)
         .then(|| timings[1].median_triples_per_s / timings[0].median_triples_per_s);

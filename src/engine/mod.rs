@@ -229,8 +229,9 @@ pub struct DevicePosterior {
     pub reductions: Reductions,
     pub cuts: Vec<Vec<crate::posterior::PlausibleCut>>,
     pub maps: Vec<usize>,
-    /// where the time went: likelihoods (with the prefix sums and maxima),
-    /// posterior (relative weights, plausible-set cuts), reduce
+    /// where the time went: `likelihoods` is the device's pass from
+    /// log-likelihoods to relative weights (one submission), `posterior` the
+    /// plausible-set candidates and the host's cuts, `reduce` the reductions
     pub phases: crate::audit::PhaseSeconds,
 }
 

@@ -366,8 +366,6 @@ impl Gpu {
             at += size;
         }
         self.queue.submit(Some(encoder.finish()));
-        let t0 = std::time::Instant::now();
-        TRACE[7].fetch_add(total, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, ..total, move |r| {
             let _ = tx.send(r);
@@ -379,8 +377,6 @@ impl Gpu {
         rx.recv()
             .map_err(|_| Error::Gpu(format!("{context}: the readback was dropped")))?
             .map_err(|e| Error::Gpu(format!("{context}: reading results back: {e}")))?;
-        trace_add(0, t0);
-        let t1 = std::time::Instant::now();
         let out = {
             let view = staging
                 .get_mapped_range(..total)
@@ -394,25 +390,8 @@ impl Gpu {
             out
         };
         staging.unmap();
-        trace_add(1, t1);
         Ok(out)
     }
-}
-
-pub static TRACE: [std::sync::atomic::AtomicU64; 8] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 8];
-pub fn trace_add(i: usize, since: std::time::Instant) {
-    TRACE[i].fetch_add(
-        since.elapsed().as_nanos() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-}
-pub fn trace_print() {
-    let v: Vec<f64> = TRACE
-        .iter()
-        .map(|a| a.load(std::sync::atomic::Ordering::Relaxed) as f64 * 1e-9)
-        .collect();
-    eprintln!("TRACE wait {:.3} copy {:.3} merge {:.3} lanes {:.3} cuts {:.3} prep {:.3} enc {:.3} bytes {:.3e}", v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7] * 1e9);
 }
 
 /// Grow-only device buffers, reused from batch to batch.

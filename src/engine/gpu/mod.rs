@@ -1,36 +1,43 @@
 //! The wgpu backend. Each kernel in `shaders/NAME.wgsl` has a dispatch module
-//! here named like it and a CPU twin in `engine/cpu/NAME.rs`:
+//! here named like it and a CPU twin:
 //!
 //! | shader | dispatch | CPU twin | computes |
 //! |---|---|---|---|
 //! | `harm.wgsl` | `harm.rs` | `cpu/harm.rs` | `(q, ln q)`, `w·x` per hypothesis × candidate of a table |
 //! | `loglik.wgsl` | `loglik.rs` | `cpu/loglik.rs` | `ln p(y_t│x_{t,a_t}, w_h)` per (step, hypothesis) |
+//! | `posterior.wgsl` | `posterior.rs` | `crate::posterior` | prefix sums `L`, per-step max and MAP, `ℓ = L − max`, plausible-set candidates |
 //! | `reduce.wgsl` | `reduce.rs` | `cpu/reduce.rs` | Σ e^ℓ q, argmax ℓ + ln q, max over I_α of q; Σ e^ℓ, Σ e^ℓ ℓ |
 //!
 //! `common.wgsl` (erfc, harm, double-f32 helpers; twins in `model::normal_tail`
 //! and `model::observation`) is prepended to every kernel, `dot.wgsl`
-//! (`w·x`, twin `HypothesisSpace::dot_all`) to harm and loglik. Pipelines are
-//! built once per engine; device buffers are grow-only and reused from batch
-//! to batch; a list of hypotheses is uploaded once while it stays the same.
+//! (`w·x`, twin `HypothesisSpace::dot_all`) to harm, loglik and reduce.
+//! Pipelines are built once per engine; device buffers are grow-only and
+//! reused from batch to batch; a list of hypotheses is uploaded once while it
+//! stays the same, and harm tables stay on the device across batches.
 //!
-//! Flow of a batch: harm tables are computed on the device when first needed
-//! and kept while they fit (a bandit stream's one table serves the
-//! log-likelihoods and every step's reduction). With several tables (a
-//! contextual log) the log-likelihood kernel computes `w·x` of the taken
-//! action itself instead. The host uploads only the f64 log weights (as
-//! double-f32) and thresholds; what comes back is `T × H` log-likelihoods
-//! (the host's f64 prefix sums need them) and `T × A × ⌈H/4096⌉` small
-//! reduction records, never anything of size `H × T × A`.
+//! Flow of a batch (`posterior_and_reduce`, see `posterior.rs`): per chunk of
+//! steps, log-likelihoods → prefix sums from the carry → per-step maximum →
+//! relative weights, in one submission; the host collects the hypotheses
+//! that can be in a plausible set and computes the cuts exactly as for the
+//! CPU engine; then `reduce.wgsl` and a merge of its block records. What
+//! comes back is one record per (step, candidate), the candidates, and the
+//! carry at the end of the batch (kept by the host in f64). Where harm is
+//! tabulated (tables that serve several steps) `q` and `w·x` come from harm
+//! tables; with a table per step (a contextual log) loglik computes `w·x` of
+//! the taken action and reduce `q` of the hypotheses that matter only. When
+//! the hypotheses do not fit one chunk, the host computes the posterior
+//! (`log_likelihoods`, then `reduce`): then `T × H` log-likelihoods come back.
+//! Nothing of size `H × T × A` ever leaves the device.
 //!
 //! Precision: `q` is f32 (the erfc fit keeps ≲ 2e-5 relative error on the
 //! device down to 1e-30, results below the f32 normal range are 0). `w·x`,
-//! `θ − w·x` and the Gaussian log-likelihood are double-f32, so
-//! log-likelihoods agree with the f64 CPU engine to ~1e-13 relative and the
-//! host's f64 prefix sums do not drift (Bernoulli: ~1e-7 absolute per step).
-//! Sums over hypotheses are f32 in runs of 32 terms added with Kahan
-//! compensation within a block of ≤ 4096 hypotheses, and f64 across blocks.
-//! Shader compilers reassociate floats, so the compensated arithmetic goes
-//! through `opaque` (see `common.wgsl`).
+//! `θ − w·x`, the Gaussian log-likelihood, the prefix sums and `ℓ` are
+//! double-f32 (~48 bits), so posteriors agree with the f64 CPU engine to
+//! ~1e-10 absolute in `ℓ` (Bernoulli log-likelihoods: ~1e-7 absolute per
+//! step). Sums over hypotheses are f32 in runs of 32 terms added with Kahan
+//! compensation within a block, and double-f32 across blocks. Shader
+//! compilers reassociate floats, so the compensated arithmetic goes through
+//! `opaque` (see `common.wgsl`).
 //!
 //! Work is chunked to the adapter's limits: hypotheses in chunks whose
 //! tables and per-step rows fit one storage binding (128 MiB on lavapipe),
@@ -1040,7 +1047,6 @@ impl GpuBatch<'_> {
                 });
             }
         }
-        let te = std::time::Instant::now();
         state.pool.upload(gpu, "cands", &cands);
         let params_h0 = self.upload_inputs(state, h0, n)?;
         if inline {
@@ -1102,7 +1108,6 @@ impl GpuBatch<'_> {
                 step_merged: p.buffer("step_merged").unwrap(),
             },
         )?;
-        device::trace_add(6, te);
         let cand_bytes = (cands.len() * stride * 4) as u64;
         let step_bytes = ((t1 - t0) * 16) as u64;
         let mut raw = gpu.submit_and_read_many(
@@ -1115,7 +1120,6 @@ impl GpuBatch<'_> {
         )?;
         let cand_raw = raw.pop().expect("two buffers read");
         let step_raw = raw.pop().expect("two buffers read");
-        let tm = std::time::Instant::now();
         let sv: &[[f32; 4]] = bytemuck::cast_slice(&step_raw[..step_bytes as usize]);
         let cv: &[u32] = bytemuck::cast_slice(&cand_raw[..cand_bytes as usize]);
         for (t, v) in (t0..t1).zip(sv) {
@@ -1138,7 +1142,6 @@ impl GpuBatch<'_> {
                     *m = m.max(f32::from_bits(bits) as f64);
                 }
             });
-        device::trace_add(2, tm);
         Ok(())
     }
 }

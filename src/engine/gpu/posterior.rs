@@ -210,7 +210,6 @@ impl super::GpuBatch<'_> {
         state.pool.upload(gpu, "prior", &prior);
         state.pool.upload(gpu, "carry", &carry);
         for chunk in self.step_chunks(h, self.record_bytes(h, n_alpha)) {
-            let tp = Instant::now();
             let (t0, t1) = (chunk.t0, chunk.t1);
             let ts = t1 - t0;
             let offsets = self.tables_for(&mut state, 0, h, &chunk)?;
@@ -242,7 +241,6 @@ impl super::GpuBatch<'_> {
                 _pad: [0; 2],
             };
 
-            super::device::trace_add(5, tp);
             // L before each step, and each lane's maximum
             let mut enc = gpu.encoder();
             self.record_loglik(
@@ -269,7 +267,6 @@ impl super::GpuBatch<'_> {
                 p.buffer("lane_max").unwrap(),
                 p.buffer("step_best").unwrap(),
             )?;
-            phases.likelihoods += lap();
 
             // ℓ = L − max, and the hypotheses that may be in a plausible set
             engine.posterior.record_relative(
@@ -292,6 +289,8 @@ impl super::GpuBatch<'_> {
                 ],
                 "the posterior",
             )?;
+            // one submit: log-likelihoods, prefix sums, maxima, relative weights
+            phases.likelihoods += lap();
             let raw_found = raw.pop().expect("two buffers read");
             let raw_best = raw.pop().expect("two buffers read");
             let best: &[[u32; 4]] = bytemuck::cast_slice(&raw_best[..ts * 16]);
@@ -336,7 +335,6 @@ impl super::GpuBatch<'_> {
                         )
                     });
             }
-            let tc = Instant::now();
             // in hypothesis order, as the host path sees them
             let step_cuts: Vec<Vec<PlausibleCut>> = per_step
                 .into_par_iter()
@@ -358,7 +356,6 @@ impl super::GpuBatch<'_> {
             }
             let thr = self.threshold_rows(t0, &thresholds, &maps[t0..t1]);
             state.pool.upload(gpu, "thresholds", &thr);
-            super::device::trace_add(4, tc);
             phases.posterior += lap();
             self.reduce_chunk(&mut state, "post", 0, h, &chunk, &offsets, &mut acc)?;
             phases.reduce += lap();

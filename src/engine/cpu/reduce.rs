@@ -82,16 +82,30 @@ pub fn reduce(
     out
 }
 
-/// `Σ w` and `Σ w·ℓ` (zero weights skipped: ℓ may be −∞ there).
+/// `Σ w` and `Σ w·ℓ` (zero weights skipped: ℓ may be −∞ there), in four
+/// interleaved partial sums (a fixed order, so results do not depend on
+/// batching or threads) so the adds do not wait on each other.
 fn weight_sums(weight: &[f64], log_rel: &[f64]) -> (f64, f64) {
-    let (mut sum, mut sum_l) = (0.0, 0.0);
-    for (&w, &l) in weight.iter().zip(log_rel) {
-        if w > 0.0 {
-            sum += w;
-            sum_l += w * l;
+    let (mut sum, mut sum_l) = ([0.0f64; 4], [0.0f64; 4]);
+    let mut w4 = weight.chunks_exact(4);
+    let mut l4 = log_rel.chunks_exact(4);
+    for (w, l) in (&mut w4).zip(&mut l4) {
+        for k in 0..4 {
+            let live = w[k] > 0.0;
+            sum[k] += if live { w[k] } else { 0.0 };
+            sum_l[k] += if live { w[k] * l[k] } else { 0.0 };
         }
     }
-    (sum, sum_l)
+    for (&w, &l) in w4.remainder().iter().zip(l4.remainder()) {
+        if w > 0.0 {
+            sum[0] += w;
+            sum_l[0] += w * l;
+        }
+    }
+    (
+        (sum[0] + sum[1]) + (sum[2] + sum[3]),
+        (sum_l[0] + sum_l[1]) + (sum_l[2] + sum_l[3]),
+    )
 }
 
 /// What one step's scan reads.

@@ -37,6 +37,9 @@ pub fn accumulate(carry: &mut [f64], mut rows: ArrayViewMut2<'_, f64>) {
     }
 }
 
+/// Below this `e^ℓ` is 0 in f64.
+const UNDERFLOW: f64 = -746.0;
+
 /// Subtracts the maximum so the row holds log relative weights `ℓ`, and
 /// writes `weight = e^ℓ`; returns the maximum (the log of the unnormalised
 /// MAP weight) and the MAP index (first on ties).
@@ -61,9 +64,15 @@ pub fn to_relative(row: &mut [f64], weight: &mut [f64]) -> (f64, usize) {
     let mut rows = row.chunks_exact_mut(4);
     let mut out = weight.chunks_exact_mut(4);
     for (c, o) in (&mut rows).zip(&mut out) {
-        let l = wide::f64x4::from([c[0] - shift, c[1] - shift, c[2] - shift, c[3] - shift]);
-        c.copy_from_slice(&l.to_array());
-        o.copy_from_slice(&l.exp().to_array());
+        let l = [c[0] - shift, c[1] - shift, c[2] - shift, c[3] - shift];
+        c.copy_from_slice(&l);
+        // e^ℓ is 0 in f64 below about −745 (the vector exp's too): once a
+        // posterior has concentrated most lanes are there, and need no exp
+        if l.iter().all(|&v| v < UNDERFLOW) {
+            o.fill(0.0);
+        } else {
+            o.copy_from_slice(&wide::f64x4::from(l).exp().to_array());
+        }
     }
     for (c, o) in rows.into_remainder().iter_mut().zip(out.into_remainder()) {
         *c -= shift;

@@ -138,9 +138,9 @@ pub fn run<S: EventSource>(
     let model = reader.model().clone();
     let h = model.hypotheses.len();
     // Capped so progress moves and the batch's results stay small when H is
-    // small (8192 steps, more for batches larger than the default).
+    // small: 8192 steps, up to 65536 for batches larger than the default.
     let max_steps =
-        (settings.batch_elements / h).clamp(1, (settings.batch_elements >> 8).max(8192));
+        (settings.batch_elements / h).clamp(1, (settings.batch_elements >> 8).clamp(8192, 65536));
     let prior = model.hypotheses.log_prior();
     let mut state = BatchRunner {
         model: &model,

@@ -24,6 +24,9 @@ use crate::Result;
 /// threshold, so batches reuse the heap instead of faulting in fresh pages).
 pub const DEFAULT_BATCH_ELEMENTS: usize = 1 << 21;
 
+/// Hypotheses per thread's block of the host's prefix sums.
+const PREFIX_COLUMNS: usize = 256;
+
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
     pub alphas: Alphas,
@@ -260,13 +263,25 @@ impl BatchRunner<'_> {
         let mut rows = prepared.log_likelihoods_into(std::mem::take(&mut self.spare.0))?;
         self.phases.likelihoods += lap();
 
-        // Host: prefix sums in f64, restarting at the prior where a stream starts.
-        for (p, row) in pending.iter().zip(rows.axis_iter_mut(Axis(0))) {
-            if p.restart {
-                self.carry.copy_from_slice(self.prior);
-            }
-            posterior::accumulate(&mut self.carry, row.insert_axis(Axis(0)));
-        }
+        // Host: prefix sums in f64, restarting at the prior where a stream
+        // starts; hypotheses are independent, so threads take column blocks
+        // (each hypothesis still adds in step order: the same bits).
+        let restart: Vec<bool> = pending.iter().map(|p| p.restart).collect();
+        let columns: Vec<_> = rows
+            .axis_chunks_iter_mut(Axis(1), PREFIX_COLUMNS)
+            .zip(self.carry.chunks_mut(PREFIX_COLUMNS))
+            .zip(self.prior.chunks(PREFIX_COLUMNS))
+            .collect();
+        columns
+            .into_par_iter()
+            .for_each(|((mut block, carry), prior)| {
+                for (row, &r) in block.axis_iter_mut(Axis(0)).zip(&restart) {
+                    if r {
+                        carry.copy_from_slice(prior);
+                    }
+                    posterior::accumulate(carry, row.insert_axis(Axis(0)));
+                }
+            });
         let spare = std::mem::take(&mut self.spare.1);
         let (weights, cuts, maps) = step_weights_into(rows, &self.settings.alphas.values, spare);
         self.phases.posterior += lap();
@@ -327,7 +342,7 @@ fn step_weights_into(
 ) -> (StepWeights, Vec<Vec<PlausibleCut>>, Vec<usize>) {
     let n_alpha = alphas.len();
     let h = rows.ncols();
-    buffer.clear();
+    // to_relative writes every weight: a recycled buffer needs no zeroing
     buffer.resize(rows.len(), 0.0);
     let mut weight = Array2::from_shape_vec(rows.raw_dim(), buffer).expect("steps × H");
     let per_step: Vec<(Vec<PlausibleCut>, usize)> = rows

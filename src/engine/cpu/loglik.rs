@@ -21,7 +21,7 @@ pub fn loglik_into(
 ) -> Array2<f64> {
     let h_count = batch.model.hypotheses.len();
     let obs = batch.model.observation;
-    buffer.clear();
+    // every row is written below: a recycled buffer needs no zeroing
     buffer.resize(batch.steps.len() * h_count, 0.0);
     let mut out = Array2::from_shape_vec((batch.steps.len(), h_count), buffer).expect("steps × H");
     out.as_slice_mut()
@@ -29,7 +29,10 @@ pub fn loglik_into(
         .par_chunks_mut(h_count)
         .zip(batch.steps.par_iter())
         .for_each(|(row, step)| {
-            let Some(y) = step.outcome else { return };
+            let Some(y) = step.outcome else {
+                row.fill(0.0);
+                return;
+            };
             let table = &tables[step.table as usize];
             let a = step.action as usize;
             // w·x of the taken action, into the row: from the harm table, or

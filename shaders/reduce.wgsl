@@ -2,9 +2,9 @@
 // estimators need, over one block of hypotheses per thread:
 //   sum_h e^{l_h} q_h,  argmax_h l_h + ln q_h (ties -> larger q, then lower h),
 //   max_{h in I_alpha} q_h for each alpha;  per step sum e^l and sum e^l * l.
-// CPU twin: src/engine/cpu/reduce.rs (`reduce`). The host combines the
-// ceil(H / block) block results of a (step, candidate) in f64
-// (src/engine/gpu/reduce.rs), so nothing of size H x T x A leaves the GPU.
+// CPU twin: src/engine/cpu/reduce.rs (`reduce`). The `merge` entry below
+// combines the ceil(H / block) block results of a (step, candidate), so one
+// record per (step, candidate) leaves the GPU.
 //
 // q comes from a harm table (harm.wgsl: a bandit stream's one table serves
 // every step) or, with INLINE_HARM (a table per step), is computed here, as
@@ -13,8 +13,9 @@
 // derives it from q of the MAP hypothesis and the plausible-set thresholds,
 // as the twin's `negligible_weight`) and are passed over.
 //
-// One thread per (candidate of the chunk, block of hypotheses): it streams the
-// candidate's harm row and the step's log weights; no barriers, no shared
+// One thread per (candidate of the chunk, block of hypotheses, in whole runs
+// of RUN): it streams the candidate's harm row and the step's log weights for
+// the runs whose largest log weight (`run_max`) is not negligible; no barriers, no shared
 // memory (software renderers run those slowly), and neighbouring threads are
 // neighbouring candidates of one step, so they read the same log weights.
 // Sums are f32 in runs of 32 terms, and the runs are added with Kahan

@@ -1,10 +1,12 @@
-//! Dispatch of `shaders/reduce.wgsl` and the host's f64 combination of its
-//! per-block results. CPU twin: `engine::cpu::reduce` (`reduce`).
+//! Dispatch of `shaders/reduce.wgsl`. CPU twin: `engine::cpu::reduce`
+//! (`reduce`).
 //!
-//! A thread reduces one block of at most `BLOCK` hypotheses for one (step,
-//! candidate); the host adds the `⌈H / BLOCK⌉` block results of each (step,
-//! candidate) in f64 (sums) and takes their max / argmax, so only
-//! `steps × A × ⌈H/BLOCK⌉` small records come back.
+//! A thread reduces one block of hypotheses (`BLOCK` on software renderers,
+//! `HARDWARE_BLOCK` on GPUs) for one (step, candidate); the shader's `merge`
+//! entry then combines the `⌈H / block⌉` block records of each (step,
+//! candidate) on the device (sums in double-f32, max / argmax in the order of
+//! `Best::merge`), so one small record per (step, candidate) comes back and
+//! the host adds the records of hypothesis chunks in f64.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

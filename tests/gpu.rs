@@ -1119,3 +1119,61 @@ fn device_posterior_on_a_contextual_bernoulli_log_with_a_prior() {
     };
     compare_device_posterior("contextual bernoulli", &log, &settings);
 }
+
+#[test]
+fn bench_json_times_both_backends_on_the_same_workload() {
+    // what people run to compare GPUs: both backends, one JSON object, and
+    // the same estimates (the checksum sums every one of them)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpubound"))
+        .args([
+            "bench",
+            "--hypotheses",
+            "729",
+            "--dim",
+            "6",
+            "--steps",
+            "200",
+            "--stream-length",
+            "50",
+            "--runs",
+            "2",
+            "--json",
+        ])
+        .output()
+        .expect("gpubound runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["workload"]["triples_per_run"], 729 * 10 * 200);
+    let results = v["results"].as_array().unwrap();
+    let kinds: Vec<&str> = results
+        .iter()
+        .map(|r| r["backend"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["cpu", "gpu"], "unavailable: {}", v["unavailable"]);
+    for r in results {
+        let (lo, mid, hi) = (
+            r["min_triples_per_s"].as_f64().unwrap(),
+            r["median_triples_per_s"].as_f64().unwrap(),
+            r["max_triples_per_s"].as_f64().unwrap(),
+        );
+        assert!(0.0 < lo && lo <= mid && mid <= hi, "{r}");
+        assert_eq!(r["seconds"].as_array().unwrap().len(), 2);
+        assert!(r["phase_seconds"]["reduce"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    let (c, g) = (
+        results[0]["checksum"].as_f64().unwrap(),
+        results[1]["checksum"].as_f64().unwrap(),
+    );
+    assert!(
+        c > 0.0 && (c - g).abs() <= 1e-4 * c,
+        "checksums cpu {c} gpu {g}"
+    );
+    let speedup = v["gpu_over_cpu_speedup"].as_f64().unwrap();
+    let ratio = results[1]["median_triples_per_s"].as_f64().unwrap()
+        / results[0]["median_triples_per_s"].as_f64().unwrap();
+    assert!((speedup - ratio).abs() <= 1e-9 * ratio);
+}

@@ -93,6 +93,19 @@ pub struct PhaseSeconds {
     pub setup: f64,
 }
 
+impl PhaseSeconds {
+    /// Every phase times `f` (an average over runs, say).
+    pub fn scaled(self, f: f64) -> Self {
+        PhaseSeconds {
+            likelihoods: self.likelihoods * f,
+            posterior: self.posterior * f,
+            reduce: self.reduce * f,
+            estimators: self.estimators * f,
+            setup: self.setup * f,
+        }
+    }
+}
+
 impl std::ops::AddAssign for PhaseSeconds {
     fn add_assign(&mut self, o: Self) {
         self.likelihoods += o.likelihoods;
@@ -266,7 +279,6 @@ impl BatchRunner<'_> {
         // Host: prefix sums in f64, restarting at the prior where a stream
         // starts; hypotheses are independent, so threads take column blocks
         // (each hypothesis still adds in step order: the same bits).
-        let restart: Vec<bool> = pending.iter().map(|p| p.restart).collect();
         let columns: Vec<_> = rows
             .axis_chunks_iter_mut(Axis(1), PREFIX_COLUMNS)
             .zip(self.carry.chunks_mut(PREFIX_COLUMNS))

@@ -306,14 +306,7 @@ pub fn time_backend(
         phase_seconds += phases;
         tick();
     }
-    let n = seconds.len() as f64;
-    phase_seconds = PhaseSeconds {
-        likelihoods: phase_seconds.likelihoods / n,
-        posterior: phase_seconds.posterior / n,
-        reduce: phase_seconds.reduce / n,
-        estimators: phase_seconds.estimators / n,
-        setup: phase_seconds.setup / n,
-    };
+    let phase_seconds = phase_seconds.scaled(1.0 / seconds.len() as f64);
     let mut rates: Vec<f64> = seconds
         .iter()
         .map(|s| workload.triples as f64 / s)

@@ -113,9 +113,7 @@ pub fn plausible_cuts(
     out: &mut [PlausibleCut],
 ) {
     debug_assert_eq!(alphas.len(), out.len());
-    let alpha_min = alphas.iter().copied().fold(1.0, f64::min);
-    // Slack keeps hypotheses whose exact test is decided below in linear space.
-    let floor = alpha_min.ln() - 1e-9;
+    let floor = plausible_floor(alphas);
     for cut in out.iter_mut() {
         *cut = PlausibleCut {
             threshold: 0.0,
@@ -226,6 +224,13 @@ pub fn plausible_cuts(
         }
         ahead += mass;
     }
+}
+
+/// The lowest log relative weight `plausible_cuts` looks at: `ln min α`
+/// (no hypothesis below it can be in any `I_α`), with a little slack that
+/// keeps hypotheses whose exact test is decided in linear space.
+pub fn plausible_floor(alphas: &[f64]) -> f64 {
+    alphas.iter().copied().fold(1.0, f64::min).ln() - 1e-9
 }
 
 /// Reusable buffers for `plausible_cuts`.

@@ -459,3 +459,27 @@ pub fn split(v: f64) -> [f32; 2] {
     }
     [hi, (v - hi as f64) as f32]
 }
+
+/// `NEG_HUGE` of `common.wgsl`: stands for −∞ on the device.
+pub const NEG_HUGE: f32 = -3.0e38;
+
+/// A log weight as a double-f32; −∞ (or anything below −1e30, the shaders'
+/// `LOG_ZERO`) becomes `NEG_HUGE`.
+#[inline]
+pub fn split_log(v: f64) -> [f32; 2] {
+    if v < -1e30 {
+        [NEG_HUGE, 0.0]
+    } else {
+        split(v)
+    }
+}
+
+/// The inverse of `split_log`.
+#[inline]
+pub fn join_log(v: [f32; 2]) -> f64 {
+    if v[0] <= -1e30 {
+        f64::NEG_INFINITY
+    } else {
+        v[0] as f64 + v[1] as f64
+    }
+}

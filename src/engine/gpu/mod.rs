@@ -847,14 +847,10 @@ impl PreparedBatch for GpuBatch<'_> {
                     .for_each(|(i, (out, tops))| {
                         let row = weights.log_rel.row(t0 + i);
                         for (o, &v) in out.iter_mut().zip(row.iter().skip(h0)) {
-                            *o = if v < -1e30 {
-                                [-3.0e38f32, 0.0]
-                            } else {
-                                split(v)
-                            };
+                            *o = device::split_log(v);
                         }
                         for (top, run) in tops.iter_mut().zip(out.chunks(reduce::RUN)) {
-                            *top = run.iter().fold(-3.0e38f32, |m, l| m.max(l[0]));
+                            *top = run.iter().fold(device::NEG_HUGE, |m, l| m.max(l[0]));
                         }
                     });
                 state.pool.upload(gpu, "log_rel", &lrel);

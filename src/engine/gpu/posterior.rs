@@ -6,18 +6,15 @@
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 
-use super::device::{split, Gpu};
+use super::device::{join_log, split_log, Gpu};
 use super::reduce::RUN;
 use super::{compose, BlockSums, COMMON};
 use std::time::Instant;
 
 use crate::audit::PhaseSeconds;
 use crate::engine::{DevicePosterior, PosteriorCarry};
-use crate::posterior::{plausible_cuts, CutScratch, PlausibleCut};
+use crate::posterior::{plausible_cuts, plausible_floor, CutScratch, PlausibleCut};
 use crate::Result;
-
-/// `NEG_HUGE` of `common.wgsl`: stands for −∞.
-const NEG_HUGE: f32 = -3.0e38;
 
 const SOURCE: &str = include_str!("../../../shaders/posterior.wgsl");
 pub const WORKGROUP: u64 = 256;
@@ -193,7 +190,7 @@ impl super::GpuBatch<'_> {
         let mut maps = vec![0usize; n_steps];
         // a little below `plausible_cuts`' own floor, in f32: a superset of
         // the hypotheses it looks at
-        let floor = alphas.iter().copied().fold(1.0, f64::min).ln() - 1e-9;
+        let floor = plausible_floor(alphas);
         let cut = (floor - 1e-5 * floor.abs() - 1e-6) as f32;
 
         let mut phases = PhaseSeconds::default();
@@ -204,9 +201,8 @@ impl super::GpuBatch<'_> {
             s
         };
         let mut state = engine.lock()?;
-        let to_df = |v: f64| if v < -1e30 { [NEG_HUGE, 0.0] } else { split(v) };
-        let prior: Vec<[f32; 2]> = pc.prior.par_iter().map(|&v| to_df(v)).collect();
-        let carry: Vec<[f32; 2]> = pc.carry.par_iter().map(|&v| to_df(v)).collect();
+        let prior: Vec<[f32; 2]> = pc.prior.par_iter().map(|&v| split_log(v)).collect();
+        let carry: Vec<[f32; 2]> = pc.carry.par_iter().map(|&v| split_log(v)).collect();
         state.pool.upload(gpu, "prior", &prior);
         state.pool.upload(gpu, "carry", &carry);
         for chunk in self.step_chunks(h, self.record_bytes(h, n_alpha)) {
@@ -372,13 +368,7 @@ impl super::GpuBatch<'_> {
         pc.carry
             .par_iter_mut()
             .zip(carried.par_iter())
-            .for_each(|(c, v)| {
-                *c = if v[0] <= -1e30 {
-                    f64::NEG_INFINITY
-                } else {
-                    v[0] as f64 + v[1] as f64
-                };
-            });
+            .for_each(|(c, &v)| *c = join_log(v));
         drop(state);
         let reductions = acc.finish(batch, &maps);
         phases.posterior += lap();

@@ -85,7 +85,7 @@ fn batch_of(s: &Setup) -> Batch<'_> {
 fn weights(model: &Model, mut ll: Array2<f64>) -> StepWeights {
     let mut carry = model.hypotheses.log_prior();
     posterior::accumulate(&mut carry, ll.view_mut());
-    gpubound::audit::step_weights(ll, &ALPHAS).0
+    gpubound::posterior::step_weights(ll, &ALPHAS).0
 }
 
 fn kernels(c: &mut Criterion) {

@@ -6,17 +6,15 @@ use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ndarray::{Array2, Axis};
+use ndarray::Axis;
 use rayon::prelude::*;
 
-use crate::engine::{
-    Batch, BatchStep, CandidateTable, Engine, PosteriorCarry, Reductions, StepWeights,
-};
+use crate::engine::{Batch, BatchStep, CandidateTable, Engine, PosteriorCarry, ReducedBatch};
 use crate::estimators::{self, Alphas, CandidateEstimates};
 use crate::log::{LogEvent, LogReader, StepRecord, StreamInfo};
 
 use crate::model::Model;
-use crate::posterior::{self, PlausibleCut};
+use crate::posterior;
 use crate::Result;
 
 /// Default size of a batch, in (step, hypothesis) pairs: a few f64 arrays of
@@ -241,7 +239,6 @@ impl BatchRunner<'_> {
         };
         let batch = build_batch(self.model, &pending);
         let mut prepared = self.engine.prepare(&batch)?;
-        let n_alpha = self.settings.alphas.len();
 
         // A backend that keeps the posterior on the device does it all.
         let restart: Vec<bool> = pending.iter().map(|p| p.restart).collect();
@@ -264,9 +261,7 @@ impl BatchRunner<'_> {
                 self.model,
                 &batch,
                 pending,
-                &d.reductions,
-                &d.cuts,
-                &d.maps,
+                &d.reduced,
                 &self.settings.alphas,
             );
             self.phases.estimators += lap();
@@ -294,23 +289,19 @@ impl BatchRunner<'_> {
                     posterior::accumulate(carry, row.insert_axis(Axis(0)));
                 }
             });
-        let spare = std::mem::take(&mut self.spare.1);
-        let (weights, cuts, maps) = step_weights_into(rows, &self.settings.alphas.values, spare);
         self.phases.posterior += lap();
-        let red = prepared.reduce(&weights, n_alpha)?;
+        let spare = std::mem::take(&mut self.spare.1);
+        let weighed = prepared.weigh_and_reduce(rows, &self.settings.alphas.values, spare)?;
         drop(prepared);
-        self.phases.reduce += lap();
-        self.spare = (
-            weights.log_rel.into_raw_vec_and_offset().0,
-            weights.weight.into_raw_vec_and_offset().0,
-        );
+        let total = lap();
+        self.phases.posterior += weighed.posterior_seconds;
+        self.phases.reduce += total - weighed.posterior_seconds;
+        self.spare = weighed.spare;
         let results = finish(
             self.model,
             &batch,
             pending,
-            &red,
-            &cuts,
-            &maps,
+            &weighed.reduced,
             &self.settings.alphas,
         );
         self.phases.estimators += lap();
@@ -337,72 +328,15 @@ fn build_batch<'m>(model: &'m Model, pending: &[Pending]) -> Batch<'m> {
     batch
 }
 
-/// Log relative weights, relative weights, plausible-set cuts and MAP index
-/// for every step.
-pub fn step_weights(
-    rows: Array2<f64>,
-    alphas: &[f64],
-) -> (StepWeights, Vec<Vec<PlausibleCut>>, Vec<usize>) {
-    step_weights_into(rows, alphas, Vec::new())
-}
-
-/// `step_weights`, with the weights written into a recycled buffer.
-fn step_weights_into(
-    mut rows: Array2<f64>,
-    alphas: &[f64],
-    mut buffer: Vec<f64>,
-) -> (StepWeights, Vec<Vec<PlausibleCut>>, Vec<usize>) {
-    let n_alpha = alphas.len();
-    let h = rows.ncols();
-    // to_relative writes every weight: a recycled buffer needs no zeroing
-    buffer.resize(rows.len(), 0.0);
-    let mut weight = Array2::from_shape_vec(rows.raw_dim(), buffer).expect("steps × H");
-    let per_step: Vec<(Vec<PlausibleCut>, usize)> = rows
-        .as_slice_mut()
-        .expect("row-major")
-        .par_chunks_mut(h)
-        .zip(weight.as_slice_mut().expect("row-major").par_chunks_mut(h))
-        .map_init(posterior::CutScratch::default, |scratch, (row, w)| {
-            let (_, map) = posterior::to_relative(row, w);
-            let mut cuts = vec![
-                PlausibleCut {
-                    threshold: 0.0,
-                    size: 0
-                };
-                n_alpha
-            ];
-            posterior::plausible_cuts(row, w, alphas, scratch, &mut cuts);
-            (cuts, map)
-        })
-        .collect();
-    let mut thresholds = Array2::zeros((rows.nrows(), n_alpha));
-    for (t, (cuts, _)) in per_step.iter().enumerate() {
-        for (i, c) in cuts.iter().enumerate() {
-            thresholds[[t, i]] = c.threshold;
-        }
-    }
-    let (cuts, maps) = per_step.into_iter().unzip();
-    (
-        StepWeights {
-            log_rel: rows,
-            weight,
-            plausible_threshold: thresholds,
-        },
-        cuts,
-        maps,
-    )
-}
-
 fn finish(
     model: &Model,
     batch: &Batch<'_>,
     pending: Vec<Pending>,
-    red: &Reductions,
-    cuts: &[Vec<PlausibleCut>],
-    maps: &[usize],
+    reduced: &ReducedBatch,
     alphas: &Alphas,
 ) -> Vec<StepResult> {
     let n_alpha = alphas.len();
+    let (red, cuts, maps) = (&reduced.reductions, &reduced.cuts, &reduced.maps);
     pending
         .into_par_iter()
         .enumerate()

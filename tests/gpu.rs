@@ -52,7 +52,7 @@ fn cpu_engine() -> CpuEngine {
 fn weights_from(model: &Model, mut ll: Array2<f64>, alphas: &[f64]) -> StepWeights {
     let mut carry = model.hypotheses.log_prior();
     posterior::accumulate(&mut carry, ll.view_mut());
-    gpubound::audit::step_weights(ll, alphas).0
+    gpubound::posterior::step_weights(ll, alphas).0
 }
 
 fn close(gpu: f64, cpu: f64) -> bool {

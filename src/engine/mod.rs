@@ -222,13 +222,29 @@ pub struct PosteriorCarry<'a> {
     pub restart: &'a [bool],
 }
 
-/// What a backend that keeps the posterior on the device returns for a
-/// batch: the reductions, and per step the plausible-set cuts and the MAP.
+/// A batch's reductions, and per step the plausible-set cuts and the MAP:
+/// everything the estimators need.
 #[derive(Debug, Clone)]
-pub struct DevicePosterior {
+pub struct ReducedBatch {
     pub reductions: Reductions,
     pub cuts: Vec<Vec<crate::posterior::PlausibleCut>>,
     pub maps: Vec<usize>,
+}
+
+/// What `weigh_and_reduce` returns: the batch's reductions, the seconds of
+/// it spent on weights and cuts where that part ran on its own (0 where it
+/// was fused with the reductions), and buffers to recycle.
+pub struct WeighedBatch {
+    pub reduced: ReducedBatch,
+    pub posterior_seconds: f64,
+    pub spare: (Vec<f64>, Vec<f64>),
+}
+
+/// What a backend that keeps the posterior on the device returns for a
+/// batch.
+#[derive(Debug, Clone)]
+pub struct DevicePosterior {
+    pub reduced: ReducedBatch,
     /// where the time went: `likelihoods` is the device's pass from
     /// log-likelihoods to relative weights (one submission), `posterior` the
     /// plausible-set candidates and the host's cuts, `reduce` the reductions
@@ -248,6 +264,35 @@ pub trait PreparedBatch {
     }
     /// The reductions over hypotheses for every (step, candidate).
     fn reduce(&mut self, weights: &StepWeights, n_alpha: usize) -> Result<Reductions>;
+    /// From `rows`, the log posterior before each step (`steps × H`, from
+    /// the host's prefix sums): relative weights, plausible-set cuts and the
+    /// reductions. The default weighs the whole batch on the host
+    /// (`posterior::step_weights`) and calls `reduce`; the CPU engine fuses
+    /// the two one step at a time, so a step's row stays in cache.
+    /// `spare` is a recycled `steps × H` buffer.
+    fn weigh_and_reduce(
+        &mut self,
+        rows: Array2<f64>,
+        alphas: &[f64],
+        spare: Vec<f64>,
+    ) -> Result<WeighedBatch> {
+        let started = std::time::Instant::now();
+        let (weights, cuts, maps) = crate::posterior::step_weights_into(rows, alphas, spare);
+        let posterior_seconds = started.elapsed().as_secs_f64();
+        let reductions = self.reduce(&weights, alphas.len())?;
+        Ok(WeighedBatch {
+            reduced: ReducedBatch {
+                reductions,
+                cuts,
+                maps,
+            },
+            posterior_seconds,
+            spare: (
+                weights.log_rel.into_raw_vec_and_offset().0,
+                weights.weight.into_raw_vec_and_offset().0,
+            ),
+        })
+    }
     /// The posterior and the reductions together, for a backend that keeps
     /// the posterior where it computed the log-likelihoods (the GPU: then
     /// nothing of size steps × H crosses to the host). `None`: the host

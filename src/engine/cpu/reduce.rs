@@ -19,9 +19,10 @@ use rayon::prelude::*;
 use super::harm::HarmTable;
 use crate::engine::{Batch, CandidateTable, Reductions, StepWeights};
 use crate::model::Model;
+use crate::posterior;
 
 /// Per-step results, gathered into `Reductions` afterwards.
-struct StepReduction {
+pub(super) struct StepReduction {
     weight_sum: f64,
     weighted_log_rel: f64,
     weighted_harm: Vec<f64>,
@@ -40,35 +41,66 @@ pub fn reduce(
     let per_step: Vec<StepReduction> = (0..batch.steps.len())
         .into_par_iter()
         .map(|t| {
-            let table = &tables[batch.steps[t].table as usize];
-            let log_rel = weights.log_rel.row(t);
-            let weight = weights.weight.row(t);
-            let thresholds = weights.plausible_threshold.row(t);
-            let (log_rel, weight) = (
-                log_rel.as_slice().expect("row-major weights"),
-                weight.as_slice().expect("row-major weights"),
-            );
-            let thresholds = thresholds.as_slice().expect("row-major thresholds");
-            if !table.is_deferred() {
-                let full = FullView {
-                    log_rel,
-                    index: None,
-                    q: &|h, a| table.q(h, a),
-                };
-                reduce_step(table, log_rel, weight, thresholds, n_alpha, &full)
-            } else {
-                reduce_live(
-                    batch.model,
-                    &batch.tables[batch.steps[t].table as usize],
-                    log_rel,
-                    weight,
-                    thresholds,
-                    n_alpha,
-                )
-            }
+            let row = |a| row_of(a, t);
+            reduce_at(
+                batch,
+                tables,
+                t,
+                row(&weights.log_rel),
+                row(&weights.weight),
+                row(&weights.plausible_threshold),
+                n_alpha,
+                None,
+            )
         })
         .collect();
+    gather(batch, per_step, n_alpha)
+}
 
+fn row_of(a: &ndarray::Array2<f64>, t: usize) -> &[f64] {
+    a.row(t).to_slice().expect("row-major weights")
+}
+
+/// The reductions of step `t`, from its log relative weights, weights and
+/// plausible-set thresholds. `sums`: the row's `Σ w` and `Σ w·ℓ`
+/// (`posterior::weight_sums`) where the caller has them already.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn reduce_at(
+    batch: &Batch<'_>,
+    tables: &[std::sync::Arc<HarmTable>],
+    t: usize,
+    log_rel: &[f64],
+    weight: &[f64],
+    thresholds: &[f64],
+    n_alpha: usize,
+    sums: Option<(f64, f64)>,
+) -> StepReduction {
+    let table = &tables[batch.steps[t].table as usize];
+    if !table.is_deferred() {
+        let full = FullView {
+            log_rel,
+            index: None,
+            q: &|h, a| table.q(h, a),
+        };
+        reduce_step(table, log_rel, weight, thresholds, n_alpha, &full, sums)
+    } else {
+        reduce_live(
+            batch.model,
+            &batch.tables[batch.steps[t].table as usize],
+            log_rel,
+            weight,
+            thresholds,
+            n_alpha,
+        )
+    }
+}
+
+/// The per-step results, in the batch's flat layout.
+pub(super) fn gather(
+    batch: &Batch<'_>,
+    per_step: Vec<StepReduction>,
+    n_alpha: usize,
+) -> Reductions {
     let mut out = Reductions::with_capacity(batch.steps.len(), batch.n_candidates_total(), n_alpha);
     for s in per_step {
         out.weight_sum.push(s.weight_sum);
@@ -80,32 +112,6 @@ pub fn reduce(
         out.plausible_harm.extend(s.plausible_harm);
     }
     out
-}
-
-/// `Σ w` and `Σ w·ℓ` (zero weights skipped: ℓ may be −∞ there), in four
-/// interleaved partial sums (a fixed order, so results do not depend on
-/// batching or threads) so the adds do not wait on each other.
-fn weight_sums(weight: &[f64], log_rel: &[f64]) -> (f64, f64) {
-    let (mut sum, mut sum_l) = ([0.0f64; 4], [0.0f64; 4]);
-    let mut w4 = weight.chunks_exact(4);
-    let mut l4 = log_rel.chunks_exact(4);
-    for (w, l) in (&mut w4).zip(&mut l4) {
-        for k in 0..4 {
-            let live = w[k] > 0.0;
-            sum[k] += if live { w[k] } else { 0.0 };
-            sum_l[k] += if live { w[k] * l[k] } else { 0.0 };
-        }
-    }
-    for (&w, &l) in w4.remainder().iter().zip(l4.remainder()) {
-        if w > 0.0 {
-            sum[0] += w;
-            sum_l[0] += w * l;
-        }
-    }
-    (
-        (sum[0] + sum[1]) + (sum[2] + sum[3]),
-        (sum_l[0] + sum_l[1]) + (sum_l[2] + sum_l[3]),
-    )
 }
 
 /// What one step's scan reads.
@@ -342,9 +348,11 @@ fn reduce_live(
         thresholds,
         n_alpha,
         &full,
+        None,
     )
 }
 
+/// `sums`: `Σ w` and `Σ w·ℓ` over these rows where the caller has them.
 fn reduce_step(
     table: &HarmTable,
     log_rel: &[f64],
@@ -352,9 +360,11 @@ fn reduce_step(
     thresholds: &[f64],
     n_alpha: usize,
     full: &FullView<'_>,
+    sums: Option<(f64, f64)>,
 ) -> StepReduction {
     let a_count = table.n_candidates;
-    let (weight_sum, weighted_log_rel) = weight_sums(weight, log_rel);
+    let (weight_sum, weighted_log_rel) =
+        sums.unwrap_or_else(|| posterior::weight_sums(weight, log_rel));
     // α indices from the smallest set (highest threshold) to the largest
     let mut order: Vec<usize> = (0..n_alpha).collect();
     order.sort_by(|&a, &b| thresholds[b].total_cmp(&thresholds[a]));
@@ -481,7 +491,7 @@ mod tests {
                 index: None,
                 q: &|h, a| table.q(h, a),
             };
-            let got = reduce_step(&table, &log_rel, &weight, &thresholds, 3, &full);
+            let got = reduce_step(&table, &log_rel, &weight, &thresholds, 3, &full, None);
             for a in 0..a_count {
                 let (mut s, mut b, mut g, mut bq) = (0.0, -1.0, 0usize, 0.0);
                 let mut pm = [0.0f64; 3];

@@ -12,7 +12,7 @@ use super::{compose, BlockSums, COMMON};
 use std::time::Instant;
 
 use crate::audit::PhaseSeconds;
-use crate::engine::{DevicePosterior, PosteriorCarry};
+use crate::engine::{DevicePosterior, PosteriorCarry, ReducedBatch};
 use crate::posterior::{plausible_cuts, plausible_floor, CutScratch, PlausibleCut};
 use crate::Result;
 
@@ -373,9 +373,11 @@ impl super::GpuBatch<'_> {
         let reductions = acc.finish(batch, &maps);
         phases.posterior += lap();
         Ok(DevicePosterior {
-            reductions,
-            cuts,
-            maps,
+            reduced: ReducedBatch {
+                reductions,
+                cuts,
+                maps,
+            },
             phases,
         })
     }

@@ -1,0 +1,98 @@
+//! The CPU engine weighs and reduces a batch one step at a time
+//! (`PreparedBatch::weigh_and_reduce`); the result must be, to the bit, the
+//! whole-batch path every other backend uses (`posterior::step_weights`,
+//! then `reduce`).
+
+use gpubound::audit::{self, AuditSettings, StepResult};
+use gpubound::bench::{ModelFamily, Workload, WorkloadSpec};
+use gpubound::engine::cpu::CpuEngine;
+use gpubound::engine::{BackendInfo, Batch, Engine, PreparedBatch, Reductions, StepWeights};
+use gpubound::estimators::Alphas;
+use ndarray::Array2;
+
+/// The CPU engine with the trait's default `weigh_and_reduce`.
+struct WholeBatch(CpuEngine);
+
+struct WholeBatchPrepared<'a>(Box<dyn PreparedBatch + 'a>);
+
+impl Engine for WholeBatch {
+    fn info(&self) -> &BackendInfo {
+        self.0.info()
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        batch: &'a Batch<'a>,
+    ) -> gpubound::Result<Box<dyn PreparedBatch + 'a>> {
+        Ok(Box::new(WholeBatchPrepared(self.0.prepare(batch)?)))
+    }
+}
+
+impl PreparedBatch for WholeBatchPrepared<'_> {
+    fn log_likelihoods(&mut self) -> gpubound::Result<Array2<f64>> {
+        self.0.log_likelihoods()
+    }
+
+    fn reduce(&mut self, weights: &StepWeights, n_alpha: usize) -> gpubound::Result<Reductions> {
+        self.0.reduce(weights, n_alpha)
+    }
+}
+
+fn audit(workload: &Workload, engine: &dyn Engine) -> Vec<StepResult> {
+    let settings = AuditSettings {
+        alphas: Alphas::new(vec![1e-5, 1e-3, 0.1, 0.5, 1.0], 1.0 / 729.0).unwrap(),
+        shared_world: false,
+        // several batches, so recycled buffers are exercised too
+        batch_elements: workload.model.hypotheses.len() * 37,
+    };
+    let mut out = Vec::new();
+    audit::run(
+        &mut workload.source(),
+        engine,
+        &settings,
+        |s| {
+            out.push(s);
+            Ok(())
+        },
+        |_| {},
+    )
+    .unwrap();
+    out
+}
+
+fn spec(model: ModelFamily, contextual: bool, stream_length: usize) -> WorkloadSpec {
+    WorkloadSpec {
+        hypotheses: 729,
+        steps: 300,
+        actions: 7,
+        dim: 3,
+        model,
+        stream_length,
+        contextual,
+        seed: 5,
+    }
+}
+
+#[test]
+fn fused_weighing_equals_the_whole_batch_path_to_the_bit() {
+    for (model, contextual, stream_length) in [
+        (ModelFamily::Gaussian, false, 300),
+        (ModelFamily::Gaussian, false, 25),
+        (ModelFamily::Bernoulli, false, 300),
+        (ModelFamily::Gaussian, true, 300),
+        (ModelFamily::Bernoulli, true, 40),
+    ] {
+        let w = Workload::generate(&spec(model, contextual, stream_length)).unwrap();
+        let fused = audit(&w, &CpuEngine::new());
+        let whole = audit(&w, &WholeBatch(CpuEngine::new()));
+        assert_eq!(fused.len(), 300);
+        let name = &w.description;
+        for (f, g) in fused.iter().zip(&whole) {
+            assert_eq!(f.posterior, g.posterior, "{name}: step {}", f.record.step);
+            assert_eq!(f.candidates, g.candidates, "{name}: step {}", f.record.step);
+        }
+        // the posterior moved: the comparison is not between two priors
+        let last = fused.last().unwrap();
+        assert!(last.posterior.map_probability > 1.5 / 729.0, "{name}");
+    }
+}

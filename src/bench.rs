@@ -12,7 +12,7 @@ use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
 use crate::audit::{self, AuditSettings, EventSource, PhaseSeconds};
-use crate::engine::{BackendInfo, CandidateTable, Engine};
+use crate::engine::{BackendInfo, CandidateTable, Engine, KernelTime};
 use crate::estimators::Alphas;
 use crate::log::{LogEvent, StepRecord, StreamInfo};
 use crate::model::{HypothesisList, HypothesisSpace, Model, ObservationModel};
@@ -283,6 +283,10 @@ pub struct BackendTiming {
     pub batch_elements: usize,
     /// where a run's time goes, averaged over the timed runs
     pub phase_seconds: PhaseSeconds,
+    /// device seconds per kernel and run (`--kernel-times`, on a GPU with
+    /// timestamp queries)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_seconds: Option<Vec<KernelTime>>,
 }
 
 /// Times `runs` full audits after one warm-up run, in batches of
@@ -297,6 +301,7 @@ pub fn time_backend(
 ) -> Result<BackendTiming> {
     let batch_elements = batch_elements.unwrap_or_else(|| engine.preferred_batch_elements());
     let (checksum, _, _) = workload.audit_once(engine, alphas, batch_elements)?;
+    engine.take_kernel_times();
     tick();
     let mut seconds = Vec::with_capacity(runs);
     let mut phase_seconds = PhaseSeconds::default();
@@ -307,6 +312,13 @@ pub fn time_backend(
         tick();
     }
     let phase_seconds = phase_seconds.scaled(1.0 / seconds.len() as f64);
+    let kernel_seconds = engine.take_kernel_times().map(|mut times| {
+        for k in &mut times {
+            k.seconds /= seconds.len() as f64;
+            k.dispatches /= seconds.len() as u64;
+        }
+        times
+    });
     let mut rates: Vec<f64> = seconds
         .iter()
         .map(|s| workload.triples as f64 / s)
@@ -322,5 +334,6 @@ pub fn time_backend(
         checksum,
         batch_elements,
         phase_seconds,
+        kernel_seconds,
     })
 }

@@ -167,6 +167,11 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also time every GPU kernel with timestamp queries (where the adapter
+    /// has them), and say where the device's time goes. Each submission
+    /// then waits for its times, so the overall figure is a little lower.
+    #[arg(long)]
+    pub kernel_times: bool,
     #[command(flatten)]
     pub backend: BackendArgs,
     #[arg(long, short)]

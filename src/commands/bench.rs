@@ -36,7 +36,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         engines.push(Box::new(CpuEngine::new()));
     }
     if args.backend.backend != BackendChoice::Cpu {
-        match GpuEngine::new() {
+        let gpu = if args.kernel_times {
+            GpuEngine::timed()
+        } else {
+            GpuEngine::new()
+        };
+        match gpu {
             Ok(g) => engines.push(Box::new(g)),
             Err(e) if args.backend.backend == BackendChoice::Gpu => return Err(e.into()),
             Err(e) => unavailable.push(e.to_string()),
@@ -103,6 +108,26 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             1e3 * p.setup,
             t.batch_elements
         );
+        match &t.kernel_seconds {
+            Some(times) => {
+                for k in times {
+                    println!(
+                        "{:<60} kernel {:<20} {:>9.3} ms per run, {} dispatches",
+                        "",
+                        k.kernel,
+                        1e3 * k.seconds,
+                        k.dispatches
+                    );
+                }
+            }
+            None if args.kernel_times && t.backend.kind == crate::engine::Backend::Gpu => {
+                println!(
+                    "{:<60} kernel times: this adapter has no timestamp queries",
+                    ""
+                );
+            }
+            None => {}
+        }
     }
     if let Some(x) = speedup {
         println!("speed-up gpu over cpu: {x:.2}x");

@@ -211,6 +211,20 @@ pub trait Engine: Send + Sync {
     }
     /// Builds what the batch's kernels need (harm tables, buffers).
     fn prepare<'a>(&'a self, batch: &'a Batch<'a>) -> Result<Box<dyn PreparedBatch + 'a>>;
+    /// Device seconds per kernel since the last call, for a backend built
+    /// to time them (`GpuEngine::timed`); `None` otherwise.
+    fn take_kernel_times(&self) -> Option<Vec<KernelTime>> {
+        None
+    }
+}
+
+/// One kernel's share of the device's time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KernelTime {
+    /// the pipeline's name, e.g. `posterior prefix`
+    pub kernel: String,
+    pub seconds: f64,
+    pub dispatches: u64,
 }
 
 /// The host's side of a posterior kept on the device.

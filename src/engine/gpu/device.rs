@@ -11,6 +11,7 @@
 
 use std::sync::{mpsc, Arc, Mutex};
 
+use crate::engine::KernelTime;
 use crate::{Error, Result};
 
 /// An open device, the adapter it came from, and a record of the errors the
@@ -26,7 +27,29 @@ pub struct Gpu {
     /// reused (creating one per readback costs more than the copy on some
     /// drivers)
     staging: Mutex<Option<wgpu::Buffer>>,
+    /// GPU time per kernel, when asked for and the adapter has timestamps
+    clock: Option<Mutex<KernelClock>>,
 }
+
+/// Timestamp queries around every dispatch, so `gpubound bench
+/// --kernel-times` can say where the device's time goes. Pass `i` since the
+/// last submission writes queries `2i` and `2i + 1`; submitting resolves
+/// them and adds each pass's time to its kernel's total.
+struct KernelClock {
+    queries: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    /// the kernel (pipeline label) of each pipeline
+    names: std::collections::HashMap<wgpu::ComputePipeline, String>,
+    /// the kernel of each pass since the last submission
+    pending: Vec<String>,
+    /// seconds and dispatches per kernel
+    totals: std::collections::BTreeMap<String, (f64, u64)>,
+    /// nanoseconds per timestamp tick
+    period: f64,
+}
+
+/// Passes timed per submission; later ones in the same submission are not.
+const TIMED_PASSES: u32 = 1024;
 
 /// Which adapters `open` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +130,10 @@ pub fn api_name(backend: wgpu::Backend) -> &'static str {
 }
 
 impl Gpu {
-    /// Finds the best adapter the policy allows and opens a device on it.
-    pub fn open(policy: AdapterPolicy) -> Result<Gpu> {
+    /// Finds the best adapter the policy allows and opens a device on it;
+    /// with `kernel_times`, one that times every dispatch where the adapter
+    /// has timestamp queries.
+    pub fn open(policy: AdapterPolicy, kernel_times: bool) -> Result<Gpu> {
         let backends = backends();
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends,
@@ -146,9 +171,15 @@ impl Gpu {
         };
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let timestamps =
+            kernel_times && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("gpubound"),
-            required_features: wgpu::Features::empty(),
+            required_features: if timestamps {
+                wgpu::Features::TIMESTAMP_QUERY
+            } else {
+                wgpu::Features::empty()
+            },
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -160,6 +191,25 @@ impl Gpu {
                 v.push(e.to_string());
             }
         }));
+        let clock = timestamps.then(|| {
+            Mutex::new(KernelClock {
+                queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("kernel times"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2 * TIMED_PASSES,
+                }),
+                resolved: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("kernel times"),
+                    size: 16 * TIMED_PASSES as u64,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                }),
+                names: Default::default(),
+                pending: Vec::new(),
+                totals: Default::default(),
+                period: queue.get_timestamp_period() as f64,
+            })
+        });
         Ok(Gpu {
             device,
             queue,
@@ -167,7 +217,24 @@ impl Gpu {
             limits,
             errors,
             staging: Mutex::new(None),
+            clock,
         })
+    }
+
+    /// GPU seconds and dispatches per kernel since the last call, slowest
+    /// first; `None` when this device does not time its kernels.
+    pub fn take_kernel_times(&self) -> Option<Vec<KernelTime>> {
+        let mut clock = self.clock.as_ref()?.lock().ok()?;
+        let mut out: Vec<KernelTime> = std::mem::take(&mut clock.totals)
+            .into_iter()
+            .map(|(kernel, (seconds, dispatches))| KernelTime {
+                kernel,
+                seconds,
+                dispatches,
+            })
+            .collect();
+        out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        Some(out)
     }
 
     /// Returns the first error the device reported since the last check.
@@ -230,6 +297,11 @@ impl Gpu {
                 cache: None,
             });
         self.check(&format!("building the {label} pipeline"))?;
+        if let Some(clock) = &self.clock {
+            if let Ok(mut c) = clock.lock() {
+                c.names.insert(p.clone(), label.to_string());
+            }
+        }
         Ok(p)
     }
 
@@ -308,7 +380,23 @@ impl Gpu {
         group: &wgpu::BindGroup,
         (x, y): (u32, u32),
     ) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        let mut clock = self.clock.as_ref().and_then(|c| c.lock().ok());
+        let timed = clock.as_mut().and_then(|c| {
+            let i = c.pending.len() as u32;
+            (i < TIMED_PASSES).then(|| {
+                let name = c.names.get(pipeline).cloned().unwrap_or_default();
+                c.pending.push(name);
+                i
+            })
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: timed.map(|i| wgpu::ComputePassTimestampWrites {
+                query_set: &clock.as_ref().expect("timed passes have a clock").queries,
+                beginning_of_pass_write_index: Some(2 * i),
+                end_of_pass_write_index: Some(2 * i + 1),
+            }),
+        });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, group, &[]);
         pass.dispatch_workgroups(x, y, 1);
@@ -334,9 +422,50 @@ impl Gpu {
             .expect("one buffer read"))
     }
 
+    /// Submits `encoder` without waiting (unless its kernels are timed: then
+    /// it waits for their times).
+    pub fn submit(&self, encoder: wgpu::CommandEncoder, context: &str) -> Result<()> {
+        if self.clock.is_some() {
+            self.submit_and_read_many(encoder, &[], context)?;
+        } else {
+            self.queue.submit(Some(encoder.finish()));
+        }
+        Ok(())
+    }
+
     /// Submits `encoder` after copying the first `size` bytes of each buffer
     /// into one mappable buffer, waits once, and returns each one's bytes.
     pub fn submit_and_read_many(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        sources: &[(&wgpu::Buffer, u64)],
+        context: &str,
+    ) -> Result<Vec<Vec<u8>>> {
+        // the timed passes' timestamps come back with the results
+        let mut clock = self.clock.as_ref().and_then(|c| c.lock().ok());
+        let timed = clock.as_ref().map_or(0, |c| c.pending.len() as u64);
+        let mut sources = sources.to_vec();
+        if let Some(c) = clock.as_ref().filter(|_| timed > 0) {
+            encoder.resolve_query_set(&c.queries, 0..2 * timed as u32, &c.resolved, 0);
+            sources.push((&c.resolved, 16 * timed));
+        }
+        let mut out = self.submit_and_read_sources(encoder, &sources, context)?;
+        if let Some(c) = clock.as_mut().filter(|_| timed > 0) {
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&out.pop().expect("timestamps"));
+            for (name, pair) in std::mem::take(&mut c.pending)
+                .into_iter()
+                .zip(ticks.chunks(2))
+            {
+                let ns = pair[1].saturating_sub(pair[0]) as f64 * c.period;
+                let total = c.totals.entry(name).or_insert((0.0, 0));
+                total.0 += ns * 1e-9;
+                total.1 += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    fn submit_and_read_sources(
         &self,
         mut encoder: wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, u64)],
@@ -347,6 +476,14 @@ impl Gpu {
             .map(|&(_, s)| s.max(4).next_multiple_of(4))
             .collect();
         let total: u64 = sizes.iter().sum();
+        if total == 0 {
+            self.queue.submit(Some(encoder.finish()));
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu(format!("{context}: waiting for the device: {e}")))?;
+            self.check(context)?;
+            return Ok(Vec::new());
+        }
         let mut cached = self
             .staging
             .lock()

@@ -57,8 +57,8 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use super::{
-    Backend, BackendInfo, Batch, CandidateTable, DevicePosterior, Engine, PosteriorCarry,
-    PreparedBatch, Reductions, StepWeights,
+    Backend, BackendInfo, Batch, CandidateTable, DevicePosterior, Engine, KernelTime,
+    PosteriorCarry, PreparedBatch, Reductions, StepWeights,
 };
 use crate::model::{HypothesisSpace, Model, ObservationModel};
 use crate::{Error, Result};
@@ -250,8 +250,19 @@ impl GpuEngine {
         Self::with_policy(AdapterPolicy::HardwareOnly)
     }
 
+    /// Any adapter, timing every kernel where the adapter has timestamp
+    /// queries (`gpubound bench --kernel-times`; each submission then
+    /// waits for its times).
+    pub fn timed() -> Result<Self> {
+        Self::open(AdapterPolicy::Any, true)
+    }
+
     pub fn with_policy(policy: AdapterPolicy) -> Result<Self> {
-        let gpu = Gpu::open(policy)?;
+        Self::open(policy, false)
+    }
+
+    fn open(policy: AdapterPolicy, kernel_times: bool) -> Result<Self> {
+        let gpu = Gpu::open(policy, kernel_times)?;
         let a = &gpu.adapter;
         let info = BackendInfo {
             kind: Backend::Gpu,
@@ -388,6 +399,10 @@ impl GpuEngine {
 impl Engine for GpuEngine {
     fn info(&self) -> &BackendInfo {
         &self.info
+    }
+
+    fn take_kernel_times(&self) -> Option<Vec<KernelTime>> {
+        self.gpu.take_kernel_times()
     }
 
     /// A hardware GPU needs big batches to hide each batch's round trips
@@ -611,7 +626,7 @@ impl<'a> GpuBatch<'a> {
                     wx: p.buffer("wx").unwrap(),
                 },
             )?;
-            gpu.queue.submit(Some(enc.finish()));
+            gpu.submit(enc, "computing harm tables")?;
         }
         gpu.check("computing harm tables")?;
         state.resident = Some(Resident {

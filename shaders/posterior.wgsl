@@ -54,7 +54,13 @@ fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
+// Steps whose log-likelihoods `prefix` loads before it adds any of them.
+const PREFIX_UNROLL: u32 = 8u;
+
 // One thread per hypothesis walks the chunk's steps in order, as the twin.
+// The walk is a chain of dependent adds, so the loads of PREFIX_UNROLL steps
+// are issued together first: one memory latency per group of steps instead
+// of one per step (the kernel was latency-bound at H ~ 10^5).
 @compute @workgroup_size(256)
 fn prefix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     opaque_bits = u.zero;
@@ -63,16 +69,31 @@ fn prefix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     var c = carry[h];
-    for (var t = 0u; t < u.n_steps; t = t + 1u) {
-        if (restart[t] != 0u) {
-            c = prior[h];
+    let p = prior[h];
+    var t = 0u;
+    var ll: array<vec2<f32>, PREFIX_UNROLL>;
+    loop {
+        let n = min(PREFIX_UNROLL, u.n_steps - t);
+        if (n == 0u) {
+            break;
         }
-        let i = t * u.h_count + h;
-        let ll = post[i];
-        post[i] = c;
-        if (c.x > LOG_ZERO) {
-            c = df_add(c, ll);
+        for (var k = 0u; k < PREFIX_UNROLL; k = k + 1u) {
+            if (k < n) {
+                ll[k] = post[(t + k) * u.h_count + h];
+            }
         }
+        for (var k = 0u; k < PREFIX_UNROLL; k = k + 1u) {
+            if (k < n) {
+                if (restart[t + k] != 0u) {
+                    c = p;
+                }
+                post[(t + k) * u.h_count + h] = c;
+                if (c.x > LOG_ZERO) {
+                    c = df_add(c, ll[k]);
+                }
+            }
+        }
+        t = t + n;
     }
     carry[h] = c;
 }
@@ -108,10 +129,111 @@ fn step_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     lane_max[i] = vec4<u32>(bitcast<u32>(best.x), bitcast<u32>(best.y), arg, 0u);
 }
 
-// One thread per step: the lanes' maxima merged, the lowest hypothesis on
-// ties (the host's StepMax::merge), so that one record per step crosses.
+// (value hi bits, lo bits, hypothesis) of the larger of two lane maxima,
+// the lower hypothesis on ties (the host's StepMax::merge); a hypothesis of
+// 0xffffffff marks an empty lane.
+fn max_of(a: vec4<u32>, b: vec4<u32>) -> vec4<u32> {
+    if (b.z == 0xffffffffu) {
+        return a;
+    }
+    if (a.z == 0xffffffffu) {
+        return b;
+    }
+    let va = vec2<f32>(bitcast<f32>(a.x), bitcast<f32>(a.y));
+    let vb = vec2<f32>(bitcast<f32>(b.x), bitcast<f32>(b.y));
+    if (df_greater(vb, va) || (vb.x == va.x && vb.y == va.y && b.z < a.z)) {
+        return b;
+    }
+    return a;
+}
+
+var<workgroup> lane_best: array<vec4<u32>, 256>;
+
+// One workgroup per step: its threads merge the lanes' maxima in a tree (the
+// merge is associative: larger value, then lower hypothesis), so that one
+// record per step crosses. A thread per step walking thousands of lanes
+// took a millisecond per batch at H = 10^6.
 @compute @workgroup_size(256)
-fn merge_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn merge_max(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    opaque_bits = u.zero;
+    let t = wid.x + wid.y * nwg.x;
+    // uniform per workgroup: whole workgroups return, barriers stay uniform
+    if (t >= u.n_steps) {
+        return;
+    }
+    var best = vec4<u32>(0u, 0u, 0xffffffffu, 0u);
+    for (var j = lid.x; j < u.lanes; j = j + 256u) {
+        best = max_of(best, lane_max[t * u.lanes + j]);
+    }
+    lane_best[lid.x] = best;
+    for (var s = 128u; s > 0u; s = s >> 1u) {
+        workgroupBarrier();
+        if (lid.x < s) {
+            lane_best[lid.x] = max_of(lane_best[lid.x], lane_best[lid.x + s]);
+        }
+    }
+    if (lid.x == 0u) {
+        let b = lane_best[0];
+        var out = b;
+        if (b.z == 0xffffffffu) {
+            out = vec4<u32>(bitcast<u32>(NEG_HUGE), 0u, 0xffffffffu, 0u);
+        }
+        step_best[t] = vec4<u32>(out.x, out.y, out.z, 0u);
+    }
+}
+
+var<workgroup> run_top: array<f32, 256>;
+
+// One thread per (step, hypothesis), the steps padded to whole runs of RUN
+// so a workgroup holds whole runs: l = L - max, the largest l of each run
+// (reduce.wgsl passes over runs of negligible weight without reading them),
+// and the hypotheses that can be in a plausible set are appended to
+// `candidates` (in no order).
+@compute @workgroup_size(256)
+fn relative(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    opaque_bits = u.zero;
+    let i = flat_id(gid, nwg);
+    let n_runs = (u.h_count + RUN - 1u) / RUN;
+    let padded = n_runs * RUN;
+    let t = i / padded;
+    let h = i - t * padded;
+    let live = t < u.n_steps && h < u.h_count;
+    var top = NEG_HUGE;
+    if (live) {
+        let mb = step_best[t];
+        let m = vec2<f32>(bitcast<f32>(mb.x), bitcast<f32>(mb.y));
+        let k = t * u.h_count + h;
+        let v = post[k];
+        var l = vec2<f32>(NEG_HUGE, 0.0);
+        if (v.x > LOG_ZERO) {
+            l = df_add(v, -m);
+        }
+        post[k] = l;
+        top = l.x;
+        if (l.x >= u.cut) {
+            let slot = atomicAdd(&found[0], 1u);
+            if (slot < u.capacity) {
+                candidates[slot] = vec4<u32>(t, h, bitcast<u32>(l.x), bitcast<u32>(l.y));
+            }
+        }
+    }
+    // every thread reaches the barriers (no early return above)
+    run_top[lid.x] = top;
+    for (var s = RUN / 2u; s > 0u; s = s >> 1u) {
+        workgroupBarrier();
+        if (lid.x % RUN < s) {
+            run_top[lid.x] = max(run_top[lid.x], run_top[lid.x + s]);
+        }
+    }
+    if (lid.x % RUN == 0u && t < u.n_steps) {
+        run_max[t * n_runs + h / RUN] = run_top[lid.x];
+    }
+}
+
+// merge_max for software renderers (lavapipe, llvmpipe), which run
+// barriers slowly: one thread per step walks its lanes.
+@compute @workgroup_size(256)
+fn merge_max_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     opaque_bits = u.zero;
     let t = flat_id(gid, nwg);
     if (t >= u.n_steps) {
@@ -131,12 +253,10 @@ fn merge_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     step_best[t] = vec4<u32>(bitcast<u32>(best.x), bitcast<u32>(best.y), arg, 0u);
 }
 
-// One thread per (step, run of RUN hypotheses): l = L - max, the largest l
-// of the run (reduce.wgsl passes over runs of negligible weight without
-// reading them), and the hypotheses that can be in a plausible set are
-// appended to `candidates` (in no order).
+// relative for software renderers: one thread per (step, run of RUN
+// hypotheses) walks the run, no barriers.
 @compute @workgroup_size(256)
-fn relative(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn relative_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     opaque_bits = u.zero;
     let i = flat_id(gid, nwg);
     let n_runs = (u.h_count + RUN - 1u) / RUN;

@@ -179,12 +179,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 // per step: sum e^l and sum e^l l over all blocks, as double-f32s
 @group(0) @binding(11) var<storage, read_write> step_merged: array<vec4<f32>>;
 
-// The blocks of each candidate combined on the device (one thread per
-// candidate, in block order, as the host did), so that one record per
-// candidate crosses to the host: sums in double-f32, the argmax by higher
-// score, then larger q, then lower h (reduce::Best::merge), max q per alpha.
+// merge for software renderers (lavapipe, llvmpipe), which run barriers
+// slowly: the blocks of each candidate combined by one thread, in block
+// order, so that one record per candidate crosses to the host: sums in
+// double-f32, the argmax by higher score, then larger q, then lower h
+// (reduce::Best::merge), max q per alpha.
 @compute @workgroup_size(64)
-fn merge(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn merge_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     opaque_bits = u.model.zero;
     let c = gid.x + gid.y * nwg.x * 64u;
     if (c >= u.n_records) {
@@ -238,5 +239,113 @@ fn merge(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
             swl = df_add(swl, vec2<f32>(v.y, 0.0));
         }
         step_merged[cd.x] = vec4<f32>(sw.x, sw.y, swl.x, swl.y);
+    }
+}
+
+// (score bits, q bits, h) of b beats a: higher score, then larger q, then
+// lower h; h = NO_HYPOTHESIS is no record (reduce::Best::merge).
+fn beats(b: vec4<u32>, a: vec4<u32>) -> bool {
+    if (b.z == NO_HYPOTHESIS) {
+        return false;
+    }
+    if (a.z == NO_HYPOTHESIS) {
+        return true;
+    }
+    let sa = bitcast<f32>(a.x);
+    let sb = bitcast<f32>(b.x);
+    let qa = bitcast<f32>(a.y);
+    let qb = bitcast<f32>(b.y);
+    return sb > sa || (sb == sa && (qb > qa || (qb == qa && b.z < a.z)));
+}
+
+var<workgroup> m_sum: array<vec2<f32>, 64>;
+// score bits, q bits, h, l hi bits
+var<workgroup> m_best: array<vec4<u32>, 64>;
+var<workgroup> m_best_lo: array<u32, 64>;
+var<workgroup> m_pm: array<array<f32, N_ALPHA>, 64>;
+// the step's sum e^l and sum e^l l, as double-f32s
+var<workgroup> m_step: array<vec4<f32>, 64>;
+
+// The blocks of each candidate combined on the device by a workgroup: each
+// thread merges every 64th block, then a tree merges the threads (every
+// part of the merge is associative), so that one record per candidate
+// crosses to the host. Same record as merge_serial; the sums' rounding may
+// differ in the last double-f32 bits. One thread per candidate took longer
+// than the reduction itself at H = 10^6.
+@compute @workgroup_size(64)
+fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    opaque_bits = u.model.zero;
+    let c = wid.x + wid.y * nwg.x;
+    // uniform per workgroup: whole workgroups return, barriers stay uniform
+    if (c >= u.n_records) {
+        return;
+    }
+    let cd = cands[c];
+    let me = lid.x;
+    var sum = vec2<f32>(0.0, 0.0);
+    var best = vec4<u32>(bitcast<u32>(NEG_HUGE), 0u, NO_HYPOTHESIS, 0u);
+    var best_lo = 0u;
+    var pm: array<f32, N_ALPHA>;
+    for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+        pm[k] = 0.0;
+    }
+    var sw = vec2<f32>(0.0, 0.0);
+    var swl = vec2<f32>(0.0, 0.0);
+    for (var b = me; b < u.n_blocks; b = b + 64u) {
+        let o = (c * u.n_blocks + b) * STRIDE;
+        sum = df_add(sum, vec2<f32>(bitcast<f32>(cand_out[o]), 0.0));
+        let r = vec4<u32>(cand_out[o + 1u], cand_out[o + 2u], cand_out[o + 3u], cand_out[o + 4u]);
+        if (beats(r, best)) {
+            best = r;
+            best_lo = cand_out[o + 5u];
+        }
+        for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+            pm[k] = max(pm[k], bitcast<f32>(cand_out[o + 7u + k]));
+        }
+        if (cd.z != 0u) {
+            let v = step_out[cd.x * u.n_blocks + b];
+            sw = df_add(sw, vec2<f32>(v.x, 0.0));
+            swl = df_add(swl, vec2<f32>(v.y, 0.0));
+        }
+    }
+    m_sum[me] = sum;
+    m_best[me] = best;
+    m_best_lo[me] = best_lo;
+    m_pm[me] = pm;
+    m_step[me] = vec4<f32>(sw, swl);
+    for (var s = 32u; s > 0u; s = s >> 1u) {
+        workgroupBarrier();
+        if (me < s) {
+            let o = me + s;
+            m_sum[me] = df_add(m_sum[me], m_sum[o]);
+            if (beats(m_best[o], m_best[me])) {
+                m_best[me] = m_best[o];
+                m_best_lo[me] = m_best_lo[o];
+            }
+            for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+                m_pm[me][k] = max(m_pm[me][k], m_pm[o][k]);
+            }
+            let a = m_step[me];
+            let b = m_step[o];
+            m_step[me] = vec4<f32>(df_add(a.xy, b.xy), df_add(a.zw, b.zw));
+        }
+    }
+    if (me == 0u) {
+        let m = c * STRIDE;
+        let total = m_sum[0];
+        let b = m_best[0];
+        cand_merged[m] = bitcast<u32>(total.x);
+        cand_merged[m + 1u] = b.x;
+        cand_merged[m + 2u] = b.y;
+        cand_merged[m + 3u] = b.z;
+        cand_merged[m + 4u] = b.w;
+        cand_merged[m + 5u] = m_best_lo[0];
+        cand_merged[m + 6u] = bitcast<u32>(total.y);
+        for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+            cand_merged[m + 7u + k] = bitcast<u32>(m_pm[0][k]);
+        }
+        if (cd.z != 0u) {
+            step_merged[cd.x] = m_step[0];
+        }
     }
 }

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use gpubound::audit::{self, AuditSettings, AuditTotals, StepResult};
 use gpubound::engine::cpu::{self, CpuEngine};
-use gpubound::engine::gpu::GpuEngine;
+use gpubound::engine::gpu::{GpuEngine, KernelShape};
 use gpubound::engine::{Batch, BatchStep, CandidateTable, Engine, Reductions, StepWeights};
 use gpubound::estimators::Alphas;
 use gpubound::log::LogReader;
@@ -38,6 +38,21 @@ fn gpu() -> &'static GpuEngine {
             "the GPU tests need a wgpu adapter and found none ({e}). Install a Vulkan driver \
              (mesa-vulkan-drivers provides lavapipe) or run with WGPU_BACKEND=gl for llvmpipe."
         ),
+    }
+}
+
+/// An engine whose kernels have this shape whatever the adapter's kind, so
+/// both shapes run on every adapter (lavapipe's own is `Serial`).
+fn gpu_shaped(shape: KernelShape) -> &'static GpuEngine {
+    static SERIAL: OnceLock<Result<GpuEngine, String>> = OnceLock::new();
+    static PARALLEL: OnceLock<Result<GpuEngine, String>> = OnceLock::new();
+    let cell = match shape {
+        KernelShape::Serial => &SERIAL,
+        KernelShape::Parallel => &PARALLEL,
+    };
+    match cell.get_or_init(|| GpuEngine::with_shape(shape).map_err(|e| e.to_string())) {
+        Ok(g) => g,
+        Err(e) => panic!("the GPU tests need a wgpu adapter and found none ({e})"),
     }
 }
 
@@ -758,29 +773,37 @@ fn audit_both_totals(
     (Vec<StepResult>, AuditTotals),
     (Vec<StepResult>, AuditTotals),
 ) {
-    let run = |engine: &dyn Engine| {
-        let mut reader = LogReader::new(
-            "test.jsonl",
-            log.as_bytes(),
-            std::path::Path::new("."),
-            None,
-        )
-        .expect("valid log");
-        let mut out = Vec::new();
-        let totals = audit::run(
-            &mut reader,
-            engine,
-            settings,
-            |s| {
-                out.push(s);
-                Ok(())
-            },
-            |_| {},
-        )
-        .unwrap_or_else(|e| panic!("audit on {}: {e}", engine.info()));
-        (out, totals)
-    };
-    (run(&cpu_engine()), run(gpu()))
+    (
+        audit_on(&cpu_engine(), log, settings),
+        audit_on(gpu(), log, settings),
+    )
+}
+
+fn audit_on(
+    engine: &dyn Engine,
+    log: &str,
+    settings: &AuditSettings,
+) -> (Vec<StepResult>, AuditTotals) {
+    let mut reader = LogReader::new(
+        "test.jsonl",
+        log.as_bytes(),
+        std::path::Path::new("."),
+        None,
+    )
+    .expect("valid log");
+    let mut out = Vec::new();
+    let totals = audit::run(
+        &mut reader,
+        engine,
+        settings,
+        |s| {
+            out.push(s);
+            Ok(())
+        },
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("audit on {}: {e}", engine.info()));
+    (out, totals)
 }
 
 fn compare_steps(name: &str, cpu: &[StepResult], gpu: &[StepResult]) {
@@ -1013,17 +1036,20 @@ fn json_rows(rows: impl IntoIterator<Item = Vec<f64>>) -> String {
     format!("[{}]", rows.join(","))
 }
 
-/// Audits `log` on both engines, checks the GPU kept the posterior on the
-/// device, and compares every step.
+/// Audits `log` on the CPU engine and on the GPU with kernels of both shapes,
+/// checks the GPU kept the posterior on the device, and compares every step.
 fn compare_device_posterior(name: &str, log: &str, settings: &AuditSettings) {
-    let ((c, ct), (g, gt)) = audit_both_totals(log, settings);
+    let (c, ct) = audit_on(&cpu_engine(), log, settings);
     assert_eq!(ct.device_posterior_batches, 0, "{name}: the CPU engine");
-    assert!(
-        gt.device_posterior_batches > 1,
-        "{name}: the GPU engine kept the posterior on the device in {} batches",
-        gt.device_posterior_batches
-    );
-    compare_steps(name, &c, &g);
+    for shape in [KernelShape::Serial, KernelShape::Parallel] {
+        let (g, gt) = audit_on(gpu_shaped(shape), log, settings);
+        assert!(
+            gt.device_posterior_batches > 1,
+            "{name} ({shape:?}): the GPU engine kept the posterior on the device in {} batches",
+            gt.device_posterior_batches
+        );
+        compare_steps(&format!("{name} ({shape:?})"), &c, &g);
+    }
 }
 
 #[test]
@@ -1118,6 +1144,38 @@ fn device_posterior_on_a_contextual_bernoulli_log_with_a_prior() {
         batch_elements: 1 << 14,
     };
     compare_device_posterior("contextual bernoulli", &log, &settings);
+}
+
+#[test]
+fn device_posterior_merges_many_blocks_per_candidate() {
+    // 3^11 = 177,147 hypotheses: 44 reduce blocks per candidate on the
+    // serial shape, 87 on the parallel one, so the workgroup merges combine
+    // blocks in several threads and then in a tree; the MAP sits in a late
+    // block. Short streams keep the posterior wide.
+    let mut r = rng(23);
+    let mut log = String::from(
+        "{\"type\":\"model\",\"hypotheses\":{\"kind\":\"grid\",\"k\":3,\"d\":11},\
+         \"observation\":{\"kind\":\"gaussian\",\"sigma\":1.5,\"harm_threshold\":6.0}}\n",
+    );
+    for s in 0..3 {
+        let table =
+            json_rows((0..6).map(|_| (0..11).map(|_| r.random_range(0..3) as f64).collect()));
+        log += &format!(
+            "{{\"type\":\"stream\",\"id\":\"s{s}\",\"candidates\":{table},\"true_hypothesis\":{}}}\n",
+            177_146 - s
+        );
+        for _ in 0..14 {
+            let a = r.random_range(0..6usize);
+            let y: f64 = r.random_range(8.0..14.0);
+            log += &format!("{{\"type\":\"step\",\"action\":{a},\"outcome\":{y}}}\n");
+        }
+    }
+    let settings = AuditSettings {
+        alphas: Alphas::new(ALPHAS.to_vec(), 1.0 / 177_147.0).unwrap(),
+        shared_world: false,
+        batch_elements: 177_147 * 16,
+    };
+    compare_device_posterior("many blocks", &log, &settings);
 }
 
 #[test]

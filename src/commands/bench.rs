@@ -112,7 +112,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             Some(times) => {
                 for k in times {
                     println!(
-                        "{:<60} kernel {:<20} {:>9.3} ms per run, {} dispatches",
+                        "{:<60} kernel {:<32} {:>9.3} ms per run, {} dispatches",
                         "",
                         k.kernel,
                         1e3 * k.seconds,

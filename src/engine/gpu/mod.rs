@@ -184,6 +184,18 @@ pub struct GpuEngine {
     state: Mutex<State>,
 }
 
+/// How the kernels divide their work. A software renderer (lavapipe,
+/// llvmpipe) runs a workgroup's threads as loops on one CPU core, where
+/// barriers and workgroup memory cost more than they save: there each thread
+/// walks a long run on its own (`Serial`). A GPU needs many threads per step
+/// and merges with workgroup trees (`Parallel`). Both compute the same
+/// results; the adapter's kind picks one, and the tests run both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelShape {
+    Serial,
+    Parallel,
+}
+
 #[derive(Default)]
 struct State {
     pool: BufferPool,
@@ -254,14 +266,20 @@ impl GpuEngine {
     /// queries (`gpubound bench --kernel-times`; each submission then
     /// waits for its times).
     pub fn timed() -> Result<Self> {
-        Self::open(AdapterPolicy::Any, true)
+        Self::open(AdapterPolicy::Any, true, None)
     }
 
     pub fn with_policy(policy: AdapterPolicy) -> Result<Self> {
-        Self::open(policy, false)
+        Self::open(policy, false, None)
     }
 
-    fn open(policy: AdapterPolicy, kernel_times: bool) -> Result<Self> {
+    /// Any adapter, with the kernels shaped as asked rather than as its kind
+    /// suggests (the tests run the `Parallel` kernels on lavapipe too).
+    pub fn with_shape(shape: KernelShape) -> Result<Self> {
+        Self::open(AdapterPolicy::Any, false, Some(shape))
+    }
+
+    fn open(policy: AdapterPolicy, kernel_times: bool, shape: Option<KernelShape>) -> Result<Self> {
         let gpu = Gpu::open(policy, kernel_times)?;
         let a = &gpu.adapter;
         let info = BackendInfo {
@@ -277,11 +295,15 @@ impl GpuEngine {
         };
         let harm = harm::HarmKernel::new(&gpu)?;
         let loglik = loglik::LoglikKernel::new(&gpu)?;
-        let posterior = posterior::PosteriorKernels::new(&gpu)?;
-        let reduce_block = if device::is_software(&gpu.adapter) {
-            reduce::BLOCK
+        let shape = shape.unwrap_or(if device::is_software(&gpu.adapter) {
+            KernelShape::Serial
         } else {
-            reduce::HARDWARE_BLOCK
+            KernelShape::Parallel
+        });
+        let posterior = posterior::PosteriorKernels::new(&gpu, shape)?;
+        let reduce_block = match shape {
+            KernelShape::Serial => reduce::BLOCK,
+            KernelShape::Parallel => reduce::HARDWARE_BLOCK,
         };
         Ok(GpuEngine {
             gpu,
@@ -289,7 +311,7 @@ impl GpuEngine {
             harm,
             loglik,
             posterior,
-            reduce: reduce::ReduceKernels::default(),
+            reduce: reduce::ReduceKernels::new(shape),
             reduce_block,
             state: Mutex::new(State::default()),
         })

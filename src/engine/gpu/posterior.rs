@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::device::{join_log, split_log, Gpu};
 use super::reduce::RUN;
-use super::{compose, BlockSums, COMMON};
+use super::{compose, BlockSums, KernelShape, COMMON};
 use std::time::Instant;
 
 use crate::audit::PhaseSeconds;
@@ -41,8 +41,10 @@ pub struct PosteriorUniform {
     pub _pad: [u32; 2],
 }
 
-/// The three entry points' pipelines.
+/// The entry points' pipelines, `merge_max` and `relative` in the engine's
+/// shape.
 pub struct PosteriorKernels {
+    shape: KernelShape,
     prefix: wgpu::ComputePipeline,
     step_max: wgpu::ComputePipeline,
     merge_max: wgpu::ComputePipeline,
@@ -65,13 +67,22 @@ pub struct RelativeBuffers<'a> {
 }
 
 impl PosteriorKernels {
-    pub fn new(gpu: &Gpu) -> Result<Self> {
+    pub fn new(gpu: &Gpu, shape: KernelShape) -> Result<Self> {
         let module = gpu.shader("posterior.wgsl", compose(&[COMMON, SOURCE]))?;
+        let shaped = |name: &str| match shape {
+            KernelShape::Parallel => name.to_string(),
+            KernelShape::Serial => format!("{name}_serial"),
+        };
+        let entry = |name: &str| {
+            let e = shaped(name);
+            gpu.pipeline_entry(&format!("posterior {e}"), &module, &e)
+        };
         Ok(PosteriorKernels {
+            shape,
             prefix: gpu.pipeline_entry("posterior prefix", &module, "prefix")?,
             step_max: gpu.pipeline_entry("posterior step_max", &module, "step_max")?,
-            merge_max: gpu.pipeline_entry("posterior merge_max", &module, "merge_max")?,
-            relative: gpu.pipeline_entry("posterior relative", &module, "relative")?,
+            merge_max: entry("merge_max")?,
+            relative: entry("relative")?,
         })
     }
 
@@ -123,13 +134,11 @@ impl PosteriorKernels {
             &self.merge_max,
             &[(0, &uniform), (5, lane_max), (6, step_best)],
         );
-        gpu.dispatch_linear(
-            encoder,
-            &self.merge_max,
-            &group,
-            u.n_steps as u64,
-            WORKGROUP,
-        )
+        let threads = match self.shape {
+            KernelShape::Parallel => u.n_steps as u64 * WORKGROUP, // a workgroup per step
+            KernelShape::Serial => u.n_steps as u64,
+        };
+        gpu.dispatch_linear(encoder, &self.merge_max, &group, threads, WORKGROUP)
     }
 
     /// `ℓ = L − max` in place, each run's largest `ℓ`, and the plausible-set
@@ -153,13 +162,13 @@ impl PosteriorKernels {
                 (9, b.run_max),
             ],
         );
-        gpu.dispatch_linear(
-            encoder,
-            &self.relative,
-            &group,
-            u.n_steps as u64 * (u.h_count as u64).div_ceil(RUN as u64),
-            WORKGROUP,
-        )
+        let runs = u.n_steps as u64 * (u.h_count as u64).div_ceil(RUN as u64);
+        let threads = match self.shape {
+            // a thread per hypothesis, steps padded to whole runs
+            KernelShape::Parallel => runs * RUN as u64,
+            KernelShape::Serial => runs,
+        };
+        gpu.dispatch_linear(encoder, &self.relative, &group, threads, WORKGROUP)
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use bytemuck::{Pod, Zeroable};
 
 use super::device::Gpu;
-use super::{compose, ModelUniform, COMMON, DOT};
+use super::{compose, KernelShape, ModelUniform, COMMON, DOT};
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("../../../shaders/reduce.wgsl");
@@ -75,9 +75,10 @@ pub struct ReducePipelines {
 }
 
 /// Pipelines by number of α and whether harm is computed inline (a table
-/// per step) rather than read from harm tables, built on first use.
-#[derive(Default)]
+/// per step) rather than read from harm tables, built on first use; the
+/// block merge in the engine's shape.
 pub struct ReduceKernels {
+    shape: KernelShape,
     pipelines: Mutex<HashMap<(usize, bool), Arc<ReducePipelines>>>,
 }
 
@@ -104,6 +105,13 @@ pub struct ReduceBuffers<'a> {
 }
 
 impl ReduceKernels {
+    pub fn new(shape: KernelShape) -> Self {
+        ReduceKernels {
+            shape,
+            pipelines: Default::default(),
+        }
+    }
+
     pub fn pipeline(
         &self,
         gpu: &Gpu,
@@ -128,7 +136,12 @@ impl ReduceKernels {
         let module = gpu.shader("reduce.wgsl", compose(&[&consts, COMMON, DOT, SOURCE]))?;
         let p = Arc::new(ReducePipelines {
             main: gpu.pipeline("reduce", &module)?,
-            merge: gpu.pipeline_entry("reduce merge", &module, "merge")?,
+            merge: match self.shape {
+                KernelShape::Parallel => gpu.pipeline_entry("reduce merge", &module, "merge")?,
+                KernelShape::Serial => {
+                    gpu.pipeline_entry("reduce merge_serial", &module, "merge_serial")?
+                }
+            },
         });
         map.insert((na, inline_harm), p.clone());
         Ok(p)
@@ -155,13 +168,11 @@ impl ReduceKernels {
                 (11, b.step_merged),
             ],
         );
-        gpu.dispatch_linear(
-            encoder,
-            &pipelines.merge,
-            &group,
-            u.n_records as u64,
-            WORKGROUP,
-        )
+        let threads = match self.shape {
+            KernelShape::Parallel => u.n_records as u64 * WORKGROUP, // a workgroup per candidate
+            KernelShape::Serial => u.n_records as u64,
+        };
+        gpu.dispatch_linear(encoder, &pipelines.merge, &group, threads, WORKGROUP)
     }
 
     /// Records one dispatch: `n_records` candidates × `n_blocks` blocks.

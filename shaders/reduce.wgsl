@@ -39,11 +39,6 @@ struct ReduceUniform {
     inv_k: f32,
     // 1: grid indices are below 2^22 (see dot.wgsl)
     float_digits: u32,
-    // steps in the chunk (main_parallel)
-    n_steps: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: ReduceUniform;
@@ -67,9 +62,6 @@ struct ReduceUniform {
 @group(0) @binding(8) var<storage, read> features: array<vec2<f32>>;
 // per (step, run of RUN hypotheses of the chunk): the largest l (hi)
 @group(0) @binding(9) var<storage, read> run_max: array<f32>;
-// per step of the chunk: its first candidate's record; one more entry at
-// the end (main_parallel)
-@group(0) @binding(12) var<storage, read> step_first: array<u32>;
 
 // (q, ln q) of hypothesis h (in the chunk) for the candidate at `row`
 fn harm_at(row: u32, hl: u32) -> vec2<f32> {
@@ -91,9 +83,8 @@ fn kahan(acc: vec2<f32>, x: f32) -> vec2<f32> {
     return vec2<f32>(t, opaque(t - acc.x) - y);
 }
 
-// main for software renderers (lavapipe, llvmpipe): see the top of the file.
 @compute @workgroup_size(64)
-fn main_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     opaque_bits = u.model.zero;
     let i = gid.x + gid.y * nwg.x * 64u;
     if (i >= u.n_records * u.n_blocks) {
@@ -322,31 +313,6 @@ fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
     m_best_lo[me] = best_lo;
     m_pm[me] = pm;
     m_step[me] = vec4<f32>(sw, swl);
-    merge_tree(me);
-    if (me == 0u) {
-        let m = c * STRIDE;
-        let total = m_sum[0];
-        let b = m_best[0];
-        cand_merged[m] = bitcast<u32>(total.x);
-        cand_merged[m + 1u] = b.x;
-        cand_merged[m + 2u] = b.y;
-        cand_merged[m + 3u] = b.z;
-        cand_merged[m + 4u] = b.w;
-        cand_merged[m + 5u] = m_best_lo[0];
-        cand_merged[m + 6u] = bitcast<u32>(total.y);
-        for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-            cand_merged[m + 7u + k] = bitcast<u32>(m_pm[0][k]);
-        }
-        if (cd.z != 0u) {
-            step_merged[cd.x] = m_step[0];
-        }
-    }
-}
-
-// Combines the 64 threads' partial records in m_* into m_*[0], in a tree
-// (every part of the merge is associative). Called by every thread of the
-// workgroup, in uniform control flow.
-fn merge_tree(me: u32) {
     for (var s = 32u; s > 0u; s = s >> 1u) {
         workgroupBarrier();
         if (me < s) {
@@ -364,115 +330,22 @@ fn merge_tree(me: u32) {
             m_step[me] = vec4<f32>(df_add(a.xy, b.xy), df_add(a.zw, b.zw));
         }
     }
-    workgroupBarrier();
-}
-
-var<workgroup> w_count: u32;
-
-// The reductions on a GPU: a workgroup per (step, block of hypotheses). Its
-// 64 threads take the block's hypotheses in turn (thread i: i, i + 64, ...),
-// so each load of log weights and harm rows is coalesced and a warp holds
-// whole runs of RUN: a negligible run is passed over by the whole warp. For
-// each candidate of the step the threads' partial results are merged in a
-// tree into the same (candidate, block) record main_serial writes. The
-// serial kernel's threads, one per (candidate, block), walked 2,048
-// hypotheses each, and neighbouring threads followed different steps.
-@compute @workgroup_size(64)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    opaque_bits = u.model.zero;
-    let g = wid.x + wid.y * nwg.x;
-    // uniform per workgroup: whole workgroups return, barriers stay uniform
-    if (g >= u.n_steps * u.n_blocks) {
-        return;
-    }
-    let t = g / u.n_blocks;
-    let b = g - t * u.n_blocks;
-    let me = lid.x;
     if (me == 0u) {
-        w_count = step_first[t + 1u] - step_first[t];
-    }
-    let n_cands = workgroupUniformLoad(&w_count);
-    let c0 = step_first[t];
-
-    var th: array<vec2<f32>, N_ALPHA>;
-    let tb = t * (N_ALPHA + 1u);
-    for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-        th[k] = thr[tb + k];
-    }
-    let skip = thr[tb + N_ALPHA].x;
-    let h_start = b * u.block;
-    let h_end = min(h_start + u.block, u.h_count);
-    let lbase = t * u.h_count;
-    let rbase = t * ((u.h_count + RUN - 1u) / RUN);
-
-    for (var a = 0u; a < n_cands; a = a + 1u) {
-        let c = c0 + a;
-        let row = cands[c].y;
-        var sum = vec2<f32>(0.0, 0.0);
-        var sw = vec2<f32>(0.0, 0.0);
-        var swl = vec2<f32>(0.0, 0.0);
-        var best = vec4<u32>(bitcast<u32>(NEG_HUGE), 0u, NO_HYPOTHESIS, 0u);
-        var best_lo = 0u;
-        var pm: array<f32, N_ALPHA>;
+        let m = c * STRIDE;
+        let total = m_sum[0];
+        let b = m_best[0];
+        cand_merged[m] = bitcast<u32>(total.x);
+        cand_merged[m + 1u] = b.x;
+        cand_merged[m + 2u] = b.y;
+        cand_merged[m + 3u] = b.z;
+        cand_merged[m + 4u] = b.w;
+        cand_merged[m + 5u] = m_best_lo[0];
+        cand_merged[m + 6u] = bitcast<u32>(total.y);
         for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-            pm[k] = 0.0;
+            cand_merged[m + 7u + k] = bitcast<u32>(m_pm[0][k]);
         }
-        for (var hl = h_start + me; hl < h_end; hl = hl + 64u) {
-            let top = run_max[rbase + hl / RUN];
-            if (!(top > LOG_ZERO && top >= skip)) {
-                continue;
-            }
-            let l = lrel[lbase + hl];
-            if (!(l.x > LOG_ZERO && l.x >= skip)) {
-                continue;
-            }
-            let q = harm_at(row, hl);
-            let lv = l.x + l.y;
-            let w = exp(l.x) * (1.0 + l.y);
-            sum = kahan(sum, w * q.x);
-            if (a == 0u) {
-                sw = kahan(sw, w);
-                swl = kahan(swl, w * lv);
-            }
-            if (q.x > 0.0) {
-                let r = vec4<u32>(bitcast<u32>(lv + q.y), bitcast<u32>(q.x), u.h0 + hl, bitcast<u32>(l.x));
-                if (beats(r, best)) {
-                    best = r;
-                    best_lo = bitcast<u32>(l.y);
-                }
-            }
-            for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-                if (l.x > th[k].x || (l.x == th[k].x && l.y >= th[k].y)) {
-                    pm[k] = max(pm[k], q.x);
-                }
-            }
+        if (cd.z != 0u) {
+            step_merged[cd.x] = m_step[0];
         }
-        m_sum[me] = vec2<f32>(sum.x - sum.y, 0.0);
-        m_best[me] = best;
-        m_best_lo[me] = best_lo;
-        m_pm[me] = pm;
-        m_step[me] = vec4<f32>(sw.x - sw.y, 0.0, swl.x - swl.y, 0.0);
-        merge_tree(me);
-        if (me == 0u) {
-            let o = (c * u.n_blocks + b) * STRIDE;
-            let total = m_sum[0];
-            let r = m_best[0];
-            cand_out[o] = bitcast<u32>(total.x + total.y);
-            cand_out[o + 1u] = r.x;
-            cand_out[o + 2u] = r.y;
-            cand_out[o + 3u] = r.z;
-            cand_out[o + 4u] = r.w;
-            cand_out[o + 5u] = m_best_lo[0];
-            cand_out[o + 6u] = 0u;
-            for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-                cand_out[o + 7u + k] = bitcast<u32>(m_pm[0][k]);
-            }
-            if (a == 0u) {
-                let st = m_step[0];
-                step_out[t * u.n_blocks + b] = vec2<f32>(st.x + st.y, st.z + st.w);
-            }
-        }
-        // m_* are rewritten for the next candidate only after thread 0 read them
-        workgroupBarrier();
     }
 }

@@ -1064,11 +1064,9 @@ impl GpuBatch<'_> {
         let n_blocks = n.div_ceil(block);
         let (t0, t1) = (chunk.t0, chunk.t1);
         let mut cands = Vec::new();
-        let mut step_first = Vec::with_capacity(t1 - t0 + 1);
         for t in t0..t1 {
             let s = batch.steps[t];
             let a_count = batch.tables[s.table as usize].n_candidates as u32;
-            step_first.push(cands.len() as u32);
             for a in 0..a_count {
                 cands.push(reduce::CandDesc {
                     step: (t - t0) as u32,
@@ -1082,9 +1080,7 @@ impl GpuBatch<'_> {
                 });
             }
         }
-        step_first.push(cands.len() as u32);
         state.pool.upload(gpu, "cands", &cands);
-        state.pool.upload(gpu, "step_first", &step_first);
         let params_h0 = self.upload_inputs(state, h0, n)?;
         if inline {
             state.pool.get(gpu, "q", 16);
@@ -1108,8 +1104,6 @@ impl GpuBatch<'_> {
             params_h0,
             inv_k: self.inv_k,
             float_digits: (self.h <= 1 << 22) as u32,
-            n_steps: (t1 - t0) as u32,
-            _pad: [0; 3],
         };
         state
             .pool
@@ -1132,7 +1126,6 @@ impl GpuBatch<'_> {
                 params: p.buffer("params").unwrap(),
                 features: p.buffer("features").unwrap(),
                 run_max: p.buffer("run_max").unwrap(),
-                step_first: p.buffer("step_first").unwrap(),
             },
         )?;
         engine.reduce.record_merge(

@@ -45,9 +45,6 @@ pub struct ReduceUniform {
     pub inv_k: f32,
     /// 1: every grid index is below 2^22, digits are decoded in f32
     pub float_digits: u32,
-    /// steps in the chunk
-    pub n_steps: u32,
-    pub _pad: [u32; 3],
 }
 
 /// One candidate of a chunk: its step (in the chunk), its `(q, ln q)` row
@@ -105,8 +102,6 @@ pub struct ReduceBuffers<'a> {
     pub features: &'a wgpu::Buffer,
     /// per (step, run of `RUN` hypotheses): the largest `ℓ` (hi)
     pub run_max: &'a wgpu::Buffer,
-    /// per step: its first candidate's record, and one more entry
-    pub step_first: &'a wgpu::Buffer,
 }
 
 impl ReduceKernels {
@@ -140,12 +135,7 @@ impl ReduceKernels {
             format!("const N_ALPHA: u32 = {na}u;\nconst INLINE_HARM: bool = {inline_harm};\n");
         let module = gpu.shader("reduce.wgsl", compose(&[&consts, COMMON, DOT, SOURCE]))?;
         let p = Arc::new(ReducePipelines {
-            main: match self.shape {
-                KernelShape::Parallel => gpu.pipeline("reduce", &module)?,
-                KernelShape::Serial => {
-                    gpu.pipeline_entry("reduce main_serial", &module, "main_serial")?
-                }
-            },
+            main: gpu.pipeline("reduce", &module)?,
             merge: match self.shape {
                 KernelShape::Parallel => gpu.pipeline_entry("reduce merge", &module, "merge")?,
                 KernelShape::Serial => {
@@ -185,9 +175,7 @@ impl ReduceKernels {
         gpu.dispatch_linear(encoder, &pipelines.merge, &group, threads, WORKGROUP)
     }
 
-    /// Records one dispatch over the chunk's candidates × `n_blocks`
-    /// blocks: a thread per (candidate, block) in the serial shape, a
-    /// workgroup per (step, block) in the parallel one.
+    /// Records one dispatch: `n_records` candidates × `n_blocks` blocks.
     pub fn record(
         &self,
         gpu: &Gpu,
@@ -197,27 +185,28 @@ impl ReduceKernels {
         b: ReduceBuffers<'_>,
     ) -> Result<()> {
         let uniform = gpu.uniform(u);
-        let mut entries = vec![
-            (0, &uniform),
-            (1, b.q),
-            (2, b.log_rel),
-            (3, b.thresholds),
-            (4, b.cands),
-            (5, b.cand_out),
-            (6, b.step_out),
-            (7, b.params),
-            (8, b.features),
-            (9, b.run_max),
-        ];
-        let threads = match self.shape {
-            KernelShape::Serial => u.n_records as u64 * u.n_blocks as u64,
-            KernelShape::Parallel => {
-                entries.push((12, b.step_first));
-                u.n_steps as u64 * u.n_blocks as u64 * WORKGROUP
-            }
-        };
-        let group = gpu.bind_group_at(pipeline, &entries);
-        gpu.dispatch_linear(encoder, pipeline, &group, threads, WORKGROUP)
+        let group = gpu.bind_group(
+            pipeline,
+            &[
+                &uniform,
+                b.q,
+                b.log_rel,
+                b.thresholds,
+                b.cands,
+                b.cand_out,
+                b.step_out,
+                b.params,
+                b.features,
+                b.run_max,
+            ],
+        );
+        gpu.dispatch_linear(
+            encoder,
+            pipeline,
+            &group,
+            u.n_records as u64 * u.n_blocks as u64,
+            WORKGROUP,
+        )
     }
 }
 

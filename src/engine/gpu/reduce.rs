@@ -22,7 +22,7 @@ const SOURCE: &str = include_str!("../../../shaders/reduce.wgsl");
 /// hypothesis chunks.
 pub const BLOCK: usize = 4096;
 /// Hypotheses per thread on a hardware GPU (a divisor of `BLOCK`).
-pub const HARDWARE_BLOCK: usize = 2048;
+pub const HARDWARE_BLOCK: usize = 512;
 pub const WORKGROUP: u64 = 64;
 /// Hypotheses per run (`RUN` in the shaders): a run whose largest weight is
 /// negligible is passed over whole.

@@ -92,7 +92,9 @@ pub struct PhaseSeconds {
     pub posterior: f64,
     /// the reductions over hypotheses
     pub reduce: f64,
-    /// the estimators per candidate, and the sink
+    /// the estimators per candidate, and the sink; the estimators of a batch
+    /// run while the engine works on the next one, so the phases can add up
+    /// to more than the wall time
     pub estimators: f64,
     /// preparing a batch; where the backend keeps the posterior on the
     /// device (the GPU), also the carry's trip between host and device
@@ -179,6 +181,8 @@ pub fn run<S: EventSource>(
     };
     let mut totals = AuditTotals::default();
     let mut pending: Vec<Pending> = Vec::with_capacity(max_steps.min(1 << 16));
+    // the last batch the engine reduced, waiting for its estimators
+    let mut waiting: Option<Reduced> = None;
     let mut stream: Option<Arc<StreamInfo>> = None;
     let mut restart = true;
     while let Some(event) = reader.next_event()? {
@@ -201,23 +205,17 @@ pub fn run<S: EventSource>(
                 });
                 restart = false;
                 if pending.len() >= max_steps {
-                    let results = state.process(std::mem::take(&mut pending))?;
-                    let started = Instant::now();
-                    for r in results {
-                        sink(r)?;
-                    }
-                    state.phases.estimators += started.elapsed().as_secs_f64();
+                    let results = state.advance(std::mem::take(&mut pending), &mut waiting)?;
+                    state.sink_all(results, &mut sink)?;
                     progress(reader);
                 }
             }
         }
     }
-    let results = state.process(pending)?;
-    let started = Instant::now();
-    for r in results {
-        sink(r)?;
-    }
-    state.phases.estimators += started.elapsed().as_secs_f64();
+    let results = state.advance(pending, &mut waiting)?;
+    state.sink_all(results, &mut sink)?;
+    let results = state.advance(Vec::new(), &mut waiting)?;
+    state.sink_all(results, &mut sink)?;
     progress(reader);
     let kept = 8 * (state.spare.0.capacity() + state.spare.1.capacity());
     if kept <= KEPT_BYTES {
@@ -243,10 +241,55 @@ struct BatchRunner<'a> {
     device_batches: usize,
 }
 
+/// A batch the engine has reduced, waiting for its estimators.
+struct Reduced {
+    pending: Vec<Pending>,
+    candidate_offsets: Vec<usize>,
+    reduced: ReducedBatch,
+}
+
 impl BatchRunner<'_> {
-    fn process(&mut self, pending: Vec<Pending>) -> Result<Vec<StepResult>> {
+    /// Hands `pending` to the engine while the host computes the estimators
+    /// of the batch `waiting` holds (a GPU's batch leaves the host's cores
+    /// idle; the host's estimators leave the GPU idle), and returns those.
+    /// An empty `pending` finishes the last batch.
+    fn advance(
+        &mut self,
+        pending: Vec<Pending>,
+        waiting: &mut Option<Reduced>,
+    ) -> Result<Vec<StepResult>> {
+        let (model, alphas) = (self.model, &self.settings.alphas);
+        let last = waiting.take();
+        let ((results, seconds), next) = rayon::join(
+            || {
+                let started = Instant::now();
+                let results = last.map_or_else(Vec::new, |r| finish(model, r, alphas));
+                (results, started.elapsed().as_secs_f64())
+            },
+            || self.process(pending),
+        );
+        self.phases.estimators += seconds;
+        *waiting = next?;
+        Ok(results)
+    }
+
+    fn sink_all(
+        &mut self,
+        results: Vec<StepResult>,
+        sink: &mut impl FnMut(StepResult) -> Result<()>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        for r in results {
+            sink(r)?;
+        }
+        self.phases.estimators += started.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// The engine's part of a batch: posterior and reductions.
+    fn process(&mut self, pending: Vec<Pending>) -> Result<Option<Reduced>> {
         if pending.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let mut clock = Instant::now();
         let mut lap = || {
@@ -274,15 +317,11 @@ impl BatchRunner<'_> {
             let inside = d.phases.likelihoods + d.phases.posterior + d.phases.reduce;
             self.phases += d.phases;
             self.phases.setup += (total - inside).max(0.0);
-            let results = finish(
-                self.model,
-                &batch,
+            return Ok(Some(Reduced {
                 pending,
-                &d.reduced,
-                &self.settings.alphas,
-            );
-            self.phases.estimators += lap();
-            return Ok(results);
+                candidate_offsets: batch.candidate_offsets,
+                reduced: d.reduced,
+            }));
         }
 
         let mut rows = prepared.log_likelihoods_into(std::mem::take(&mut self.spare.0))?;
@@ -314,15 +353,11 @@ impl BatchRunner<'_> {
         self.phases.posterior += weighed.posterior_seconds;
         self.phases.reduce += total - weighed.posterior_seconds;
         self.spare = weighed.spare;
-        let results = finish(
-            self.model,
-            &batch,
+        Ok(Some(Reduced {
             pending,
-            &weighed.reduced,
-            &self.settings.alphas,
-        );
-        self.phases.estimators += lap();
-        Ok(results)
+            candidate_offsets: batch.candidate_offsets,
+            reduced: weighed.reduced,
+        }))
     }
 }
 
@@ -345,22 +380,18 @@ fn build_batch<'m>(model: &'m Model, pending: &[Pending]) -> Batch<'m> {
     batch
 }
 
-fn finish(
-    model: &Model,
-    batch: &Batch<'_>,
-    pending: Vec<Pending>,
-    reduced: &ReducedBatch,
-    alphas: &Alphas,
-) -> Vec<StepResult> {
+/// The estimators of a reduced batch, per step.
+fn finish(model: &Model, r: Reduced, alphas: &Alphas) -> Vec<StepResult> {
     let n_alpha = alphas.len();
-    let (red, cuts, maps) = (&reduced.reductions, &reduced.cuts, &reduced.maps);
+    let (red, cuts, maps) = (&r.reduced.reductions, &r.reduced.cuts, &r.reduced.maps);
+    let (pending, candidate_offsets) = (r.pending, r.candidate_offsets);
     pending
         .into_par_iter()
         .enumerate()
         .map(|(t, p)| {
             let z = red.weight_sum[t];
             let entropy = z.ln() - red.weighted_log_rel[t] / z;
-            let first = batch.candidate_offsets[t];
+            let first = candidate_offsets[t];
             let table = &p.record.table;
             let candidates = (0..table.n_candidates)
                 .map(|a| {

@@ -204,6 +204,9 @@ struct State {
     /// the tables whose `q` rows are in the `q` buffer, kept across batches
     /// (a bandit stream's table serves all its batches)
     resident: Option<Resident>,
+    /// plausible-set candidates the device posterior reads with its first
+    /// results, before it knows how many there are (twice the last count)
+    candidate_guess: usize,
 }
 
 /// Harm-table rows on the device: for which model and hypotheses, and where
@@ -895,7 +898,9 @@ impl PreparedBatch for GpuBatch<'_> {
                 state
                     .pool
                     .upload(gpu, "thresholds", &thr[t0 * na1..t1 * na1]);
-                self.reduce_chunk(&mut state, "log_rel", h0, n, &chunk, &offsets, &mut acc)?;
+                self.reduce_chunk(
+                    &mut state, "log_rel", h0, n, &chunk, &offsets, &mut acc, None,
+                )?;
             }
         }
         drop(state);
@@ -1048,7 +1053,8 @@ impl GpuBatch<'_> {
         chunk: &StepChunk,
         offsets: &HashMap<u32, u32>,
         acc: &mut BlockSums,
-    ) -> Result<()> {
+        also_read: Option<(&'static str, u64)>,
+    ) -> Result<Option<Vec<u8>>> {
         let batch = self.batch;
         let engine = self.engine;
         let gpu = &engine.gpu;
@@ -1143,14 +1149,16 @@ impl GpuBatch<'_> {
         )?;
         let cand_bytes = (cands.len() * stride * 4) as u64;
         let step_bytes = ((t1 - t0) * 16) as u64;
-        let mut raw = gpu.submit_and_read_many(
-            enc,
-            &[
-                (p.buffer("step_merged").unwrap(), step_bytes),
-                (p.buffer("cand_merged").unwrap(), cand_bytes),
-            ],
-            "reducing over hypotheses",
-        )?;
+        // another buffer the caller needs rides along (one round trip less)
+        let mut reads = vec![
+            (p.buffer("step_merged").unwrap(), step_bytes),
+            (p.buffer("cand_merged").unwrap(), cand_bytes),
+        ];
+        if let Some((name, bytes)) = also_read {
+            reads.push((p.buffer(name).expect("a buffer of the pool"), bytes));
+        }
+        let mut raw = gpu.submit_and_read_many(enc, &reads, "reducing over hypotheses")?;
+        let also = also_read.map(|_| raw.pop().expect("the extra buffer read"));
         let cand_raw = raw.pop().expect("two buffers read");
         let step_raw = raw.pop().expect("two buffers read");
         let sv: &[[f32; 4]] = bytemuck::cast_slice(&step_raw[..step_bytes as usize]);
@@ -1175,6 +1183,6 @@ impl GpuBatch<'_> {
                     *m = m.max(f32::from_bits(bits) as f64);
                 }
             });
-        Ok(())
+        Ok(also)
     }
 }

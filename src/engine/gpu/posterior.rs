@@ -214,6 +214,8 @@ impl super::GpuBatch<'_> {
         let carry: Vec<[f32; 2]> = pc.carry.par_iter().map(|&v| split_log(v)).collect();
         state.pool.upload(gpu, "prior", &prior);
         state.pool.upload(gpu, "carry", &carry);
+        let carry_bytes = (h * 8) as u64;
+        let mut carry_raw = None;
         for chunk in self.step_chunks(h, self.record_bytes(h, n_alpha)) {
             let (t0, t1) = (chunk.t0, chunk.t1);
             let ts = t1 - t0;
@@ -286,18 +288,23 @@ impl super::GpuBatch<'_> {
                     run_max: p.buffer("run_max").unwrap(),
                 },
             )?;
+            // the first candidates come back with the maxima, before their
+            // number is known: usually all of them, without a second trip
+            let guess = state.candidate_guess.max(1 << 12).min(capacity);
             let mut raw = gpu.submit_and_read_many(
                 enc,
                 &[
                     (p.buffer("step_best").unwrap(), (ts * 16) as u64),
                     (p.buffer("found").unwrap(), 4),
+                    (p.buffer("candidates").unwrap(), (guess * 16) as u64),
                 ],
                 "the posterior",
             )?;
             // one submit: log-likelihoods, prefix sums, maxima, relative weights
             phases.likelihoods += lap();
-            let raw_found = raw.pop().expect("two buffers read");
-            let raw_best = raw.pop().expect("two buffers read");
+            let raw_guessed = raw.pop().expect("three buffers read");
+            let raw_found = raw.pop().expect("three buffers read");
+            let raw_best = raw.pop().expect("three buffers read");
             let best: &[[u32; 4]] = bytemuck::cast_slice(&raw_best[..ts * 16]);
             for (map, b) in maps[t0..t1].iter_mut().zip(best) {
                 *map = b[2] as usize;
@@ -306,10 +313,11 @@ impl super::GpuBatch<'_> {
             let found = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
             let mut per_step: Vec<Vec<(u32, f64)>> = vec![Vec::new(); ts];
             let df = |v: [f32; 2]| v[0] as f64 + v[1] as f64;
+            let next_guess = found.saturating_mul(2);
             if found <= capacity {
                 let bytes = (found * 16) as u64;
-                let raw = if found == 0 {
-                    Vec::new()
+                let raw = if found <= guess {
+                    raw_guessed
                 } else {
                     gpu.submit_and_read(
                         gpu.encoder(),
@@ -360,20 +368,26 @@ impl super::GpuBatch<'_> {
                 cuts[t0 + i] = c;
             }
             let thr = self.threshold_rows(t0, &thresholds, &maps[t0..t1]);
+            state.candidate_guess = next_guess;
             state.pool.upload(gpu, "thresholds", &thr);
             phases.posterior += lap();
-            self.reduce_chunk(&mut state, "post", 0, h, &chunk, &offsets, &mut acc)?;
+            // the carry after the batch comes back with the last reductions
+            let last = chunk.t1 == n_steps;
+            carry_raw = self.reduce_chunk(
+                &mut state,
+                "post",
+                0,
+                h,
+                &chunk,
+                &offsets,
+                &mut acc,
+                last.then_some(("carry", carry_bytes)),
+            )?;
             phases.reduce += lap();
         }
 
-        let bytes = (h * 8) as u64;
-        let raw = gpu.submit_and_read(
-            gpu.encoder(),
-            state.pool.buffer("carry").unwrap(),
-            bytes,
-            "the posterior's carry",
-        )?;
-        let carried: &[[f32; 2]] = bytemuck::cast_slice(&raw[..bytes as usize]);
+        let raw = carry_raw.expect("the last chunk read the carry");
+        let carried: &[[f32; 2]] = bytemuck::cast_slice(&raw[..carry_bytes as usize]);
         pc.carry
             .par_iter_mut()
             .zip(carried.par_iter())

@@ -18,6 +18,9 @@ use crate::Result;
 
 const SOURCE: &str = include_str!("../../../shaders/posterior.wgsl");
 pub const WORKGROUP: u64 = 256;
+/// At most this many plausible-set candidates (16 bytes each) are read
+/// before their number is known.
+const SPECULATIVE_CANDIDATES: usize = 1 << 18;
 /// Threads per step in `step_max`: enough to keep a GPU busy when a batch
 /// has few steps of many hypotheses, few where there are few hypotheses
 /// (the host merges them).
@@ -290,21 +293,25 @@ impl super::GpuBatch<'_> {
             )?;
             // the first candidates come back with the maxima, before their
             // number is known: usually all of them, without a second trip
-            let guess = state.candidate_guess.max(1 << 12).min(capacity);
-            let mut raw = gpu.submit_and_read_many(
-                enc,
-                &[
-                    (p.buffer("step_best").unwrap(), (ts * 16) as u64),
-                    (p.buffer("found").unwrap(), 4),
-                    (p.buffer("candidates").unwrap(), (guess * 16) as u64),
-                ],
-                "the posterior",
-            )?;
+            // (none after a batch with many: a large read costs more than a trip)
+            let guess = state.candidate_guess.min(capacity);
+            let mut reads = vec![
+                (p.buffer("step_best").unwrap(), (ts * 16) as u64),
+                (p.buffer("found").unwrap(), 4),
+            ];
+            if guess > 0 {
+                reads.push((p.buffer("candidates").unwrap(), (guess * 16) as u64));
+            }
+            let mut raw = gpu.submit_and_read_many(enc, &reads, "the posterior")?;
             // one submit: log-likelihoods, prefix sums, maxima, relative weights
             phases.likelihoods += lap();
-            let raw_guessed = raw.pop().expect("three buffers read");
-            let raw_found = raw.pop().expect("three buffers read");
-            let raw_best = raw.pop().expect("three buffers read");
+            let raw_guessed = if guess > 0 {
+                raw.pop().expect("the guessed candidates")
+            } else {
+                Vec::new()
+            };
+            let raw_found = raw.pop().expect("two buffers read");
+            let raw_best = raw.pop().expect("two buffers read");
             let best: &[[u32; 4]] = bytemuck::cast_slice(&raw_best[..ts * 16]);
             for (map, b) in maps[t0..t1].iter_mut().zip(best) {
                 *map = b[2] as usize;
@@ -313,7 +320,14 @@ impl super::GpuBatch<'_> {
             let found = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
             let mut per_step: Vec<Vec<(u32, f64)>> = vec![Vec::new(); ts];
             let df = |v: [f32; 2]| v[0] as f64 + v[1] as f64;
-            let next_guess = found.saturating_mul(2);
+            // a small read ahead only: a large one costs more than a trip
+            let next_guess = if found > SPECULATIVE_CANDIDATES {
+                0
+            } else {
+                found
+                    .saturating_mul(2)
+                    .clamp(1 << 12, SPECULATIVE_CANDIDATES)
+            };
             if found <= capacity {
                 let bytes = (found * 16) as u64;
                 let raw = if found <= guess {

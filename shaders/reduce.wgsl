@@ -100,8 +100,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
     var th: array<vec2<f32>, N_ALPHA>;
     let tb = t * (N_ALPHA + 1u);
+    // every member of any plausible set has l.x >= the lowest threshold's
+    // hi part: most hypotheses are in none, and skip the per-alpha tests
+    var th_low = 3.0e38;
     for (var k = 0u; k < N_ALPHA; k = k + 1u) {
         th[k] = thr[tb + k];
+        th_low = min(th_low, th[k].x);
     }
     let skip = thr[tb + N_ALPHA].x;
     var pm: array<f32, N_ALPHA>;
@@ -147,9 +151,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                         bl = l;
                     }
                 }
-                for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-                    if (l.x > th[k].x || (l.x == th[k].x && l.y >= th[k].y)) {
-                        pm[k] = max(pm[k], q.x);
+                if (l.x >= th_low) {
+                    for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+                        if (l.x > th[k].x || (l.x == th[k].x && l.y >= th[k].y)) {
+                            pm[k] = max(pm[k], q.x);
+                        }
                     }
                 }
             }

@@ -90,16 +90,35 @@ pub fn to_relative(row: &mut [f64], weight: &mut [f64]) -> Relative {
             sums.add4(&w, &l);
         }
     }
-    for (c, o) in rows.into_remainder().iter_mut().zip(out.into_remainder()) {
+    let (rest, out) = (rows.into_remainder(), out.into_remainder());
+    let mut l = [f64::NEG_INFINITY; 4];
+    for (v, c) in l.iter_mut().zip(rest.iter_mut()) {
         *c -= shift;
-        *o = c.exp();
-        sums.add1(*o, *c);
+        *v = *c;
+    }
+    for ((o, w), &c) in out.iter_mut().zip(exp_lanes(l)).zip(rest.iter()) {
+        *o = w;
+        sums.add1(w, c);
     }
     Relative {
         max: best,
         map: arg,
         sums: sums.total(),
     }
+}
+
+/// `e^ℓ` of every entry, with the same lane exp as `to_relative` (so a
+/// weight does not depend on where its hypothesis sits in a row).
+pub fn exp_all(log_rel: &[f64], weight: &mut Vec<f64>) {
+    weight.clear();
+    let mut chunks = log_rel.chunks_exact(4);
+    for c in &mut chunks {
+        weight.extend_from_slice(&exp_lanes([c[0], c[1], c[2], c[3]]));
+    }
+    let rest = chunks.remainder();
+    let mut l = [f64::NEG_INFINITY; 4];
+    l[..rest.len()].copy_from_slice(rest);
+    weight.extend_from_slice(&exp_lanes(l)[..rest.len()]);
 }
 
 /// `Σ w` and `Σ w·ℓ` over a row (zero weights add nothing: ℓ may be −∞ there).

@@ -437,40 +437,62 @@ impl Gpu {
     /// into one mappable buffer, waits once, and returns each one's bytes.
     pub fn submit_and_read_many(
         &self,
-        mut encoder: wgpu::CommandEncoder,
+        encoder: wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, u64)],
         context: &str,
     ) -> Result<Vec<Vec<u8>>> {
-        // the timed passes' timestamps come back with the results
-        let mut clock = self.clock.as_ref().and_then(|c| c.lock().ok());
-        let timed = clock.as_ref().map_or(0, |c| c.pending.len() as u64);
-        let mut sources = sources.to_vec();
-        if let Some(c) = clock.as_ref().filter(|_| timed > 0) {
-            encoder.resolve_query_set(&c.queries, 0..2 * timed as u32, &c.resolved, 0);
-            sources.push((&c.resolved, 16 * timed));
-        }
-        let mut out = self.submit_and_read_sources(encoder, &sources, context)?;
-        if let Some(c) = clock.as_mut().filter(|_| timed > 0) {
-            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&out.pop().expect("timestamps"));
-            for (name, pair) in std::mem::take(&mut c.pending)
-                .into_iter()
-                .zip(ticks.chunks(2))
-            {
-                let ns = pair[1].saturating_sub(pair[0]) as f64 * c.period;
-                let total = c.totals.entry(name).or_insert((0.0, 0));
-                total.0 += ns * 1e-9;
-                total.1 += 1;
-            }
-        }
-        Ok(out)
+        self.submit_and_view(encoder, sources, context, |views| {
+            views.iter().map(|v| v.to_vec()).collect()
+        })
     }
 
-    fn submit_and_read_sources(
+    /// `submit_and_read_many`, handing `f` each buffer's bytes where they
+    /// were mapped instead of copies: for large reads (the posterior's
+    /// whole rows) the copy and its fresh pages cost more than the use.
+    pub fn submit_and_view<R>(
         &self,
         mut encoder: wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, u64)],
         context: &str,
-    ) -> Result<Vec<Vec<u8>>> {
+        f: impl FnOnce(&[&[u8]]) -> R,
+    ) -> Result<R> {
+        // the timed passes' timestamps come back with the results
+        let mut clock = self.clock.as_ref().and_then(|c| c.lock().ok());
+        let timed = clock.as_ref().map_or(0, |c| c.pending.len() as u64);
+        let mut sources = sources.to_vec();
+        let resolved = clock.as_ref().filter(|_| timed > 0).map(|c| {
+            encoder.resolve_query_set(&c.queries, 0..2 * timed as u32, &c.resolved, 0);
+            c.resolved.clone()
+        });
+        if let Some(r) = &resolved {
+            sources.push((r, 16 * timed));
+        }
+        self.submit_and_view_sources(encoder, &sources, context, |views| {
+            let mut views = views.to_vec();
+            if let Some(c) = clock.as_mut().filter(|_| timed > 0) {
+                let raw = views.pop().expect("timestamps");
+                let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(raw);
+                for (name, pair) in std::mem::take(&mut c.pending)
+                    .into_iter()
+                    .zip(ticks.chunks(2))
+                {
+                    let ns = pair[1].saturating_sub(pair[0]) as f64 * c.period;
+                    let total = c.totals.entry(name).or_insert((0.0, 0));
+                    total.0 += ns * 1e-9;
+                    total.1 += 1;
+                }
+            }
+            f(&views)
+        })
+    }
+
+    fn submit_and_view_sources<R>(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        sources: &[(&wgpu::Buffer, u64)],
+        context: &str,
+        f: impl FnOnce(&[&[u8]]) -> R,
+    ) -> Result<R> {
         let sizes: Vec<u64> = sources
             .iter()
             .map(|&(_, s)| s.max(4).next_multiple_of(4))
@@ -482,7 +504,7 @@ impl Gpu {
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| Error::Gpu(format!("{context}: waiting for the device: {e}")))?;
             self.check(context)?;
-            return Ok(Vec::new());
+            return Ok(f(&[]));
         }
         let mut cached = self
             .staging
@@ -518,13 +540,13 @@ impl Gpu {
             let view = staging
                 .get_mapped_range(..total)
                 .map_err(|e| Error::Gpu(format!("{context}: mapping the results: {e}")))?;
-            let mut out = Vec::with_capacity(sources.len());
+            let mut views = Vec::with_capacity(sources.len());
             let mut at = 0;
-            for &size in &sizes {
-                out.push(view[at as usize..(at + size) as usize].to_vec());
+            for (&size, &(_, asked)) in sizes.iter().zip(sources) {
+                views.push(&view[at as usize..(at + asked) as usize]);
                 at += size;
             }
-            out
+            f(&views)
         };
         staging.unmap();
         Ok(out)

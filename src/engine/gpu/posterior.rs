@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::audit::PhaseSeconds;
 use crate::engine::{DevicePosterior, PosteriorCarry, ReducedBatch};
-use crate::posterior::{plausible_cuts, plausible_floor, CutScratch, PlausibleCut};
+use crate::posterior::{exp_all, plausible_cuts, plausible_floor, CutScratch, PlausibleCut};
 use crate::Result;
 
 const SOURCE: &str = include_str!("../../../shaders/posterior.wgsl");
@@ -318,7 +318,6 @@ impl super::GpuBatch<'_> {
             }
             let raw = raw_found;
             let found = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
-            let mut per_step: Vec<Vec<(u32, f64)>> = vec![Vec::new(); ts];
             let df = |v: [f32; 2]| v[0] as f64 + v[1] as f64;
             // a small read ahead only: a large one costs more than a trip
             let next_guess = if found > SPECULATIVE_CANDIDATES {
@@ -328,7 +327,9 @@ impl super::GpuBatch<'_> {
                     .saturating_mul(2)
                     .clamp(1 << 12, SPECULATIVE_CANDIDATES)
             };
-            if found <= capacity {
+            // per step, the cuts from the hypotheses that can be in a set,
+            // in hypothesis order (the order the host path adds them in)
+            let step_cuts: Vec<Vec<PlausibleCut>> = if found <= capacity {
                 let bytes = (found * 16) as u64;
                 let raw = if found <= guess {
                     raw_guessed
@@ -341,39 +342,36 @@ impl super::GpuBatch<'_> {
                     )?
                 };
                 let entries: &[[u32; 4]] = bytemuck::cast_slice(&raw[..bytes as usize]);
+                let mut per_step: Vec<Vec<(u32, f64)>> = vec![Vec::new(); ts];
                 for e in entries {
                     let l = df([f32::from_bits(e[2]), f32::from_bits(e[3])]);
                     per_step[e[0] as usize].push((e[1], l));
                 }
-            } else {
-                // too many to collect one by one: the whole rows
-                let raw =
-                    gpu.submit_and_read(gpu.encoder(), post, post_bytes, "the plausible sets")?;
-                let rows: &[[f32; 2]] = bytemuck::cast_slice(&raw[..post_bytes as usize]);
                 per_step
-                    .par_iter_mut()
-                    .zip(rows.par_chunks(h))
-                    .for_each(|(out, row)| {
-                        out.extend(
-                            (0u32..)
-                                .zip(row)
-                                .filter(|(_, l)| l[0] >= cut)
-                                .map(|(i, l)| (i, df(*l))),
-                        )
-                    });
-            }
-            // in hypothesis order, as the host path sees them
-            let step_cuts: Vec<Vec<PlausibleCut>> = per_step
-                .into_par_iter()
-                .map_init(CutScratch::default, |scratch, mut c| {
-                    c.sort_unstable_by_key(|e| e.0);
-                    let l: Vec<f64> = c.iter().map(|e| e.1).collect();
-                    let w: Vec<f64> = l.iter().map(|v| v.exp()).collect();
-                    let mut out = vec![none; n_alpha];
-                    plausible_cuts(&l, &w, alphas, scratch, &mut out);
-                    out
-                })
-                .collect();
+                    .into_par_iter()
+                    .map_init(StepCuts::default, |s, mut c| {
+                        in_hypothesis_order(&mut c, &mut s.dense, h);
+                        s.cuts(c.iter().map(|e| e.1), alphas)
+                    })
+                    .collect()
+            } else {
+                // too many to collect one by one: the whole rows, used where
+                // they were mapped (half a gigabyte per batch at H = 59049)
+                gpu.submit_and_view(
+                    gpu.encoder(),
+                    &[(post, post_bytes)],
+                    "the plausible sets",
+                    |views| {
+                        let rows: &[[f32; 2]] = bytemuck::cast_slice(views[0]);
+                        rows.par_chunks(h)
+                            .map_init(StepCuts::default, |s, row| {
+                                let ls = row.iter().filter(|l| l[0] >= cut).map(|l| df(*l));
+                                s.cuts(ls, alphas)
+                            })
+                            .collect()
+                    },
+                )?
+            };
             let mut thresholds = ndarray::Array2::zeros((ts, n_alpha));
             for (i, c) in step_cuts.into_iter().enumerate() {
                 for (k, cut) in c.iter().enumerate() {
@@ -417,5 +415,63 @@ impl super::GpuBatch<'_> {
             },
             phases,
         })
+    }
+}
+
+/// Puts one step's plausible-set candidates `(hypothesis, ℓ)` in hypothesis
+/// order, the order the host path hands `plausible_cuts` (so both add the
+/// same masses in the same order). Many candidates are scattered into a
+/// dense row of `h` and gathered back, which costs less than sorting them.
+fn in_hypothesis_order(c: &mut Vec<(u32, f64)>, dense: &mut Vec<f64>, h: usize) {
+    if c.len() * 16 <= h {
+        c.sort_unstable_by_key(|e| e.0);
+        return;
+    }
+    // ℓ ≥ the cut is finite: NaN marks the hypotheses that are not candidates
+    dense.clear();
+    dense.resize(h, f64::NAN);
+    for &(i, l) in c.iter() {
+        dense[i as usize] = l;
+    }
+    c.clear();
+    c.extend(
+        (0u32..)
+            .zip(dense.iter())
+            .filter(|(_, l)| !l.is_nan())
+            .map(|(i, &l)| (i, l)),
+    );
+}
+
+/// One thread's buffers for the host's plausible-set cuts.
+#[derive(Default)]
+struct StepCuts {
+    scratch: CutScratch,
+    log_rel: Vec<f64>,
+    weight: Vec<f64>,
+    dense: Vec<f64>,
+}
+
+impl StepCuts {
+    /// `plausible_cuts` of a step's candidates (their `ℓ`, in hypothesis
+    /// order).
+    fn cuts(&mut self, log_rel: impl Iterator<Item = f64>, alphas: &[f64]) -> Vec<PlausibleCut> {
+        self.log_rel.clear();
+        self.log_rel.extend(log_rel);
+        exp_all(&self.log_rel, &mut self.weight);
+        let mut out = vec![
+            PlausibleCut {
+                threshold: 0.0,
+                size: 0
+            };
+            alphas.len()
+        ];
+        plausible_cuts(
+            &self.log_rel,
+            &self.weight,
+            alphas,
+            &mut self.scratch,
+            &mut out,
+        );
+        out
     }
 }

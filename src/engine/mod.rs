@@ -33,7 +33,7 @@ pub struct CandidateTable {
 
 impl CandidateTable {
     pub fn new(features: Vec<f64>, n_candidates: usize) -> Self {
-        debug_assert!(n_candidates > 0 && features.len() % n_candidates == 0);
+        debug_assert!(n_candidates > 0 && features.len().is_multiple_of(n_candidates));
         CandidateTable {
             features,
             n_candidates,

@@ -367,7 +367,7 @@ impl ModelSpec {
                     ));
                 }
                 let flat: Vec<f64> = rows.into_iter().flatten().collect();
-                let n = if d == 0 { 0 } else { flat.len() / d };
+                let n = flat.len().checked_div(d).unwrap_or(0);
                 let params =
                     ndarray::Array2::from_shape_vec((n, d), flat).map_err(|e| e.to_string())?;
                 HypothesisSpace::List(HypothesisList::new(params, lp, lr)?)

@@ -184,6 +184,31 @@ fn merge_max(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
 
 var<workgroup> run_top: array<f32, 256>;
 
+// max_h L of step t (merge_max's record)
+fn step_max_of(t: u32) -> vec2<f32> {
+    let mb = step_best[t];
+    return vec2<f32>(bitcast<f32>(mb.x), bitcast<f32>(mb.y));
+}
+
+// l = L - max for (step t, hypothesis h), in place; appends it to the
+// plausible-set candidates when it can be in a set. Returns l (hi).
+fn relative_at(t: u32, h: u32, m: vec2<f32>) -> f32 {
+    let k = t * u.h_count + h;
+    let v = post[k];
+    var l = vec2<f32>(NEG_HUGE, 0.0);
+    if (v.x > LOG_ZERO) {
+        l = df_add(v, -m);
+    }
+    post[k] = l;
+    if (l.x >= u.cut) {
+        let slot = atomicAdd(&found[0], 1u);
+        if (slot < u.capacity) {
+            candidates[slot] = vec4<u32>(t, h, bitcast<u32>(l.x), bitcast<u32>(l.y));
+        }
+    }
+    return l.x;
+}
+
 // One thread per (step, hypothesis), the steps padded to whole runs of RUN
 // so a workgroup holds whole runs: l = L - max, the largest l of each run
 // (reduce.wgsl passes over runs of negligible weight without reading them),
@@ -200,22 +225,7 @@ fn relative(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invoca
     let live = t < u.n_steps && h < u.h_count;
     var top = NEG_HUGE;
     if (live) {
-        let mb = step_best[t];
-        let m = vec2<f32>(bitcast<f32>(mb.x), bitcast<f32>(mb.y));
-        let k = t * u.h_count + h;
-        let v = post[k];
-        var l = vec2<f32>(NEG_HUGE, 0.0);
-        if (v.x > LOG_ZERO) {
-            l = df_add(v, -m);
-        }
-        post[k] = l;
-        top = l.x;
-        if (l.x >= u.cut) {
-            let slot = atomicAdd(&found[0], 1u);
-            if (slot < u.capacity) {
-                candidates[slot] = vec4<u32>(t, h, bitcast<u32>(l.x), bitcast<u32>(l.y));
-            }
-        }
+        top = relative_at(t, h, step_max_of(t));
     }
     // every thread reaches the barriers (no early return above)
     run_top[lid.x] = top;
@@ -265,25 +275,11 @@ fn relative_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     }
     let t = i / n_runs;
     let r = i - t * n_runs;
-    let mb = step_best[t];
-    let m = vec2<f32>(bitcast<f32>(mb.x), bitcast<f32>(mb.y));
+    let m = step_max_of(t);
     var top = NEG_HUGE;
     let h_end = min(r * RUN + RUN, u.h_count);
     for (var h = r * RUN; h < h_end; h = h + 1u) {
-        let k = t * u.h_count + h;
-        let v = post[k];
-        var l = vec2<f32>(NEG_HUGE, 0.0);
-        if (v.x > LOG_ZERO) {
-            l = df_add(v, -m);
-        }
-        post[k] = l;
-        top = max(top, l.x);
-        if (l.x >= u.cut) {
-            let slot = atomicAdd(&found[0], 1u);
-            if (slot < u.capacity) {
-                candidates[slot] = vec4<u32>(t, h, bitcast<u32>(l.x), bitcast<u32>(l.y));
-            }
-        }
+        top = max(top, relative_at(t, h, m));
     }
     run_max[i] = top;
 }

@@ -3,7 +3,9 @@
 //! whole-batch path every other backend uses (`posterior::step_weights`,
 //! then `reduce`).
 
-use gpubound::audit::{self, AuditSettings, StepResult};
+mod common;
+
+use gpubound::audit::{AuditSettings, StepResult};
 use gpubound::bench::{ModelFamily, Workload, WorkloadSpec};
 use gpubound::engine::cpu::CpuEngine;
 use gpubound::engine::{BackendInfo, Batch, Engine, PreparedBatch, Reductions, StepWeights};
@@ -45,19 +47,7 @@ fn audit(workload: &Workload, engine: &dyn Engine) -> Vec<StepResult> {
         // several batches, so recycled buffers are exercised too
         batch_elements: workload.model.hypotheses.len() * 37,
     };
-    let mut out = Vec::new();
-    audit::run(
-        &mut workload.source(),
-        engine,
-        &settings,
-        |s| {
-            out.push(s);
-            Ok(())
-        },
-        |_| {},
-    )
-    .unwrap();
-    out
+    common::audit_source(&mut workload.source(), engine, &settings)
 }
 
 fn spec(model: ModelFamily, contextual: bool, stream_length: usize) -> WorkloadSpec {

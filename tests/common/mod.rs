@@ -4,7 +4,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use gpubound::audit::{self, AuditSettings, StepResult};
+use gpubound::audit::{self, AuditSettings, EventSource, StepResult};
 use gpubound::engine::Engine;
 use gpubound::estimators::Alphas;
 use gpubound::log::LogReader;
@@ -47,17 +47,25 @@ pub fn audit_text_batched(
     engine: &dyn Engine,
     batch_elements: usize,
 ) -> Vec<StepResult> {
-    let mut reader = reader(text);
     let settings = AuditSettings {
         alphas: Alphas::new(alphas.to_vec(), floor).unwrap(),
         shared_world: false,
         batch_elements,
     };
+    audit_source(&mut reader(text), engine, &settings)
+}
+
+/// Every step's result of an audit of `source`.
+pub fn audit_source<S: EventSource>(
+    source: &mut S,
+    engine: &dyn Engine,
+    settings: &AuditSettings,
+) -> Vec<StepResult> {
     let mut out = Vec::new();
     audit::run(
-        &mut reader,
+        source,
         engine,
-        &settings,
+        settings,
         |s| {
             out.push(s);
             Ok(())

@@ -9,6 +9,8 @@
 //! ĥ only when, by the CPU's own f64 values, its score is within f32
 //! rounding of the best score.
 
+mod common;
+
 use std::io::BufRead;
 use std::sync::OnceLock;
 
@@ -791,19 +793,7 @@ fn audit_on(
         None,
     )
     .expect("valid log");
-    let mut out = Vec::new();
-    let totals = audit::run(
-        &mut reader,
-        engine,
-        settings,
-        |s| {
-            out.push(s);
-            Ok(())
-        },
-        |_| {},
-    )
-    .unwrap_or_else(|e| panic!("audit on {}: {e}", engine.info()));
-    (out, totals)
+    common::audit_source_totals(&mut reader, engine, settings)
 }
 
 fn compare_steps(name: &str, cpu: &[StepResult], gpu: &[StepResult]) {

@@ -4,7 +4,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use gpubound::audit::{self, AuditSettings, EventSource, StepResult};
+use gpubound::audit::{self, AuditSettings, AuditTotals, EventSource, StepResult};
 use gpubound::engine::Engine;
 use gpubound::estimators::Alphas;
 use gpubound::log::LogReader;
@@ -61,8 +61,17 @@ pub fn audit_source<S: EventSource>(
     engine: &dyn Engine,
     settings: &AuditSettings,
 ) -> Vec<StepResult> {
+    audit_source_totals(source, engine, settings).0
+}
+
+/// `audit_source`, and the audit's totals.
+pub fn audit_source_totals<S: EventSource>(
+    source: &mut S,
+    engine: &dyn Engine,
+    settings: &AuditSettings,
+) -> (Vec<StepResult>, AuditTotals) {
     let mut out = Vec::new();
-    audit::run(
+    let totals = audit::run(
         source,
         engine,
         settings,
@@ -72,8 +81,8 @@ pub fn audit_source<S: EventSource>(
         },
         |_| {},
     )
-    .unwrap();
-    out
+    .unwrap_or_else(|e| panic!("audit on {}: {e}", engine.info()));
+    (out, totals)
 }
 
 /// The normalised log posterior before every step of a one-stream log.

@@ -260,21 +260,30 @@ impl BatchRunner<'_> {
     ) -> Result<Vec<StepResult>> {
         let (model, alphas) = (self.model, &self.settings.alphas);
         let last = waiting.take();
-        // The engine's part stays on this thread: run from inside rayon's
-        // pool, a GPU engine holding its lock could pick up another audit's
-        // job on the same engine while it waits, and deadlock.
-        let ((results, seconds), next) = std::thread::scope(|scope| {
-            let estimators = scope.spawn(|| {
-                let started = Instant::now();
-                let results = last.map_or_else(Vec::new, |r| finish(model, r, alphas));
-                (results, started.elapsed().as_secs_f64())
-            });
-            let next = self.process(pending);
-            let done = estimators
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e));
-            (done, next)
-        });
+        let overlap = last.is_some() && !pending.is_empty();
+        let estimators = move || {
+            let started = Instant::now();
+            let results = last.map_or_else(Vec::new, |r| finish(model, r, alphas));
+            (results, started.elapsed().as_secs_f64())
+        };
+        let ((results, seconds), next) = if !overlap {
+            // one of the two is empty: nothing to run side by side
+            let done = estimators();
+            (done, self.process(pending))
+        } else {
+            // The engine's part stays on this thread: run from inside
+            // rayon's pool, a GPU engine holding its lock could pick up
+            // another audit's job on the same engine while it waits, and
+            // deadlock.
+            std::thread::scope(|scope| {
+                let estimators = scope.spawn(estimators);
+                let next = self.process(pending);
+                let done = estimators
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                (done, next)
+            })
+        };
         self.phases.estimators += seconds;
         *waiting = next?;
         Ok(results)

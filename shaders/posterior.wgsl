@@ -3,9 +3,13 @@
 // backend's device-posterior path, src/engine/gpu/posterior.rs).
 // CPU twins: src/posterior.rs
 //   prefix    <-> posterior::accumulate   (L before each step, from the carry)
-//   step_max  <-> posterior::to_relative  (max_h L and the first h holding it)
+//   step_max  <-> posterior::to_relative  (max_h L and the first h holding it,
+//   merge_max                              per lane, then merged per step)
 //   relative  <-> posterior::to_relative  (l = L - max) and the candidates
 //                 posterior::plausible_cuts looks at (l >= ln min alpha)
+// merge_max and relative come in two shapes (KernelShape in
+// src/engine/gpu/mod.rs): workgroup trees for GPUs, and `_serial` entries,
+// one thread walking a long run without barriers, for software renderers.
 // Values are double-f32 (hi, lo) throughout, so sums over long streams keep
 // about 48 bits; the host keeps the carry between batches.
 // Composed as common.wgsl + this file.

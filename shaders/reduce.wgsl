@@ -2,9 +2,11 @@
 // estimators need, over one block of hypotheses per thread:
 //   sum_h e^{l_h} q_h,  argmax_h l_h + ln q_h (ties -> larger q, then lower h),
 //   max_{h in I_alpha} q_h for each alpha;  per step sum e^l and sum e^l * l.
-// CPU twin: src/engine/cpu/reduce.rs (`reduce`). The `merge` entry below
-// combines the ceil(H / block) block results of a (step, candidate), so one
-// record per (step, candidate) leaves the GPU.
+// CPU twin: src/engine/cpu/reduce.rs (`reduce`). The `merge` entries below
+// combine the ceil(H / block) block results of a (step, candidate), so one
+// record per (step, candidate) leaves the GPU: `merge` with a workgroup tree
+// on GPUs, `merge_serial` with one thread on software renderers (their host
+// twin is reduce::Best::merge and BlockSums in src/engine/gpu/mod.rs).
 //
 // q comes from a harm table (harm.wgsl: a bandit stream's one table serves
 // every step) or, with INLINE_HARM (a table per step), is computed here, as

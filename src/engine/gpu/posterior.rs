@@ -23,7 +23,7 @@ pub const WORKGROUP: u64 = 256;
 const SPECULATIVE_CANDIDATES: usize = 1 << 18;
 /// Threads per step in `step_max`: enough to keep a GPU busy when a batch
 /// has few steps of many hypotheses, few where there are few hypotheses
-/// (the host merges them).
+/// (`merge_max` merges them).
 pub fn lanes(h: usize) -> usize {
     (h / 256).clamp(64, 4096)
 }
@@ -177,11 +177,12 @@ impl PosteriorKernels {
 
 impl super::GpuBatch<'_> {
     /// The device-posterior path of `PreparedBatch::posterior_and_reduce`:
-    /// per step chunk, log-likelihoods → `prefix` → `step_max` (the host
-    /// merges the lanes) → `relative` (the host computes the plausible-set
-    /// cuts from the candidates it collects) → `reduce`. What crosses to the
-    /// host is per step or per (step, candidate), plus the candidates of the
-    /// plausible sets, and the carry at the end of the batch.
+    /// per step chunk, log-likelihoods → `prefix` → `step_max` and
+    /// `merge_max` → `relative` (the host computes the plausible-set cuts
+    /// from the candidates it collects) → `reduce` and its merge. What
+    /// crosses to the host is per step or per (step, candidate), plus the
+    /// candidates of the plausible sets, and the carry at the end of the
+    /// batch: two round trips per chunk.
     pub(super) fn device_posterior(
         &mut self,
         pc: PosteriorCarry<'_>,

@@ -134,6 +134,7 @@ impl PreparedBatch for CpuBatch<'_> {
     ) -> Result<WeighedBatch> {
         let h = rows.ncols();
         let n_alpha = alphas.len();
+        let floor = posterior::plausible_floor(alphas);
         let none = PlausibleCut {
             threshold: 0.0,
             size: 0,
@@ -146,7 +147,18 @@ impl PreparedBatch for CpuBatch<'_> {
             .map_init(
                 || (CutScratch::default(), vec![0.0; h], vec![0.0; n_alpha]),
                 |(scratch, weight, thresholds), (t, row)| {
-                    let relative = posterior::to_relative(row, weight);
+                    // below the negligible weight of every plausible set's
+                    // floor no exponential is needed (tabulated tables: q of
+                    // the MAP is at hand; a deferred table computes it later)
+                    let table = &self.tables[self.batch.steps[t].table as usize];
+                    let relative = posterior::to_relative_skipping(row, weight, |map| {
+                        if table.is_deferred() {
+                            return f64::NEG_INFINITY;
+                        }
+                        let q_map = (0..table.n_candidates).map(|a| table.q(map, a));
+                        // a margin, so that no skipped e^ℓ rounds up to the cutoff
+                        reduce::negligible_weight(q_map, h, floor).ln() - 1e-6
+                    });
                     let mut cuts = vec![none; n_alpha];
                     posterior::plausible_cuts(row, weight, alphas, scratch, &mut cuts);
                     for (th, c) in thresholds.iter_mut().zip(&cuts) {

@@ -95,7 +95,7 @@ pub fn to_relative_skipping(
     let arg = row.iter().position(|&v| v == best).unwrap_or(0);
     let shift = if best.is_finite() { best } else { 0.0 };
     // e^ℓ is 0 in f64 below about −745 in any case
-    let below = negligible(arg).min(SUM_FLOOR).max(UNDERFLOW);
+    let below = negligible(arg).clamp(UNDERFLOW, SUM_FLOOR);
     let mut sums = WeightSums::default();
     let mut rows = row.chunks_exact_mut(4);
     let mut out = weight.chunks_exact_mut(4);

@@ -11,6 +11,7 @@ use gpubound::cli::{exit, Cli};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    quiet_headless_wayland();
     let cli = Cli::parse();
     match gpubound::commands::run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -25,5 +26,20 @@ fn main() -> ExitCode {
                 exit::FAILURE
             })
         }
+    }
+}
+
+/// On a machine without a desktop session, wgpu's Vulkan start-up asks
+/// libwayland for a display, and libwayland prints "error: XDG_RUNTIME_DIR
+/// is invalid or not set in the environment." twice, which reads like a
+/// failure of the audit. gpubound draws nothing; given an absolute
+/// `WAYLAND_DISPLAY` that does not exist, libwayland fails quietly. Only
+/// where no Wayland session could be reached anyway (neither variable set).
+fn quiet_headless_wayland() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        // No other thread exists yet.
+        std::env::set_var("WAYLAND_DISPLAY", "/nonexistent/gpubound-headless");
     }
 }

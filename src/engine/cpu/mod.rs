@@ -125,7 +125,8 @@ impl PreparedBatch for CpuBatch<'_> {
     /// One step at a time: its row of the log posterior becomes relative
     /// weights, cuts and reductions while it is in cache. At H = 1024 the
     /// batch's separate passes over `steps × H` arrays cost more than the
-    /// arithmetic. Same functions as the default, so the same bits.
+    /// arithmetic. Same functions as the default, so the same bits; the
+    /// weights the scan passes over are left at 0 without an exponential.
     fn weigh_and_reduce(
         &mut self,
         mut rows: Array2<f64>,
@@ -147,17 +148,10 @@ impl PreparedBatch for CpuBatch<'_> {
             .map_init(
                 || (CutScratch::default(), vec![0.0; h], vec![0.0; n_alpha]),
                 |(scratch, weight, thresholds), (t, row)| {
-                    // below the negligible weight of every plausible set's
-                    // floor no exponential is needed (tabulated tables: q of
-                    // the MAP is at hand; a deferred table computes it later)
+                    // weights the scan passes over need no exponential
                     let table = &self.tables[self.batch.steps[t].table as usize];
                     let relative = posterior::to_relative_skipping(row, weight, |map| {
-                        if table.is_deferred() {
-                            return f64::NEG_INFINITY;
-                        }
-                        let q_map = (0..table.n_candidates).map(|a| table.q(map, a));
-                        // a margin, so that no skipped e^ℓ rounds up to the cutoff
-                        reduce::negligible_weight(q_map, h, floor).ln() - 1e-6
+                        reduce::negligible_log_weight(table, map, h, floor)
                     });
                     let mut cuts = vec![none; n_alpha];
                     posterior::plausible_cuts(row, weight, alphas, scratch, &mut cuts);

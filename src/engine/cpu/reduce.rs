@@ -277,6 +277,24 @@ pub(crate) fn negligible_weight(
     (q_min * 1e-17 / h_count as f64).min(0.5 * lowest.exp())
 }
 
+/// The log relative weight below which step `t`'s scan passes over every
+/// hypothesis, known before its plausible sets are: `negligible_weight` at
+/// the plausible floor (no set's threshold is lower), less a margin so that
+/// no `e^ℓ` below it rounds up to the cutoff. −∞ for a table without
+/// tabulated `q`, whose MAP's `q` is not at hand yet.
+pub(super) fn negligible_log_weight(
+    table: &HarmTable,
+    map: usize,
+    h_count: usize,
+    floor: f64,
+) -> f64 {
+    if table.is_deferred() {
+        return f64::NEG_INFINITY;
+    }
+    let q_map = (0..table.n_candidates).map(|a| table.q(map, a));
+    negligible_weight(q_map, h_count, floor).ln() - 1e-6
+}
+
 /// The whole step, for the rare log-space fallback and to map a compacted
 /// scan's indices back to hypotheses.
 struct FullView<'a> {

@@ -33,6 +33,9 @@ static KEPT: std::sync::Mutex<(Vec<f64>, Vec<f64>)> =
     std::sync::Mutex::new((Vec::new(), Vec::new()));
 const KEPT_BYTES: usize = 64 << 20;
 
+/// The next audit's number (`PosteriorCarry::audit`).
+static NEXT_AUDIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
     pub alphas: Alphas,
@@ -178,6 +181,8 @@ pub fn run<S: EventSource>(
             .unwrap_or_default(),
         phases: PhaseSeconds::default(),
         device_batches: 0,
+        audit: NEXT_AUDIT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        batches: 0,
     };
     let mut totals = AuditTotals::default();
     let mut pending: Vec<Pending> = Vec::with_capacity(max_steps.min(1 << 16));
@@ -239,6 +244,10 @@ struct BatchRunner<'a> {
     spare: (Vec<f64>, Vec<f64>),
     phases: PhaseSeconds,
     device_batches: usize,
+    /// this audit among all of the process (`PosteriorCarry::audit`)
+    audit: u64,
+    /// batches processed so far
+    batches: u64,
 }
 
 /// A batch the engine has reduced, waiting for its estimators.
@@ -313,6 +322,7 @@ impl BatchRunner<'_> {
             clock = Instant::now();
             s
         };
+        self.batches += 1;
         let batch = build_batch(self.model, &pending);
         let mut prepared = self.engine.prepare(&batch)?;
 
@@ -323,6 +333,8 @@ impl BatchRunner<'_> {
                 prior: self.prior,
                 carry: &mut self.carry,
                 restart: &restart,
+                audit: self.audit,
+                batch: self.batches - 1,
             },
             &self.settings.alphas.values,
         )?;

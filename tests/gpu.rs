@@ -58,6 +58,23 @@ fn gpu_shaped(shape: KernelShape) -> &'static GpuEngine {
     }
 }
 
+/// A serial-shape engine that cuts a device posterior's batches into chunks
+/// of about 2^13 (step, hypothesis) pairs, so that the next chunk's weights
+/// are queued before each chunk's are read (a GPU's own chunks are 2^24
+/// pairs; software renderers cut none).
+fn gpu_pipelined() -> &'static GpuEngine {
+    static ENGINE: OnceLock<Result<GpuEngine, String>> = OnceLock::new();
+    let made = ENGINE.get_or_init(|| {
+        GpuEngine::with_shape(KernelShape::Serial)
+            .map(|g| g.with_chunk_pairs(1 << 13))
+            .map_err(|e| e.to_string())
+    });
+    match made {
+        Ok(g) => g,
+        Err(e) => panic!("the GPU tests need a wgpu adapter and found none ({e})"),
+    }
+}
+
 fn cpu_engine() -> CpuEngine {
     CpuEngine::new()
 }
@@ -1031,14 +1048,19 @@ fn json_rows(rows: impl IntoIterator<Item = Vec<f64>>) -> String {
 fn compare_device_posterior(name: &str, log: &str, settings: &AuditSettings) {
     let (c, ct) = audit_on(&cpu_engine(), log, settings);
     assert_eq!(ct.device_posterior_batches, 0, "{name}: the CPU engine");
-    for shape in [KernelShape::Serial, KernelShape::Parallel] {
-        let (g, gt) = audit_on(gpu_shaped(shape), log, settings);
+    let engines = [
+        ("Serial", gpu_shaped(KernelShape::Serial)),
+        ("Parallel", gpu_shaped(KernelShape::Parallel)),
+        ("Serial, pipelined chunks", gpu_pipelined()),
+    ];
+    for (how, engine) in engines {
+        let (g, gt) = audit_on(engine, log, settings);
         assert!(
             gt.device_posterior_batches > 1,
-            "{name} ({shape:?}): the GPU engine kept the posterior on the device in {} batches",
+            "{name} ({how}): the GPU engine kept the posterior on the device in {} batches",
             gt.device_posterior_batches
         );
-        compare_steps(&format!("{name} ({shape:?})"), &c, &g);
+        compare_steps(&format!("{name} ({how})"), &c, &g);
     }
 }
 
@@ -1097,12 +1119,12 @@ fn device_posterior_restarts_streams_and_carries_across_batches() {
     compare_device_posterior("grid shared world", &log, &shared);
 }
 
-#[test]
-fn device_posterior_on_a_contextual_bernoulli_log_with_a_prior() {
-    // list hypotheses with a given prior, a candidate table per step, small
-    // batches: the carry crosses many of them
-    let mut r = rng(22);
-    let (h, d) = (300, 3);
+/// A contextual Bernoulli log over a list of `h` hypotheses (d = 3) with a
+/// given prior, `streams` streams of `steps` steps, a candidate table per
+/// step.
+fn contextual_bernoulli_log(seed: u64, h: usize, streams: usize, steps: usize) -> String {
+    let mut r = rng(seed);
+    let d = 3;
     let params: Vec<Vec<f64>> = (0..h)
         .map(|_| (0..d).map(|_| r.random_range(-2.0..2.0)).collect())
         .collect();
@@ -1112,10 +1134,10 @@ fn device_posterior_on_a_contextual_bernoulli_log_with_a_prior() {
          \"observation\":{{\"kind\":\"bernoulli\"}}}}\n",
         json_rows(params.clone()),
     );
-    for s in 0..3 {
+    for s in 0..streams {
         let truth = &params[r.random_range(0..h)];
         log += &format!("{{\"type\":\"stream\",\"id\":{s}}}\n");
-        for _ in 0..120 {
+        for _ in 0..steps {
             let cands: Vec<Vec<f64>> = (0..5)
                 .map(|_| (0..d).map(|_| r.random_range(-1.5..1.5)).collect())
                 .collect();
@@ -1128,12 +1150,81 @@ fn device_posterior_on_a_contextual_bernoulli_log_with_a_prior() {
             );
         }
     }
-    let settings = AuditSettings {
+    log
+}
+
+fn contextual_settings() -> AuditSettings {
+    AuditSettings {
         alphas: Alphas::new(vec![1e-4, 0.01, 0.2], 1e-3).unwrap(),
         shared_world: false,
         batch_elements: 1 << 14,
+    }
+}
+
+#[test]
+fn device_posterior_on_a_contextual_bernoulli_log_with_a_prior() {
+    // list hypotheses with a given prior, a candidate table per step, small
+    // batches: the carry crosses many of them
+    let log = contextual_bernoulli_log(22, 300, 3, 120);
+    compare_device_posterior("contextual bernoulli", &log, &contextual_settings());
+}
+
+/// A log that, after `after` events, has another audit run on the engine
+/// before it goes on: the device's copies of the prior and the carry are
+/// then the other audit's.
+struct Interrupted<'a, S> {
+    log: S,
+    after: usize,
+    seen: usize,
+    other: Option<Box<dyn FnOnce() + 'a>>,
+}
+
+impl<S: audit::EventSource> audit::EventSource for Interrupted<'_, S> {
+    fn model(&self) -> &Model {
+        self.log.model()
+    }
+
+    fn next_event(&mut self) -> gpubound::Result<Option<gpubound::log::LogEvent>> {
+        self.seen += 1;
+        if self.seen == self.after {
+            if let Some(other) = self.other.take() {
+                other();
+            }
+        }
+        self.log.next_event()
+    }
+}
+
+#[test]
+fn device_posterior_keeps_no_other_audits_prior_or_carry() {
+    // the same shapes (300 hypotheses), other priors and outcomes; the
+    // other audit is one batch long, as this one's second batch is its
+    // second
+    let settings = contextual_settings();
+    let mine = contextual_bernoulli_log(24, 300, 1, 150);
+    let other = contextual_bernoulli_log(25, 300, 1, 20);
+    let cpu = cpu_engine();
+    let (want, _) = audit_on(&cpu, &mine, &settings);
+    let (want_other, _) = audit_on(&cpu, &other, &settings);
+    let engine = gpu_pipelined();
+    let got_other = std::cell::RefCell::new(None);
+    let mut source = Interrupted {
+        log: common::reader(&mine),
+        // a batch is 54 steps: the first has run, the second is pending
+        after: 80,
+        seen: 0,
+        other: Some(Box::new(|| {
+            let (g, t) = audit_on(engine, &other, &settings);
+            assert_eq!(t.device_posterior_batches, 1, "the other audit's batches");
+            *got_other.borrow_mut() = Some(g);
+        })),
     };
-    compare_device_posterior("contextual bernoulli", &log, &settings);
+    let (got, totals) = common::audit_source_totals(&mut source, engine, &settings);
+    assert!(totals.device_posterior_batches >= 3);
+    drop(source);
+    let got_other = got_other.into_inner().expect("the other audit ran");
+    compare_steps("the other audit", &want_other, &got_other);
+    compare_steps("the interrupted audit", &want, &got);
 }
 
 #[test]

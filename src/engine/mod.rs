@@ -234,6 +234,12 @@ pub struct PosteriorCarry<'a> {
     pub carry: &'a mut [f64],
     /// per step: the posterior restarts from the prior (a stream starts)
     pub restart: &'a [bool],
+    /// The audit, unique in the process, and the number of batches it ran
+    /// before this one: a backend may keep its own copies of `prior` and
+    /// `carry` between batches and skip sending them while these say they
+    /// are still the host's.
+    pub audit: u64,
+    pub batch: u64,
 }
 
 /// A batch's reductions, and per step the plausible-set cuts and the MAP:

@@ -23,10 +23,10 @@ pub struct Gpu {
     pub adapter: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     errors: Arc<Mutex<Vec<String>>>,
-    /// the mappable buffer readbacks copy through, grown as needed and
-    /// reused (creating one per readback costs more than the copy on some
-    /// drivers)
-    staging: Mutex<Option<wgpu::Buffer>>,
+    /// mappable buffers that readbacks copy through, free for reuse
+    /// (creating one per readback costs more than the copy on some drivers);
+    /// several are out at once while readbacks are in flight
+    staging: Mutex<Vec<wgpu::Buffer>>,
     /// GPU time per kernel, when asked for and the adapter has timestamps
     clock: Option<Mutex<KernelClock>>,
 }
@@ -216,7 +216,7 @@ impl Gpu {
             adapter: info,
             limits,
             errors,
-            staging: Mutex::new(None),
+            staging: Mutex::new(Vec::new()),
             clock,
         })
     }
@@ -451,105 +451,224 @@ impl Gpu {
     /// whole rows) the copy and its fresh pages cost more than the use.
     pub fn submit_and_view<R>(
         &self,
-        mut encoder: wgpu::CommandEncoder,
+        encoder: wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, u64)],
         context: &str,
         f: impl FnOnce(&[&[u8]]) -> R,
     ) -> Result<R> {
+        let Some(clock) = &self.clock else {
+            return self
+                .submit_reading_sources(encoder, sources, context)?
+                .view(f);
+        };
         // the timed passes' timestamps come back with the results
-        let mut clock = self.clock.as_ref().and_then(|c| c.lock().ok());
-        let timed = clock.as_ref().map_or(0, |c| c.pending.len() as u64);
+        let mut encoder = encoder;
+        let mut clock = clock
+            .lock()
+            .map_err(|_| Error::Gpu("the kernel clock is poisoned".into()))?;
+        let timed = clock.pending.len() as u64;
+        let resolved = clock.resolved.clone();
         let mut sources = sources.to_vec();
-        let resolved = clock.as_ref().filter(|_| timed > 0).map(|c| {
-            encoder.resolve_query_set(&c.queries, 0..2 * timed as u32, &c.resolved, 0);
-            c.resolved.clone()
-        });
-        if let Some(r) = &resolved {
-            sources.push((r, 16 * timed));
+        if timed > 0 {
+            encoder.resolve_query_set(&clock.queries, 0..2 * timed as u32, &resolved, 0);
+            sources.push((&resolved, 16 * timed));
         }
-        self.submit_and_view_sources(encoder, &sources, context, |views| {
-            let mut views = views.to_vec();
-            if let Some(c) = clock.as_mut().filter(|_| timed > 0) {
-                let raw = views.pop().expect("timestamps");
-                let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(raw);
-                for (name, pair) in std::mem::take(&mut c.pending)
-                    .into_iter()
-                    .zip(ticks.chunks(2))
-                {
-                    let ns = pair[1].saturating_sub(pair[0]) as f64 * c.period;
-                    let total = c.totals.entry(name).or_insert((0.0, 0));
-                    total.0 += ns * 1e-9;
-                    total.1 += 1;
+        self.submit_reading_sources(encoder, &sources, context)?
+            .view(|views| {
+                let mut views = views.to_vec();
+                if timed > 0 {
+                    let raw = views.pop().expect("timestamps");
+                    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(raw);
+                    for (name, pair) in std::mem::take(&mut clock.pending)
+                        .into_iter()
+                        .zip(ticks.chunks(2))
+                    {
+                        let ns = pair[1].saturating_sub(pair[0]) as f64 * clock.period;
+                        let total = clock.totals.entry(name).or_insert((0.0, 0));
+                        total.0 += ns * 1e-9;
+                        total.1 += 1;
+                    }
                 }
-            }
-            f(&views)
-        })
+                f(&views)
+            })
     }
 
-    fn submit_and_view_sources<R>(
+    /// Submits `encoder` after copying the first `size` bytes of each buffer
+    /// into one mappable buffer, and returns at once: the host goes on (and
+    /// may submit more work) until it needs the bytes. Where kernels are
+    /// timed it waits here, so every submission's timestamps are its own.
+    pub fn submit_reading(
+        &self,
+        encoder: wgpu::CommandEncoder,
+        sources: &[(&wgpu::Buffer, u64)],
+        context: &str,
+    ) -> Result<Readback<'_>> {
+        if self.clock.is_some() {
+            let read = self.submit_and_read_many(encoder, sources, context)?;
+            return Ok(Readback {
+                gpu: self,
+                context: context.to_string(),
+                state: ReadbackState::Ready(read),
+            });
+        }
+        self.submit_reading_sources(encoder, sources, context)
+    }
+
+    fn submit_reading_sources(
         &self,
         mut encoder: wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, u64)],
         context: &str,
-        f: impl FnOnce(&[&[u8]]) -> R,
-    ) -> Result<R> {
+    ) -> Result<Readback<'_>> {
         let sizes: Vec<u64> = sources
             .iter()
             .map(|&(_, s)| s.max(4).next_multiple_of(4))
             .collect();
         let total: u64 = sizes.iter().sum();
-        if total == 0 {
-            self.queue.submit(Some(encoder.finish()));
-            self.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Gpu(format!("{context}: waiting for the device: {e}")))?;
-            self.check(context)?;
-            return Ok(f(&[]));
+        let staging = if total == 0 {
+            None
+        } else {
+            let staging = self.take_staging(total)?;
+            let mut at = 0;
+            for (&(src, _), &size) in sources.iter().zip(&sizes) {
+                encoder.copy_buffer_to_buffer(src, 0, &staging, at, size);
+                at += size;
+            }
+            Some(staging)
+        };
+        let index = self.queue.submit(Some(encoder.finish()));
+        let (tx, rx) = mpsc::channel();
+        if let Some(staging) = &staging {
+            staging.map_async(wgpu::MapMode::Read, ..total, move |r| {
+                let _ = tx.send(r);
+            });
         }
-        let mut cached = self
-            .staging
-            .lock()
-            .map_err(|_| Error::Gpu("the readback buffer is poisoned".into()))?;
-        if cached.as_ref().is_none_or(|b| b.size() < total) {
-            *cached = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback"),
-                size: (total + total / 2).next_multiple_of(4),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
-        }
-        let staging = cached.as_ref().expect("allocated above");
+        let mut spans = Vec::with_capacity(sources.len());
         let mut at = 0;
-        for (&(src, _), &size) in sources.iter().zip(&sizes) {
-            encoder.copy_buffer_to_buffer(src, 0, staging, at, size);
+        for (&size, &(_, asked)) in sizes.iter().zip(sources) {
+            spans.push(at as usize..(at + asked) as usize);
             at += size;
         }
-        self.queue.submit(Some(encoder.finish()));
-        let (tx, rx) = mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, ..total, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+        Ok(Readback {
+            gpu: self,
+            context: context.to_string(),
+            state: ReadbackState::InFlight {
+                staging,
+                index,
+                total,
+                spans,
+                mapped: rx,
+            },
+        })
+    }
+
+    /// A free staging buffer of at least `size` bytes.
+    fn take_staging(&self, size: u64) -> Result<wgpu::Buffer> {
+        let mut free = self
+            .staging
+            .lock()
+            .map_err(|_| Error::Gpu("the readback buffers are poisoned".into()))?;
+        // the smallest that fits
+        let fit = (0..free.len())
+            .filter(|&i| free[i].size() >= size)
+            .min_by_key(|&i| free[i].size());
+        if let Some(i) = fit {
+            return Ok(free.swap_remove(i));
+        }
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: (size + size / 2).next_multiple_of(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Returns a staging buffer for reuse; only a few of the largest are kept.
+    fn give_staging(&self, buffer: wgpu::Buffer) {
+        if let Ok(mut free) = self.staging.lock() {
+            free.push(buffer);
+            if free.len() > MAX_FREE_STAGING {
+                let smallest = (0..free.len())
+                    .min_by_key(|&i| free[i].size())
+                    .expect("not empty");
+                free.swap_remove(smallest);
+            }
+        }
+    }
+}
+
+/// Staging buffers kept for reuse: a pipelined batch has about three
+/// readbacks in flight.
+const MAX_FREE_STAGING: usize = 4;
+
+/// Bytes on their way back from the device (`Gpu::submit_reading`).
+pub struct Readback<'g> {
+    gpu: &'g Gpu,
+    context: String,
+    state: ReadbackState,
+}
+
+enum ReadbackState {
+    /// read already (timed kernels wait at submission)
+    Ready(Vec<Vec<u8>>),
+    InFlight {
+        /// none when nothing is read
+        staging: Option<wgpu::Buffer>,
+        index: wgpu::SubmissionIndex,
+        total: u64,
+        /// each source's bytes in `staging`
+        spans: Vec<std::ops::Range<usize>>,
+        mapped: mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+    },
+}
+
+impl Readback<'_> {
+    /// Waits for the submission (not for later ones) and hands `f` each
+    /// source's bytes where they were mapped.
+    pub fn view<R>(self, f: impl FnOnce(&[&[u8]]) -> R) -> Result<R> {
+        let (gpu, context) = (self.gpu, self.context);
+        let (staging, index, total, spans, mapped) = match self.state {
+            ReadbackState::Ready(read) => {
+                let views: Vec<&[u8]> = read.iter().map(|v| v.as_slice()).collect();
+                return Ok(f(&views));
+            }
+            ReadbackState::InFlight {
+                staging,
+                index,
+                total,
+                spans,
+                mapped,
+            } => (staging, index, total, spans, mapped),
+        };
+        gpu.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
             .map_err(|e| Error::Gpu(format!("{context}: waiting for the device: {e}")))?;
-        self.check(context)?;
-        rx.recv()
+        gpu.check(&context)?;
+        let Some(staging) = staging else {
+            return Ok(f(&[]));
+        };
+        mapped
+            .recv()
             .map_err(|_| Error::Gpu(format!("{context}: the readback was dropped")))?
             .map_err(|e| Error::Gpu(format!("{context}: reading results back: {e}")))?;
         let out = {
             let view = staging
                 .get_mapped_range(..total)
                 .map_err(|e| Error::Gpu(format!("{context}: mapping the results: {e}")))?;
-            let mut views = Vec::with_capacity(sources.len());
-            let mut at = 0;
-            for (&size, &(_, asked)) in sizes.iter().zip(sources) {
-                views.push(&view[at as usize..(at + asked) as usize]);
-                at += size;
-            }
+            let views: Vec<&[u8]> = spans.iter().map(|r| &view[r.clone()]).collect();
             f(&views)
         };
         staging.unmap();
+        gpu.give_staging(staging);
         Ok(out)
+    }
+
+    /// Waits and returns a copy of each source's bytes.
+    pub fn read(self) -> Result<Vec<Vec<u8>>> {
+        self.view(|views| views.iter().map(|v| v.to_vec()).collect())
     }
 }
 

@@ -62,7 +62,7 @@ use super::{
 };
 use crate::model::{HypothesisSpace, Model, ObservationModel};
 use crate::{Error, Result};
-use device::{split, AdapterPolicy, BufferPool, Gpu};
+use device::{split, AdapterPolicy, BufferPool, Gpu, Readback};
 
 pub(crate) const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 pub(crate) const DOT: &str = include_str!("../../../shaders/dot.wgsl");
@@ -170,6 +170,13 @@ fn list_fingerprint(model: &Model) -> u64 {
     h
 }
 
+/// Pairs per device-posterior chunk on a GPU: large enough that a round
+/// trip costs little beside its kernels, small enough that a 2^26-pair
+/// batch makes two chunks to overlap. (Measured on an H200 at H = 59049:
+/// 2^25 gained 5% over one chunk per batch; 2^24, 2^23 and 2^22 lost, each
+/// chunk costing about 0.25 ms of host work besides its kernels.)
+const PIPELINED_CHUNK_PAIRS: usize = 1 << 25;
+
 /// The wgpu engine. See the module documentation.
 pub struct GpuEngine {
     gpu: Gpu,
@@ -181,6 +188,10 @@ pub struct GpuEngine {
     /// hypotheses per reduce thread: long runs suit software renderers (one
     /// thread is one CPU lane), short ones give a GPU enough threads
     reduce_block: usize,
+    /// (step, hypothesis) pairs per step chunk of a device posterior: a
+    /// batch in several chunks keeps the device busy with one chunk's
+    /// weights while the host cuts the plausible sets of the one before
+    chunk_pairs: usize,
     state: Mutex<State>,
 }
 
@@ -207,6 +218,11 @@ struct State {
     /// plausible-set candidates the device posterior reads with its first
     /// results, before it knows how many there are (twice the last count)
     candidate_guess: usize,
+    /// the audit whose prior is in the `prior` buffer
+    prior_of: Option<u64>,
+    /// (audit, batch): the `carry` buffer holds that audit's carry before
+    /// that batch, so the batch need not send it
+    carry_before: Option<(u64, u64)>,
 }
 
 /// Harm-table rows on the device: for which model and hypotheses, and where
@@ -316,8 +332,21 @@ impl GpuEngine {
             posterior,
             reduce: reduce::ReduceKernels::new(shape),
             reduce_block,
+            chunk_pairs: match shape {
+                // the "device" shares the host's cores: nothing to overlap
+                KernelShape::Serial => usize::MAX,
+                KernelShape::Parallel => PIPELINED_CHUNK_PAIRS,
+            },
             state: Mutex::new(State::default()),
         })
+    }
+
+    /// The same engine with device-posterior step chunks of about `pairs`
+    /// (step, hypothesis) pairs (the tests use small ones to run the
+    /// pipeline on software renderers).
+    pub fn with_chunk_pairs(mut self, pairs: usize) -> Self {
+        self.chunk_pairs = pairs.max(1);
+        self
     }
 
     /// True when the adapter is a software renderer (lavapipe, llvmpipe).
@@ -573,26 +602,13 @@ impl<'a> GpuBatch<'a> {
         tables: &[u32],
     ) -> Result<HashMap<u32, u32>> {
         let gpu = &self.engine.gpu;
-        let model = ModelKey {
-            uniform: self.model,
-            list: list_fingerprint(self.batch.model),
-            h: self.h,
-        };
+        let model = self.model_key();
         let keys: Vec<TableKey> = tables
             .iter()
             .map(|&t| TableKey::of(&self.batch.tables[t as usize]))
             .collect();
-        if let Some(r) = &state.resident {
-            if r.model == model && r.h0 == h0 && r.n == n {
-                let found: Option<HashMap<u32, u32>> = tables
-                    .iter()
-                    .zip(&keys)
-                    .map(|(&t, k)| r.offsets.get(k).map(|&o| (t, o)))
-                    .collect();
-                if let Some(offsets) = found {
-                    return Ok(offsets);
-                }
-            }
+        if let Some(offsets) = self.resident_offsets(state, &model, h0, n, tables, &keys) {
+            return Ok(offsets);
         }
         let params_h0 = self.upload_inputs(state, h0, n)?;
         let mut offsets = HashMap::new();
@@ -661,6 +677,51 @@ impl<'a> GpuBatch<'a> {
             offsets: by_content,
         });
         Ok(offsets)
+    }
+
+    /// Each table's row offset where all of `tables` are on the device for
+    /// hypotheses `h0..h0+n`.
+    fn resident_offsets(
+        &self,
+        state: &State,
+        model: &ModelKey,
+        h0: usize,
+        n: usize,
+        tables: &[u32],
+        keys: &[TableKey],
+    ) -> Option<HashMap<u32, u32>> {
+        let r = state.resident.as_ref()?;
+        if r.model != *model || r.h0 != h0 || r.n != n {
+            return None;
+        }
+        tables
+            .iter()
+            .zip(keys)
+            .map(|(&t, k)| r.offsets.get(k).map(|&o| (t, o)))
+            .collect()
+    }
+
+    fn model_key(&self) -> ModelKey {
+        ModelKey {
+            uniform: self.model,
+            list: list_fingerprint(self.batch.model),
+            h: self.h,
+        }
+    }
+
+    /// True when `tables_for(state, h0, n, chunk)` computes nothing: it
+    /// neither runs `harm.wgsl` nor overwrites rows a queued reduce reads.
+    fn tables_ready(&self, state: &State, h0: usize, n: usize, chunk: &StepChunk) -> bool {
+        if self.untabulated() {
+            return true;
+        }
+        let keys: Vec<TableKey> = chunk
+            .tables
+            .iter()
+            .map(|&t| TableKey::of(&self.batch.tables[t as usize]))
+            .collect();
+        self.resident_offsets(state, &self.model_key(), h0, n, &chunk.tables, &keys)
+            .is_some()
     }
 
     /// Splits the batch's steps into chunks for a hypothesis chunk of `n`:
@@ -898,9 +959,11 @@ impl PreparedBatch for GpuBatch<'_> {
                 state
                     .pool
                     .upload(gpu, "thresholds", &thr[t0 * na1..t1 * na1]);
-                self.reduce_chunk(
-                    &mut state, "log_rel", h0, n, &chunk, &offsets, &mut acc, None,
-                )?;
+                let log_rel = LogWeights {
+                    weights: "log_rel",
+                    run_max: "run_max",
+                };
+                self.reduce_chunk(&mut state, log_rel, h0, n, &chunk, &offsets, &mut acc)?;
             }
         }
         drop(state);
@@ -970,7 +1033,7 @@ impl BlockSums {
     }
 }
 
-impl GpuBatch<'_> {
+impl<'a> GpuBatch<'a> {
     /// The harm-table rows of a step chunk's tables (computed unless they are
     /// on the device already); none where harm is not tabulated.
     fn tables_for(
@@ -1047,18 +1110,36 @@ impl GpuBatch<'_> {
     fn reduce_chunk(
         &self,
         state: &mut State,
-        log_rel: &'static str,
+        log_rel: LogWeights,
         h0: usize,
         n: usize,
         chunk: &StepChunk,
         offsets: &HashMap<u32, u32>,
         acc: &mut BlockSums,
+    ) -> Result<()> {
+        let read = self.submit_reduce(state, log_rel, h0, n, chunk, offsets, acc.n_alpha, None)?;
+        self.add_reductions(read, chunk, acc, |_| ())
+    }
+
+    /// Records and submits `reduce.wgsl` and its merge on one step chunk
+    /// (see `reduce_chunk`); the merged records, and the bytes of
+    /// `also_read` (a buffer of the pool) after them, come back without
+    /// waiting for them: `add_reductions` takes them.
+    #[allow(clippy::too_many_arguments)]
+    fn submit_reduce(
+        &self,
+        state: &mut State,
+        log_rel: LogWeights,
+        h0: usize,
+        n: usize,
+        chunk: &StepChunk,
+        offsets: &HashMap<u32, u32>,
+        n_alpha: usize,
         also_read: Option<(&'static str, u64)>,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> Result<Readback<'a>> {
         let batch = self.batch;
         let engine = self.engine;
         let gpu = &engine.gpu;
-        let n_alpha = acc.n_alpha;
         if n_alpha == 0 {
             return Err(Error::Gpu("reduce: at least one α is needed".into()));
         }
@@ -1124,14 +1205,14 @@ impl GpuBatch<'_> {
             &u,
             reduce::ReduceBuffers {
                 q: p.buffer("q").unwrap(),
-                log_rel: p.buffer(log_rel).unwrap(),
+                log_rel: p.buffer(log_rel.weights).unwrap(),
                 thresholds: p.buffer("thresholds").unwrap(),
                 cands: p.buffer("cands").unwrap(),
                 cand_out: p.buffer("cand_out").unwrap(),
                 step_out: p.buffer("step_out").unwrap(),
                 params: p.buffer("params").unwrap(),
                 features: p.buffer("features").unwrap(),
-                run_max: p.buffer("run_max").unwrap(),
+                run_max: p.buffer(log_rel.run_max).unwrap(),
             },
         )?;
         engine.reduce.record_merge(
@@ -1157,32 +1238,57 @@ impl GpuBatch<'_> {
         if let Some((name, bytes)) = also_read {
             reads.push((p.buffer(name).expect("a buffer of the pool"), bytes));
         }
-        let mut raw = gpu.submit_and_read_many(enc, &reads, "reducing over hypotheses")?;
-        let also = also_read.map(|_| raw.pop().expect("the extra buffer read"));
-        let cand_raw = raw.pop().expect("two buffers read");
-        let step_raw = raw.pop().expect("two buffers read");
-        let sv: &[[f32; 4]] = bytemuck::cast_slice(&step_raw[..step_bytes as usize]);
-        let cv: &[u32] = bytemuck::cast_slice(&cand_raw[..cand_bytes as usize]);
-        for (t, v) in (t0..t1).zip(sv) {
-            acc.weight_sum[t] += v[0] as f64 + v[1] as f64;
-            acc.weighted_log_rel[t] += v[2] as f64 + v[3] as f64;
-        }
+        gpu.submit_reading(enc, &reads, "reducing over hypotheses")
+    }
+
+    /// Adds the merged records of `submit_reduce` on `chunk` into `acc`,
+    /// and hands `also` the extra buffer's bytes, if one was read.
+    fn add_reductions(
+        &self,
+        read: Readback<'_>,
+        chunk: &StepChunk,
+        acc: &mut BlockSums,
+        also: impl FnOnce(&[u8]),
+    ) -> Result<()> {
+        let batch = self.batch;
+        let n_alpha = acc.n_alpha;
+        let stride = reduce::stride(n_alpha);
+        let (t0, t1) = (chunk.t0, chunk.t1);
         // candidates of a step are consecutive, in candidate order
         let first = batch.candidate_offsets[t0];
         let last = batch.candidate_offsets[t1];
-        debug_assert_eq!(last - first, cands.len());
-        acc.weighted_harm[first..last]
-            .par_iter_mut()
-            .zip(acc.best[first..last].par_iter_mut())
-            .zip(acc.plausible[first * n_alpha..last * n_alpha].par_chunks_mut(n_alpha))
-            .zip(cv.par_chunks(stride))
-            .for_each(|(((sum, best), plausible), r)| {
-                *sum += f32::from_bits(r[0]) as f64 + f32::from_bits(r[6]) as f64;
-                best.merge(reduce::Best::from_record(r));
-                for (m, &bits) in plausible.iter_mut().zip(&r[reduce::PLAUSIBLE_AT..]) {
-                    *m = m.max(f32::from_bits(bits) as f64);
-                }
-            });
-        Ok(also)
+        let cand_bytes = (last - first) * stride * 4;
+        let step_bytes = (t1 - t0) * 16;
+        read.view(|raw| {
+            let sv: &[[f32; 4]] = bytemuck::cast_slice(&raw[0][..step_bytes]);
+            let cv: &[u32] = bytemuck::cast_slice(&raw[1][..cand_bytes]);
+            for (t, v) in (t0..t1).zip(sv) {
+                acc.weight_sum[t] += v[0] as f64 + v[1] as f64;
+                acc.weighted_log_rel[t] += v[2] as f64 + v[3] as f64;
+            }
+            acc.weighted_harm[first..last]
+                .par_iter_mut()
+                .zip(acc.best[first..last].par_iter_mut())
+                .zip(acc.plausible[first * n_alpha..last * n_alpha].par_chunks_mut(n_alpha))
+                .zip(cv.par_chunks(stride))
+                .for_each(|(((sum, best), plausible), r)| {
+                    *sum += f32::from_bits(r[0]) as f64 + f32::from_bits(r[6]) as f64;
+                    best.merge(reduce::Best::from_record(r));
+                    for (m, &bits) in plausible.iter_mut().zip(&r[reduce::PLAUSIBLE_AT..]) {
+                        *m = m.max(f32::from_bits(bits) as f64);
+                    }
+                });
+            if let Some(extra) = raw.get(2) {
+                also(extra);
+            }
+        })
     }
+}
+
+/// The pool buffers `reduce.wgsl` reads a chunk's log weights from: `ℓ`
+/// per (step, hypothesis) and the largest `ℓ` per run of hypotheses.
+#[derive(Clone, Copy)]
+struct LogWeights {
+    weights: &'static str,
+    run_max: &'static str,
 }

@@ -6,15 +6,17 @@
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 
-use super::device::{join_log, split_log, Gpu};
-use super::reduce::RUN;
-use super::{compose, BlockSums, KernelShape, COMMON};
+use std::collections::HashMap;
 use std::time::Instant;
+
+use super::device::{join_log, split_log, Gpu, Readback};
+use super::reduce::RUN;
+use super::{compose, BlockSums, KernelShape, LogWeights, State, StepChunk, COMMON};
 
 use crate::audit::PhaseSeconds;
 use crate::engine::{DevicePosterior, PosteriorCarry, ReducedBatch};
 use crate::posterior::{exp_all, plausible_cuts, plausible_floor, CutScratch, PlausibleCut};
-use crate::Result;
+use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("../../../shaders/posterior.wgsl");
 pub const WORKGROUP: u64 = 256;
@@ -175,14 +177,60 @@ impl PosteriorKernels {
     }
 }
 
-impl super::GpuBatch<'_> {
+/// The pool buffers of a chunk's posterior. Two chunks are in flight at a
+/// time (one's weights on the device while the host cuts the other's
+/// plausible sets and its reduce is queued), each in its own set.
+struct Slot {
+    post: &'static str,
+    lane_max: &'static str,
+    step_best: &'static str,
+    found: &'static str,
+    candidates: &'static str,
+    run_max: &'static str,
+}
+
+const SLOTS: [Slot; 2] = [
+    Slot {
+        post: "post 0",
+        lane_max: "lane_max 0",
+        step_best: "step_best 0",
+        found: "found 0",
+        candidates: "candidates 0",
+        run_max: "run_max 0",
+    },
+    Slot {
+        post: "post 1",
+        lane_max: "lane_max 1",
+        step_best: "step_best 1",
+        found: "found 1",
+        candidates: "candidates 1",
+        run_max: "run_max 1",
+    },
+];
+
+/// A chunk whose posterior weights are being computed on the device.
+struct Weighing<'g> {
+    slot: &'static Slot,
+    /// its harm tables' row offsets
+    offsets: HashMap<u32, u32>,
+    /// room for plausible-set candidates
+    capacity: usize,
+    /// candidates read with the maxima
+    guess: usize,
+    /// per step the maximum, the number of candidates, and the guessed ones
+    read: Readback<'g>,
+}
+
+impl<'a> super::GpuBatch<'a> {
     /// The device-posterior path of `PreparedBatch::posterior_and_reduce`:
     /// per step chunk, log-likelihoods → `prefix` → `step_max` and
     /// `merge_max` → `relative` (the host computes the plausible-set cuts
     /// from the candidates it collects) → `reduce` and its merge. What
     /// crosses to the host is per step or per (step, candidate), plus the
     /// candidates of the plausible sets, and the carry at the end of the
-    /// batch: two round trips per chunk.
+    /// batch: two round trips per chunk. On a GPU the batch is cut into
+    /// several chunks and the next chunk's weights are queued before this
+    /// one's are read, so the device works while the host cuts.
     pub(super) fn device_posterior(
         &mut self,
         pc: PosteriorCarry<'_>,
@@ -214,99 +262,42 @@ impl super::GpuBatch<'_> {
             s
         };
         let mut state = engine.lock()?;
-        let prior: Vec<[f32; 2]> = pc.prior.par_iter().map(|&v| split_log(v)).collect();
-        let carry: Vec<[f32; 2]> = pc.carry.par_iter().map(|&v| split_log(v)).collect();
-        state.pool.upload(gpu, "prior", &prior);
-        state.pool.upload(gpu, "carry", &carry);
+        // the device keeps the audit's prior, and the carry from its last
+        // batch, unless another audit has used the engine since
+        if state.prior_of != Some(pc.audit) {
+            let prior: Vec<[f32; 2]> = pc.prior.par_iter().map(|&v| split_log(v)).collect();
+            state.pool.upload(gpu, "prior", &prior);
+            state.prior_of = Some(pc.audit);
+        }
+        if state.carry_before != Some((pc.audit, pc.batch)) {
+            let carry: Vec<[f32; 2]> = pc.carry.par_iter().map(|&v| split_log(v)).collect();
+            state.pool.upload(gpu, "carry", &carry);
+        }
+        // until this batch has run through
+        state.carry_before = None;
         let carry_bytes = (h * 8) as u64;
-        let mut carry_raw = None;
-        for chunk in self.step_chunks(h, self.record_bytes(h, n_alpha)) {
+        let chunks = self.pipeline_chunks(self.step_chunks(h, self.record_bytes(h, n_alpha)));
+        let mut ahead = Some(self.submit_weights(&mut state, &chunks[0], 0, pc.restart, cut)?);
+        // the chunk whose reductions are on their way back
+        let mut reducing: Option<(usize, Readback<'a>)> = None;
+        for (i, chunk) in chunks.iter().enumerate() {
             let (t0, t1) = (chunk.t0, chunk.t1);
             let ts = t1 - t0;
-            let offsets = self.tables_for(&mut state, 0, h, &chunk)?;
-            let params_h0 = self.upload_inputs(&mut state, 0, h)?;
-            let restart: Vec<u32> = pc.restart[t0..t1].iter().map(|&r| r as u32).collect();
-            state.pool.upload(gpu, "restart", &restart);
-            let post_bytes = (ts * h * 8) as u64;
-            let lanes = lanes(h);
-            let lane_bytes = (ts * lanes * 16) as u64;
-            state.pool.get(gpu, "post", post_bytes);
-            state.pool.get(gpu, "lane_max", lane_bytes);
-            let all = ts * h;
-            let capacity = all
-                .min(gpu.max_binding() as usize / 16)
-                .min((all / 4).max(1 << 16));
-            state.pool.get(gpu, "candidates", (capacity * 16) as u64);
-            state.pool.upload(gpu, "found", &[0u32; 4]);
-            state.pool.get(gpu, "step_best", (ts * 16) as u64);
-            state
-                .pool
-                .get(gpu, "run_max", (ts * h.div_ceil(RUN) * 4) as u64);
-            let u = PosteriorUniform {
-                h_count: h as u32,
-                n_steps: ts as u32,
-                cut,
-                capacity: capacity as u32,
-                zero: 0,
-                lanes: lanes as u32,
-                _pad: [0; 2],
-            };
-
-            // L before each step, and each lane's maximum
-            let mut enc = gpu.encoder();
-            self.record_loglik(
-                &mut state, &mut enc, 0, h, &chunk, &offsets, params_h0, "post",
-            )?;
-            let p = &state.pool;
-            let post = p.buffer("post").unwrap();
-            engine.posterior.record_prefix(
-                gpu,
-                &mut enc,
-                &u,
-                PrefixBuffers {
-                    post,
-                    carry: p.buffer("carry").unwrap(),
-                    prior: p.buffer("prior").unwrap(),
-                    restart: p.buffer("restart").unwrap(),
-                },
-            )?;
-            engine.posterior.record_step_max(
-                gpu,
-                &mut enc,
-                &u,
-                post,
-                p.buffer("lane_max").unwrap(),
-                p.buffer("step_best").unwrap(),
-            )?;
-
-            // ℓ = L − max, and the hypotheses that may be in a plausible set
-            engine.posterior.record_relative(
-                gpu,
-                &mut enc,
-                &u,
-                RelativeBuffers {
-                    post,
-                    step_best: p.buffer("step_best").unwrap(),
-                    found: p.buffer("found").unwrap(),
-                    candidates: p.buffer("candidates").unwrap(),
-                    run_max: p.buffer("run_max").unwrap(),
-                },
-            )?;
-            // the first candidates come back with the maxima, before their
-            // number is known: usually all of them, without a second trip
-            // (none after a batch with many: a large read costs more than a trip)
-            let guess = state.candidate_guess.min(capacity);
-            let mut reads = vec![
-                (p.buffer("step_best").unwrap(), (ts * 16) as u64),
-                (p.buffer("found").unwrap(), 4),
-            ];
-            if guess > 0 {
-                reads.push((p.buffer("candidates").unwrap(), (guess * 16) as u64));
+            let w = ahead
+                .take()
+                .expect("a chunk's weights are queued before its turn");
+            let slot = w.slot;
+            let next = chunks.get(i + 1);
+            // the next chunk's weights, unless its harm tables would
+            // overwrite rows this chunk's reduce has yet to read
+            if let Some(next) = next.filter(|c| self.tables_ready(&state, 0, h, c)) {
+                ahead =
+                    Some(self.submit_weights(&mut state, next, (i + 1) % 2, pc.restart, cut)?);
             }
-            let mut raw = gpu.submit_and_read_many(enc, &reads, "the posterior")?;
-            // one submit: log-likelihoods, prefix sums, maxima, relative weights
+            let mut raw = w.read.read()?;
+            // log-likelihoods, prefix sums, maxima, relative weights
             phases.likelihoods += lap();
-            let raw_guessed = if guess > 0 {
+            let raw_guessed = if w.guess > 0 {
                 raw.pop().expect("the guessed candidates")
             } else {
                 Vec::new()
@@ -320,47 +311,42 @@ impl super::GpuBatch<'_> {
             let raw = raw_found;
             let found = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
             let df = |v: [f32; 2]| v[0] as f64 + v[1] as f64;
-            // a small read ahead only: a large one costs more than a trip
-            let next_guess = if found > SPECULATIVE_CANDIDATES {
-                0
-            } else {
-                found
-                    .saturating_mul(2)
-                    .clamp(1 << 12, SPECULATIVE_CANDIDATES)
-            };
+            let p = &state.pool;
             // per step, the cuts from the hypotheses that can be in a set,
             // in hypothesis order (the order the host path adds them in)
-            let step_cuts: Vec<Vec<PlausibleCut>> = if found <= capacity {
+            let step_cuts: Vec<Vec<PlausibleCut>> = if found <= w.capacity {
                 let bytes = (found * 16) as u64;
-                let raw = if found <= guess {
+                let raw = if found <= w.guess {
                     raw_guessed
                 } else {
                     gpu.submit_and_read(
                         gpu.encoder(),
-                        p.buffer("candidates").unwrap(),
+                        p.buffer(slot.candidates).unwrap(),
                         bytes,
                         "the plausible sets",
                     )?
                 };
                 let entries: &[[u32; 4]] = bytemuck::cast_slice(&raw[..bytes as usize]);
-                let mut per_step: Vec<Vec<(u32, f64)>> = vec![Vec::new(); ts];
-                for e in entries {
-                    let l = df([f32::from_bits(e[2]), f32::from_bits(e[3])]);
-                    per_step[e[0] as usize].push((e[1], l));
-                }
-                per_step
+                let parts = by_step(entries, ts);
+                (0..ts)
                     .into_par_iter()
-                    .map_init(StepCuts::default, |s, mut c| {
+                    .map_init(StepCuts::default, |s, t| {
+                        let mut c = std::mem::take(&mut s.step);
+                        c.clear();
+                        c.extend(parts.iter().flat_map(|p| p[t].iter().copied()));
                         in_hypothesis_order(&mut c, &mut s.dense, h);
-                        s.cuts(c.iter().map(|e| e.1), alphas)
+                        let cuts = s.cuts(c.iter().map(|e| e.1), alphas);
+                        s.step = c;
+                        cuts
                     })
                     .collect()
             } else {
                 // too many to collect one by one: the whole rows, used where
-                // they were mapped (half a gigabyte per batch at H = 59049)
+                // they were mapped (half a gigabyte per 2^26 pairs)
+                let post_bytes = (ts * h * 8) as u64;
                 gpu.submit_and_view(
                     gpu.encoder(),
-                    &[(post, post_bytes)],
+                    &[(p.buffer(slot.post).unwrap(), post_bytes)],
                     "the plausible sets",
                     |views| {
                         let rows: &[[f32; 2]] = bytemuck::cast_slice(views[0]);
@@ -381,30 +367,62 @@ impl super::GpuBatch<'_> {
                 cuts[t0 + i] = c;
             }
             let thr = self.threshold_rows(t0, &thresholds, &maps[t0..t1]);
-            state.candidate_guess = next_guess;
+            // a small read ahead only: a large one costs more than a trip
+            state.candidate_guess = if found > SPECULATIVE_CANDIDATES {
+                0
+            } else {
+                found
+                    .saturating_mul(2)
+                    .clamp(1 << 12, SPECULATIVE_CANDIDATES)
+            };
             state.pool.upload(gpu, "thresholds", &thr);
             phases.posterior += lap();
+            // the previous chunk's reductions, queued before this chunk's
+            // weights were waited for, are back by now
+            if let Some((j, read)) = reducing.take() {
+                self.add_reductions(read, &chunks[j], &mut acc, |_| ())?;
+            }
             // the carry after the batch comes back with the last reductions
-            let last = chunk.t1 == n_steps;
-            carry_raw = self.reduce_chunk(
+            let last = t1 == n_steps;
+            let log_rel = LogWeights {
+                weights: slot.post,
+                run_max: slot.run_max,
+            };
+            let read = self.submit_reduce(
                 &mut state,
-                "post",
+                log_rel,
                 0,
                 h,
-                &chunk,
-                &offsets,
-                &mut acc,
+                chunk,
+                &w.offsets,
+                n_alpha,
                 last.then_some(("carry", carry_bytes)),
             )?;
+            reducing = Some((i, read));
+            if let Some(next) = next.filter(|_| ahead.is_none()) {
+                ahead =
+                    Some(self.submit_weights(&mut state, next, (i + 1) % 2, pc.restart, cut)?);
+            }
             phases.reduce += lap();
         }
 
-        let raw = carry_raw.expect("the last chunk read the carry");
-        let carried: &[[f32; 2]] = bytemuck::cast_slice(&raw[..carry_bytes as usize]);
-        pc.carry
-            .par_iter_mut()
-            .zip(carried.par_iter())
-            .for_each(|(c, &v)| *c = join_log(v));
+        let (j, read) = reducing.expect("a batch has a chunk");
+        let mut carried = false;
+        self.add_reductions(read, &chunks[j], &mut acc, |raw| {
+            let raw: &[[f32; 2]] = bytemuck::cast_slice(&raw[..carry_bytes as usize]);
+            pc.carry
+                .par_iter_mut()
+                .zip(raw.par_iter())
+                .for_each(|(c, &v)| *c = join_log(v));
+            carried = true;
+        })?;
+        if !carried {
+            return Err(Error::Gpu(
+                "the carry did not come back with the last chunk".into(),
+            ));
+        }
+        state.carry_before = Some((pc.audit, pc.batch + 1));
+        phases.reduce += lap();
         drop(state);
         let reductions = acc.finish(batch, &maps);
         phases.posterior += lap();
@@ -417,6 +435,151 @@ impl super::GpuBatch<'_> {
             phases,
         })
     }
+
+    /// Splits step chunks into parts of about the engine's `chunk_pairs`
+    /// (step, hypothesis) pairs.
+    fn pipeline_chunks(&self, chunks: Vec<StepChunk>) -> Vec<StepChunk> {
+        let per = (self.engine.chunk_pairs / self.h).max(1);
+        let mut out = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            let ts = c.t1 - c.t0;
+            let size = ts.div_ceil(ts.div_ceil(per));
+            for t0 in (c.t0..c.t1).step_by(size) {
+                out.push(StepChunk {
+                    t0,
+                    t1: (t0 + size).min(c.t1),
+                    tables: c.tables.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Queues a chunk's log-likelihoods, prefix sums (from the device's
+    /// carry), maxima and relative weights into the buffers of slot
+    /// `slot`, with the readback of the maxima, the number of plausible-set
+    /// candidates and the first of them.
+    fn submit_weights(
+        &self,
+        state: &mut State,
+        chunk: &StepChunk,
+        slot: usize,
+        restart: &[bool],
+        cut: f32,
+    ) -> Result<Weighing<'a>> {
+        let engine = self.engine;
+        let gpu = &engine.gpu;
+        let h = self.h;
+        let slot = &SLOTS[slot];
+        let (t0, t1) = (chunk.t0, chunk.t1);
+        let ts = t1 - t0;
+        let offsets = self.tables_for(state, 0, h, chunk)?;
+        let params_h0 = self.upload_inputs(state, 0, h)?;
+        let restart: Vec<u32> = restart[t0..t1].iter().map(|&r| r as u32).collect();
+        state.pool.upload(gpu, "restart", &restart);
+        let lanes = lanes(h);
+        state.pool.get(gpu, slot.post, (ts * h * 8) as u64);
+        state.pool.get(gpu, slot.lane_max, (ts * lanes * 16) as u64);
+        let all = ts * h;
+        let capacity = all
+            .min(gpu.max_binding() as usize / 16)
+            .min((all / 4).max(1 << 16));
+        state.pool.get(gpu, slot.candidates, (capacity * 16) as u64);
+        state.pool.upload(gpu, slot.found, &[0u32; 4]);
+        state.pool.get(gpu, slot.step_best, (ts * 16) as u64);
+        state
+            .pool
+            .get(gpu, slot.run_max, (ts * h.div_ceil(RUN) * 4) as u64);
+        let u = PosteriorUniform {
+            h_count: h as u32,
+            n_steps: ts as u32,
+            cut,
+            capacity: capacity as u32,
+            zero: 0,
+            lanes: lanes as u32,
+            _pad: [0; 2],
+        };
+
+        // L before each step, and each lane's maximum
+        let mut enc = gpu.encoder();
+        self.record_loglik(state, &mut enc, 0, h, chunk, &offsets, params_h0, slot.post)?;
+        let p = &state.pool;
+        let post = p.buffer(slot.post).unwrap();
+        engine.posterior.record_prefix(
+            gpu,
+            &mut enc,
+            &u,
+            PrefixBuffers {
+                post,
+                carry: p.buffer("carry").unwrap(),
+                prior: p.buffer("prior").unwrap(),
+                restart: p.buffer("restart").unwrap(),
+            },
+        )?;
+        engine.posterior.record_step_max(
+            gpu,
+            &mut enc,
+            &u,
+            post,
+            p.buffer(slot.lane_max).unwrap(),
+            p.buffer(slot.step_best).unwrap(),
+        )?;
+        // ℓ = L − max, and the hypotheses that may be in a plausible set
+        engine.posterior.record_relative(
+            gpu,
+            &mut enc,
+            &u,
+            RelativeBuffers {
+                post,
+                step_best: p.buffer(slot.step_best).unwrap(),
+                found: p.buffer(slot.found).unwrap(),
+                candidates: p.buffer(slot.candidates).unwrap(),
+                run_max: p.buffer(slot.run_max).unwrap(),
+            },
+        )?;
+        // the first candidates come back with the maxima, before their
+        // number is known: usually all of them, without a second trip
+        // (none after a chunk with many: a large read costs more than a trip)
+        let guess = state.candidate_guess.min(capacity);
+        let mut reads = vec![
+            (p.buffer(slot.step_best).unwrap(), (ts * 16) as u64),
+            (p.buffer(slot.found).unwrap(), 4),
+        ];
+        if guess > 0 {
+            reads.push((p.buffer(slot.candidates).unwrap(), (guess * 16) as u64));
+        }
+        let read = gpu.submit_reading(enc, &reads, "the posterior")?;
+        Ok(Weighing {
+            slot,
+            offsets,
+            capacity,
+            guess,
+            read,
+        })
+    }
+}
+
+/// The plausible-set candidates `(step, hypothesis, ℓ as hi, lo)` of a
+/// chunk of `ts` steps as `(hypothesis, ℓ)` per step, in parts: a step's
+/// candidates are its lists of all parts, in no particular order. The
+/// device appends them in any order, and a wide posterior brings millions,
+/// so they are grouped in parallel.
+fn by_step(entries: &[[u32; 4]], ts: usize) -> Vec<Vec<Vec<(u32, f64)>>> {
+    let part = entries
+        .len()
+        .div_ceil(4 * rayon::current_num_threads())
+        .max(1 << 14);
+    entries
+        .par_chunks(part)
+        .map(|entries| {
+            let mut per_step = vec![Vec::new(); ts];
+            for e in entries {
+                let l = f32::from_bits(e[2]) as f64 + f32::from_bits(e[3]) as f64;
+                per_step[e[0] as usize].push((e[1], l));
+            }
+            per_step
+        })
+        .collect()
 }
 
 /// Puts one step's plausible-set candidates `(hypothesis, ℓ)` in hypothesis
@@ -446,6 +609,8 @@ fn in_hypothesis_order(c: &mut Vec<(u32, f64)>, dense: &mut Vec<f64>, h: usize) 
 /// One thread's buffers for the host's plausible-set cuts.
 #[derive(Default)]
 struct StepCuts {
+    /// a step's candidates `(hypothesis, ℓ)`
+    step: Vec<(u32, f64)>,
     scratch: CutScratch,
     log_rel: Vec<f64>,
     weight: Vec<f64>,

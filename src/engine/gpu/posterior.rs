@@ -221,6 +221,12 @@ struct Weighing<'g> {
     read: Readback<'g>,
 }
 
+/// One step's plausible-set cuts (per α) and its MAP hypothesis.
+struct StepCut {
+    cuts: Vec<PlausibleCut>,
+    map: usize,
+}
+
 impl<'a> super::GpuBatch<'a> {
     /// The device-posterior path of `PreparedBatch::posterior_and_reduce`:
     /// per step chunk, log-likelihoods → `prefix` → `step_max` and
@@ -286,7 +292,6 @@ impl<'a> super::GpuBatch<'a> {
             let w = ahead
                 .take()
                 .expect("a chunk's weights are queued before its turn");
-            let slot = w.slot;
             let next = chunks.get(i + 1);
             // the next chunk's weights, unless its harm tables would
             // overwrite rows this chunk's reduce has yet to read
@@ -294,87 +299,27 @@ impl<'a> super::GpuBatch<'a> {
                 ahead =
                     Some(self.submit_weights(&mut state, next, (i + 1) % 2, pc.restart, cut)?);
             }
-            let mut raw = w.read.read()?;
+            let Weighing {
+                slot,
+                offsets,
+                capacity,
+                guess,
+                read,
+            } = w;
+            let raw = read.read()?;
             // log-likelihoods, prefix sums, maxima, relative weights
             phases.likelihoods += lap();
-            let raw_guessed = if w.guess > 0 {
-                raw.pop().expect("the guessed candidates")
-            } else {
-                Vec::new()
-            };
-            let raw_found = raw.pop().expect("two buffers read");
-            let raw_best = raw.pop().expect("two buffers read");
-            let best: &[[u32; 4]] = bytemuck::cast_slice(&raw_best[..ts * 16]);
-            for (map, b) in maps[t0..t1].iter_mut().zip(best) {
-                *map = b[2] as usize;
-            }
-            let raw = raw_found;
-            let found = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
-            let df = |v: [f32; 2]| v[0] as f64 + v[1] as f64;
-            let p = &state.pool;
-            // per step, the cuts from the hypotheses that can be in a set,
-            // in hypothesis order (the order the host path adds them in)
-            let step_cuts: Vec<Vec<PlausibleCut>> = if found <= w.capacity {
-                let bytes = (found * 16) as u64;
-                let raw = if found <= w.guess {
-                    raw_guessed
-                } else {
-                    gpu.submit_and_read(
-                        gpu.encoder(),
-                        p.buffer(slot.candidates).unwrap(),
-                        bytes,
-                        "the plausible sets",
-                    )?
-                };
-                let entries: &[[u32; 4]] = bytemuck::cast_slice(&raw[..bytes as usize]);
-                let parts = by_step(entries, ts);
-                (0..ts)
-                    .into_par_iter()
-                    .map_init(StepCuts::default, |s, t| {
-                        let mut c = std::mem::take(&mut s.step);
-                        c.clear();
-                        c.extend(parts.iter().flat_map(|p| p[t].iter().copied()));
-                        in_hypothesis_order(&mut c, &mut s.dense, h);
-                        let cuts = s.cuts(c.iter().map(|e| e.1), alphas);
-                        s.step = c;
-                        cuts
-                    })
-                    .collect()
-            } else {
-                // too many to collect one by one: the whole rows, used where
-                // they were mapped (half a gigabyte per 2^26 pairs)
-                let post_bytes = (ts * h * 8) as u64;
-                gpu.submit_and_view(
-                    gpu.encoder(),
-                    &[(p.buffer(slot.post).unwrap(), post_bytes)],
-                    "the plausible sets",
-                    |views| {
-                        let rows: &[[f32; 2]] = bytemuck::cast_slice(views[0]);
-                        rows.par_chunks(h)
-                            .map_init(StepCuts::default, |s, row| {
-                                let ls = row.iter().filter(|l| l[0] >= cut).map(|l| df(*l));
-                                s.cuts(ls, alphas)
-                            })
-                            .collect()
-                    },
-                )?
-            };
+            let step_cuts =
+                self.chunk_cuts(&mut state, slot, raw, capacity, guess, chunk, alphas, cut)?;
             let mut thresholds = ndarray::Array2::zeros((ts, n_alpha));
             for (i, c) in step_cuts.into_iter().enumerate() {
-                for (k, cut) in c.iter().enumerate() {
+                for (k, cut) in c.cuts.iter().enumerate() {
                     thresholds[[i, k]] = cut.threshold;
                 }
-                cuts[t0 + i] = c;
+                maps[t0 + i] = c.map;
+                cuts[t0 + i] = c.cuts;
             }
             let thr = self.threshold_rows(t0, &thresholds, &maps[t0..t1]);
-            // a small read ahead only: a large one costs more than a trip
-            state.candidate_guess = if found > SPECULATIVE_CANDIDATES {
-                0
-            } else {
-                found
-                    .saturating_mul(2)
-                    .clamp(1 << 12, SPECULATIVE_CANDIDATES)
-            };
             state.pool.upload(gpu, "thresholds", &thr);
             phases.posterior += lap();
             // the previous chunk's reductions, queued before this chunk's
@@ -394,7 +339,7 @@ impl<'a> super::GpuBatch<'a> {
                 0,
                 h,
                 chunk,
-                &w.offsets,
+                &offsets,
                 n_alpha,
                 last.then_some(("carry", carry_bytes)),
             )?;
@@ -453,6 +398,102 @@ impl<'a> super::GpuBatch<'a> {
             }
         }
         out
+    }
+
+    /// A chunk's plausible-set cuts and MAP per step, from what its weights'
+    /// readback brought (`raw`: the maxima, the number of candidates and
+    /// the first `guess` of them), fetching the rest of the candidates, or
+    /// where there are more than `capacity`, the whole rows.
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_cuts(
+        &self,
+        state: &mut State,
+        slot: &Slot,
+        mut raw: Vec<Vec<u8>>,
+        capacity: usize,
+        guess: usize,
+        chunk: &StepChunk,
+        alphas: &[f64],
+        cut: f32,
+    ) -> Result<Vec<StepCut>> {
+        let gpu = &self.engine.gpu;
+        let h = self.h;
+        let ts = chunk.t1 - chunk.t0;
+        let raw_guessed = if guess > 0 {
+            raw.pop().expect("the guessed candidates")
+        } else {
+            Vec::new()
+        };
+        let raw_found = raw.pop().expect("two buffers read");
+        let raw_best = raw.pop().expect("two buffers read");
+        let best: &[[u32; 4]] = bytemuck::cast_slice(&raw_best[..ts * 16]);
+        let found =
+            u32::from_le_bytes([raw_found[0], raw_found[1], raw_found[2], raw_found[3]]) as usize;
+        let df = |v: [f32; 2]| v[0] as f64 + v[1] as f64;
+        let p = &state.pool;
+        // per step, the cuts from the hypotheses that can be in a set, in
+        // hypothesis order (the order the host path adds them in)
+        let cuts: Vec<Vec<PlausibleCut>> = if found <= capacity {
+            let bytes = (found * 16) as u64;
+            let raw = if found <= guess {
+                raw_guessed
+            } else {
+                gpu.submit_and_read(
+                    gpu.encoder(),
+                    p.buffer(slot.candidates).unwrap(),
+                    bytes,
+                    "the plausible sets",
+                )?
+            };
+            let entries: &[[u32; 4]] = bytemuck::cast_slice(&raw[..bytes as usize]);
+            let parts = by_step(entries, ts);
+            (0..ts)
+                .into_par_iter()
+                .map_init(StepCuts::default, |s, t| {
+                    let mut c = std::mem::take(&mut s.step);
+                    c.clear();
+                    c.extend(parts.iter().flat_map(|p| p[t].iter().copied()));
+                    in_hypothesis_order(&mut c, &mut s.dense, h);
+                    let cuts = s.cuts(c.iter().map(|e| e.1), alphas);
+                    s.step = c;
+                    cuts
+                })
+                .collect()
+        } else {
+            // too many to collect one by one: the whole rows, used where
+            // they were mapped (half a gigabyte per 2^26 pairs)
+            let post_bytes = (ts * h * 8) as u64;
+            gpu.submit_and_view(
+                gpu.encoder(),
+                &[(p.buffer(slot.post).unwrap(), post_bytes)],
+                "the plausible sets",
+                |views| {
+                    let rows: &[[f32; 2]] = bytemuck::cast_slice(views[0]);
+                    rows.par_chunks(h)
+                        .map_init(StepCuts::default, |s, row| {
+                            let ls = row.iter().filter(|l| l[0] >= cut).map(|l| df(*l));
+                            s.cuts(ls, alphas)
+                        })
+                        .collect()
+                },
+            )?
+        };
+        // a small read ahead only: a large one costs more than a trip
+        state.candidate_guess = if found > SPECULATIVE_CANDIDATES {
+            0
+        } else {
+            found
+                .saturating_mul(2)
+                .clamp(1 << 12, SPECULATIVE_CANDIDATES)
+        };
+        Ok(cuts
+            .into_iter()
+            .zip(best)
+            .map(|(cuts, b)| StepCut {
+                cuts,
+                map: b[2] as usize,
+            })
+            .collect())
     }
 
     /// Queues a chunk's log-likelihoods, prefix sums (from the device's

@@ -8,67 +8,55 @@
 // host has checked that every product and partial sum is an integer below
 // 2^24, so plain f32 arithmetic is exact and the double-f32 path is skipped.
 // Grid digits are peeled off without integer division (software renderers
-// have none for vectors): see next_digit and div_k.
+// have none for vectors): see next_digit.
 
-// (rest / k, rest % k) for rest < 2^26, k >= 1
-fn div_k(rest: u32, k: u32, inv_k: f32) -> vec2<u32> {
-    var q = u32(f32(rest) * inv_k);
-    var r = i32(rest) - i32(q * k);
-    for (var i = 0u; i < 3u; i = i + 1u) {
-        if (r < 0) {
-            q = q - 1u;
-            r = r + i32(k);
-        } else if (r >= i32(k)) {
-            q = q + 1u;
-            r = r - i32(k);
-        }
-    }
-    return vec2<u32>(q, u32(r));
-}
-
-
-// digit j of a grid index and the rest above it: in f32 when every index is
-// below 2^22 (floor((rest + 0.5) / k) is then exact: the quotient is at least
-// 0.5/k from an integer and the f32 error is below 0.25/k), else by div_k.
+// (rest / k, rest % k) for rest < 2^26 and 1 <= k <= 2^13 (every digit but
+// a grid's first, as k^2 <= 2^26 when d >= 2), without branches: a
+// quotient estimated in f32, then the f32 correction of its remainder.
+// With e = (rest + 0.5) / k, the estimate is within 12/k of e, so the first
+// quotient q0 is within 7 of rest / k and its remainder r0 = rest - q0 k
+// within 8k <= 2^16 of 0; f32(r0) + 0.5 is exact, (r0 + 0.5) / k is at least
+// 0.5/k >= 2^-14 from an integer and its f32 product errs by under 2^-19,
+// so the correction floor((r0 + 0.5) / k) = floor(r0 / k) is exact. (Below
+// 2^22 the estimate is already exact, and the correction 0.)
 fn next_digit(rest: u32) -> vec2<u32> {
-    if (u.float_digits != 0u) {
-        let r = f32(rest);
-        let q = floor((r + 0.5) * u.inv_k);
-        return vec2<u32>(u32(q), u32(r - q * f32(u.model.grid_k)));
-    }
-    return div_k(rest, u.model.grid_k, u.inv_k);
+    let k = u.model.grid_k;
+    let q0 = u32(floor((f32(rest) + 0.5) * u.inv_k));
+    let r0 = bitcast<i32>(rest - q0 * k);
+    let c = i32(floor((f32(r0) + 0.5) * u.inv_k));
+    return vec2<u32>(bitcast<u32>(bitcast<i32>(q0) + c), bitcast<u32>(r0 - c * i32(k)));
 }
 
-// Branch-free inner loops: lanes of a software renderer run in lockstep.
+// Lanes of a software renderer run in lockstep and execute both sides of
+// every branch (only a loop ends early, after one pass, when no lane needs
+// it), so the exact and double-f32 paths share the digits and the loads.
 fn dot_wx(h: u32, feat_base: u32) -> vec2<f32> {
     let m = u.model;
     var acc = vec2<f32>(0.0, 0.0);
     if (m.grid_k > 0u) {
         var rest = h;
-        if (m.exact != 0u) {
-            for (var jj = 0u; jj < m.dim; jj = jj + 1u) {
-                let j = m.dim - 1u - jj;
-                let qr = next_digit(rest);
-                rest = qr.x;
-                acc.x = acc.x + f32(qr.y) * features[feat_base + j].x;
-            }
-        } else {
-            for (var jj = 0u; jj < m.dim; jj = jj + 1u) {
-                let j = m.dim - 1u - jj;
-                let qr = next_digit(rest);
-                rest = qr.x;
-                acc = df_add(acc, df_mul(vec2<f32>(f32(qr.y), 0.0), features[feat_base + j]));
+        for (var jj = 0u; jj < m.dim; jj = jj + 1u) {
+            let j = m.dim - 1u - jj;
+            let qr = next_digit(rest);
+            // the first coordinate is what the others leave (k may be large)
+            let w = f32(select(qr.y, rest, j == 0u));
+            rest = qr.x;
+            let x = features[feat_base + j];
+            if (m.exact != 0u) {
+                acc.x = acc.x + w * x.x;
+            } else {
+                acc = df_add(acc, df_mul(vec2<f32>(w, 0.0), x));
             }
         }
     } else {
         let base = (h - u.params_h0) * m.dim;
-        if (m.exact != 0u) {
-            for (var j = 0u; j < m.dim; j = j + 1u) {
-                acc.x = acc.x + params[base + j].x * features[feat_base + j].x;
-            }
-        } else {
-            for (var j = 0u; j < m.dim; j = j + 1u) {
-                acc = df_add(acc, df_mul(params[base + j], features[feat_base + j]));
+        for (var j = 0u; j < m.dim; j = j + 1u) {
+            let w = params[base + j];
+            let x = features[feat_base + j];
+            if (m.exact != 0u) {
+                acc.x = acc.x + w.x * x.x;
+            } else {
+                acc = df_add(acc, df_mul(w, x));
             }
         }
     }

@@ -20,6 +20,7 @@ struct LoglikUniform {
     params_h0: u32,
     n_steps: u32,
     inv_k: f32,
+    // unused: dot.wgsl decodes every grid index exactly without it
     float_digits: u32,
     direct: u32,
     _p0: u32,

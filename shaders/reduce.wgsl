@@ -39,7 +39,7 @@ struct ReduceUniform {
     h0: u32,
     params_h0: u32,
     inv_k: f32,
-    // 1: grid indices are below 2^22 (see dot.wgsl)
+    // unused: dot.wgsl decodes every grid index exactly without it
     float_digits: u32,
 }
 

@@ -443,6 +443,57 @@ fn double_f32_arithmetic_is_exact_on_the_device() {
 }
 
 #[test]
+fn grid_digits_are_exact_on_the_device() {
+    // dot.wgsl's next_digit divides without integer division (an f32
+    // quotient and its correction): exact for every index below 2^26 and
+    // k <= 2^13, the range grids use it in
+    let dot = include_str!("../shaders/dot.wgsl");
+    let f = format!(
+        "struct ProbeU {{ model: ModelParams, inv_k: f32, params_h0: u32 }}\n\
+         var<private> u: ProbeU;\n\
+         var<private> params: array<vec2<f32>, 1>;\n\
+         var<private> features: array<vec2<f32>, 1>;\n\
+         {dot}\n\
+         fn probe(v: vec4<f32>) -> vec4<f32> {{\n\
+             u.inv_k = v.z;\n\
+             u.model.grid_k = u32(round(1.0 / v.z));\n\
+             let qr = next_digit(u32(v.x) * 8192u + u32(v.y));\n\
+             return vec4<f32>(f32(qr.x >> 13u), f32(qr.x & 8191u), f32(qr.y), 0.0);\n\
+         }}"
+    );
+    let mut r = rng(6);
+    let mut inputs = Vec::new();
+    let mut want = Vec::new();
+    for k in [2u32, 3, 5, 7, 10, 40, 100, 999, 4095, 8191, 8192] {
+        let limit = 1u32 << 26;
+        let mut rests: Vec<u32> = vec![0, 1, k - 1, k, (1 << 22) - 1, 1 << 22, 1 << 24, limit - 1];
+        for _ in 0..1500 {
+            rests.push(r.random_range(0..limit));
+            let m = r.random_range(1..limit / k);
+            rests.extend([m * k - 1, m * k, m * k + 1]);
+        }
+        for rest in rests.into_iter().filter(|&v| v < limit) {
+            inputs.push([
+                (rest >> 13) as f32,
+                (rest & 8191) as f32,
+                1.0 / k as f32,
+                0.0,
+            ]);
+            want.push((rest, k));
+        }
+    }
+    let out = gpu().probe(&f, &inputs).expect("probe kernel");
+    for (o, &(rest, k)) in out.iter().zip(&want) {
+        let q = o[0] as u32 * 8192 + o[1] as u32;
+        assert_eq!(
+            (q, o[2] as u32),
+            (rest / k, rest % k),
+            "next_digit({rest}) with k = {k}"
+        );
+    }
+}
+
+#[test]
 fn harm_kernel_matches_the_cpu_twin() {
     let mut r = rng(7);
     for (model, table) in [

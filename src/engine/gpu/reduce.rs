@@ -43,7 +43,8 @@ pub struct ReduceUniform {
     pub params_h0: u32,
     /// 1/k for grid digits
     pub inv_k: f32,
-    /// 1: every grid index is below 2^22, digits are decoded in f32
+    /// Unused: `dot.wgsl` decodes every grid index exactly without it (the
+    /// engine still sets 1 where every index is below 2^22)
     pub float_digits: u32,
 }
 

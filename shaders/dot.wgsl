@@ -32,33 +32,43 @@ fn next_digit(rest: u32) -> vec2<u32> {
 // every branch (only a loop ends early, after one pass, when no lane needs
 // it), so the exact and double-f32 paths share the digits and the loads.
 fn dot_wx(h: u32, feat_base: u32) -> vec2<f32> {
+    if (u.model.grid_k > 0u) {
+        return dot_grid(h, feat_base);
+    }
+    return dot_list(h, feat_base);
+}
+
+fn dot_grid(h: u32, feat_base: u32) -> vec2<f32> {
     let m = u.model;
     var acc = vec2<f32>(0.0, 0.0);
-    if (m.grid_k > 0u) {
-        var rest = h;
-        for (var jj = 0u; jj < m.dim; jj = jj + 1u) {
-            let j = m.dim - 1u - jj;
-            let qr = next_digit(rest);
-            // the first coordinate is what the others leave (k may be large)
-            let w = f32(select(qr.y, rest, j == 0u));
-            rest = qr.x;
-            let x = features[feat_base + j];
-            if (m.exact != 0u) {
-                acc.x = acc.x + w * x.x;
-            } else {
-                acc = df_add(acc, df_mul(vec2<f32>(w, 0.0), x));
-            }
+    var rest = h;
+    for (var jj = 0u; jj < m.dim; jj = jj + 1u) {
+        let j = m.dim - 1u - jj;
+        let qr = next_digit(rest);
+        // the first coordinate is what the others leave (k may be large)
+        let w = f32(select(qr.y, rest, j == 0u));
+        rest = qr.x;
+        let x = features[feat_base + j];
+        if (m.exact != 0u) {
+            acc.x = acc.x + w * x.x;
+        } else {
+            acc = df_add(acc, df_mul(vec2<f32>(w, 0.0), x));
         }
-    } else {
-        let base = (h - u.params_h0) * m.dim;
-        for (var j = 0u; j < m.dim; j = j + 1u) {
-            let w = params[base + j];
-            let x = features[feat_base + j];
-            if (m.exact != 0u) {
-                acc.x = acc.x + w.x * x.x;
-            } else {
-                acc = df_add(acc, df_mul(w, x));
-            }
+    }
+    return acc;
+}
+
+fn dot_list(h: u32, feat_base: u32) -> vec2<f32> {
+    let m = u.model;
+    var acc = vec2<f32>(0.0, 0.0);
+    let base = (h - u.params_h0) * m.dim;
+    for (var j = 0u; j < m.dim; j = j + 1u) {
+        let w = params[base + j];
+        let x = features[feat_base + j];
+        if (m.exact != 0u) {
+            acc.x = acc.x + w.x * x.x;
+        } else {
+            acc = df_add(acc, df_mul(w, x));
         }
     }
     return acc;
@@ -133,7 +143,8 @@ struct WalkStart {
     len: u32,
 }
 
-fn walk_start(h: u32, feat_base: u32, period: u32) -> WalkStart {
+// wx: w_h.x, from dot_wx.
+fn walk_start(h: u32, wx: vec2<f32>, period: u32) -> WalkStart {
     let m = u.model;
     var rest = h;
     var c: array<u32, WALK_DIGITS>;
@@ -149,7 +160,7 @@ fn walk_start(h: u32, feat_base: u32, period: u32) -> WalkStart {
     for (var s = 0u; s < WALK_DIGITS; s = s + 1u) {
         r = r * m.grid_k + c[WALK_DIGITS - 1u - s];
     }
-    let w = Walk(dot_wx(h, feat_base), vec4<u32>(c[0], c[1], c[2], c[3]));
+    let w = Walk(wx, vec4<u32>(c[0], c[1], c[2], c[3]));
     return WalkStart(w, period - r);
 }
 

@@ -10,10 +10,10 @@
 //
 // q comes from a harm table (harm.wgsl: a bandit stream's one table serves
 // every step) or, with INLINE_HARM (a table per step), is computed here, as
-// harm.wgsl would, for the hypotheses that need it only. With INLINE_HARM on
-// a grid, w.x is not recomputed for each hypothesis: the thread walks it
-// from one hypothesis to the next (dot.wgsl's walks: one double-f32 add per
-// step, each segment of a run starting from dot_wx). Hypotheses whose log
+// harm.wgsl would, for the hypotheses that need it only. With GRID_WALK
+// (inline harm on a grid), w.x is not recomputed for each hypothesis: the
+// thread walks it from one hypothesis to the next (dot.wgsl's walks: one
+// double-f32 add per step, each segment of a run starting from dot_grid). Hypotheses whose log
 // weight is below the step's `skip` bound change no result (the host
 // derives it from q of the MAP hypothesis and the plausible-set thresholds,
 // as the twin's `negligible_weight`) and are passed over.
@@ -27,8 +27,10 @@
 // lane group (only loops end early) and stop a shader after 65535 loop
 // passes in all (see dot.wgsl): the per-hypothesis work is straight-line.
 // Sums are f32 in runs of 32 terms, and the runs are added with Kahan
-// compensation. Prefixed by the host with `const N_ALPHA` and `const
-// INLINE_HARM`; composed as common.wgsl + dot.wgsl + this file.
+// compensation. Prefixed by the host with `const N_ALPHA`, `const
+// INLINE_HARM` and `const GRID_WALK` (inline harm on a grid: the host
+// builds that variant for grid models, src/engine/gpu/reduce.rs); composed
+// as common.wgsl + dot.wgsl + this file.
 
 const STRIDE: u32 = 7u + N_ALPHA;
 const NO_HYPOTHESIS: u32 = 0xffffffffu;
@@ -119,11 +121,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     // is passed over unread (the common case once the posterior has
     // concentrated). Blocks are whole runs.
     let rbase = t * ((u.h_count + RUN - 1u) / RUN);
-    // grid hypotheses with inline harm: w.x is walked from one hypothesis
-    // to the next (dot.wgsl), in segments that start from dot_wx
-    let walk = INLINE_HARM && u.model.grid_k > 0u;
+    // GRID_WALK (inline harm on a grid): w.x is walked from one hypothesis
+    // to the next (dot.wgsl), in segments that start from dot_grid
     var wd: WalkDeltas;
-    if (walk) {
+    if (GRID_WALK) {
         wd = walk_deltas(row);
     }
     for (var hs = h_start; hs < h_end; hs = hs + RUN) {
@@ -135,24 +136,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         var run_sum = 0.0;
         var run_w = 0.0;
         var run_wl = 0.0;
-        // segments [h, seg_end) of the run: one with a harm table; one per
-        // hypothesis for list hypotheses (w.x from dot_wx each); for grids,
-        // walks (one per run with k = 2)
+        // segments [h, seg_end) of the run: walks with GRID_WALK (one per
+        // run with k = 2), else the whole run (with INLINE_HARM, w.x from
+        // dot_wx for each hypothesis)
         var h = hs;
         loop {
             var seg_end = he;
             var wk: Walk;
-            if (INLINE_HARM) {
-                if (walk) {
-                    let st = walk_start(u.h0 + h, row, wd.period);
-                    wk = st.walk;
-                    seg_end = min(he, h + st.len);
-                } else {
-                    wk.wx = dot_wx(u.h0 + h, row);
-                    seg_end = h + 1u;
-                }
+            if (GRID_WALK) {
+                let st = walk_start(u.h0 + h, dot_grid(u.h0 + h, row), wd.period);
+                wk = st.walk;
+                seg_end = min(he, h + st.len);
             }
             for (var hl = h; hl < seg_end; hl = hl + 1u) {
+                if (INLINE_HARM && !GRID_WALK) {
+                    wk.wx = dot_wx(u.h0 + hl, row);
+                }
                 let l = lrel[lbase + hl];
                 if (l.x > LOG_ZERO && l.x >= skip) {
                     var q: f32;
@@ -191,7 +190,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                         }
                     }
                 }
-                if (walk) {
+                if (GRID_WALK) {
                     // past the segment's last hypothesis the step is wrong
                     // and unused
                     wk = walk_step(wk, wd);

@@ -1,5 +1,6 @@
 // dot.wgsl: w_h . x_a as a double-f32, composed after common.wgsl into
-// harm.wgsl and loglik.wgsl (which declare `params`, `features` and `u`).
+// harm.wgsl, loglik.wgsl and reduce.wgsl (which declare `params`,
+// `features` and `u`).
 // CPU twin: model::hypotheses::HypothesisSpace::dot_all (f64).
 //
 // Grid hypotheses are decoded from their index (first coordinate most
@@ -30,7 +31,9 @@ fn next_digit(rest: u32) -> vec2<u32> {
 
 // Lanes of a software renderer run in lockstep and execute both sides of
 // every branch (only a loop ends early, after one pass, when no lane needs
-// it), so the exact and double-f32 paths share the digits and the loads.
+// it): dot_wx costs a pass of the other kind's loop (callers that know the
+// kind call dot_grid or dot_list), and the exact and double-f32 paths share
+// the digits and the loads.
 fn dot_wx(h: u32, feat_base: u32) -> vec2<f32> {
     if (u.model.grid_k > 0u) {
         return dot_grid(h, feat_base);
@@ -85,22 +88,22 @@ fn dot_list(h: u32, feat_base: u32) -> vec2<f32> {
 // hypotheses is one segment; with k = 3 about one run in eight has two. A
 // step (`walk_step`) is branch-free: the digits select the change and one
 // double-f32 add applies it; every lane that walks the same hypotheses
-// (neighbouring candidates) does the same. Each step rounds, by a few units
-// of 2^-48 |w.x| (the double-f32 sum's own error, not the f32 result's), so
-// a segment starts from dot_wx and is at most a run (32 steps) long. With
+// (neighbouring candidates) does the same. Each step rounds, by about 2^-48
+// of its operands' magnitude (far below the f32 q's rounding), so a segment
+// starts from dot_grid and is at most a run (32 steps) long. With
 // `exact` every change and every w.x is an integer below 2^24 in magnitude
 // (the host's bound is on sum_j (k-1) |x_j|), and the steps are exact.
 //
 // Software renderers (llvmpipe) also stop a shader after 65535 loop
 // iterations in all (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS), counting a masked
-// pass: a walk costs one pass of dot_wx's loop per segment, not per
+// pass: a walk costs dot_grid's loop passes per segment, not per
 // hypothesis.
 
 const WALK_DIGITS: u32 = 5u;
 
 struct WalkDeltas {
     // w_{h+1}.x - w_h.x where h ends in exactly s digits k-1, for s = 0..4
-    // (zero where s >= d)
+    // (unused where s >= d: no step carries out of the first digit)
     d0: vec2<f32>,
     d1: vec2<f32>,
     d2: vec2<f32>,
@@ -143,7 +146,7 @@ struct WalkStart {
     len: u32,
 }
 
-// wx: w_h.x, from dot_wx.
+// wx: w_h.x, from dot_grid.
 fn walk_start(h: u32, wx: vec2<f32>, period: u32) -> WalkStart {
     let m = u.model;
     var rest = h;

@@ -791,10 +791,11 @@ fn large_hypothesis_spaces() {
 #[test]
 fn contextual_grids_walk_w_x_from_hypothesis_to_hypothesis() {
     // A table per step: the reduction computes q itself and, on a grid,
-    // steps w·x from each hypothesis to the next (dot.wgsl's walks): carries
-    // over every digit, segments that end inside a run (k = 3), a first
-    // digit larger than the walk's (d < 5), exact integer steps, and a
-    // Bernoulli model; both kernel shapes (their blocks differ).
+    // steps w·x from each hypothesis to the next (dot.wgsl's walks; so does
+    // the likelihood kernel on a software renderer): carries over every
+    // digit, segments that end inside a run (k = 3), a first digit larger
+    // than the walk's (d < 5), exact integer steps, and a Bernoulli model;
+    // both kernel shapes (their blocks differ).
     let mut r = rng(24);
     let cases: [(u32, usize, ObservationModel, bool); 7] = [
         (3, 10, gaussian(1.0, 3.0), false),

@@ -4,7 +4,9 @@
 // w.x comes from the step's harm table (harm.wgsl), as in the twin, when the
 // batch has one table (a bandit stream: the reduction reuses it); otherwise
 // (`u.direct`, a table per step) it is computed here for the taken action
-// only (dot.wgsl), instead of harm for every candidate.
+// only (dot.wgsl), instead of harm for every candidate; on a grid, on a
+// software renderer, by `main_walk`, which walks it along runs of
+// hypotheses.
 //
 // Gaussian: -((y - w.x)/sigma)^2 / 2 - ln sigma - ln(2 pi)/2, all in double-f32
 // (a huge residual squared keeps its low digits, so posteriors built from
@@ -20,6 +22,7 @@ struct LoglikUniform {
     params_h0: u32,
     n_steps: u32,
     inv_k: f32,
+    // unused: dot.wgsl decodes every grid index exactly without it
     float_digits: u32,
     direct: u32,
     _p0: u32,
@@ -50,6 +53,20 @@ fn log_sigmoid_df(x: vec2<f32>) -> vec2<f32> {
     return df_add(x, vec2<f32>(-log1p_small(exp(x.x)), 0.0));
 }
 
+// ln p(y | w.x) as a double-f32.
+fn loglik_at(v: vec2<f32>, y: vec2<f32>) -> vec2<f32> {
+    let m = u.model;
+    if (m.kind == MODEL_GAUSSIAN) {
+        let r = df_mul(df_add(y, -v), vec2<f32>(m.inv_sigma_hi, m.inv_sigma_lo));
+        let r2 = df_mul(r, r);
+        return df_add(vec2<f32>(m.ll_const_hi, m.ll_const_lo), -0.5 * r2);
+    }
+    if (y.x == 1.0) {
+        return log_sigmoid_df(v);
+    }
+    return log_sigmoid_df(-v);
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     opaque_bits = u.model.zero;
@@ -71,16 +88,51 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     } else {
         v = wx[s.x + hl];
     }
-    let m = u.model;
-    if (m.kind == MODEL_GAUSSIAN) {
-        let r = df_mul(df_add(y, -v), vec2<f32>(m.inv_sigma_hi, m.inv_sigma_lo));
-        let r2 = df_mul(r, r);
-        out[i] = df_add(vec2<f32>(m.ll_const_hi, m.ll_const_lo), -0.5 * r2);
-    } else {
-        if (y.x == 1.0) {
-            out[i] = log_sigmoid_df(v);
-        } else {
-            out[i] = log_sigmoid_df(-v);
+    out[i] = loglik_at(v, y);
+}
+
+// Hypotheses per thread of `main_walk`.
+const RUN: u32 = 32u;
+
+// `direct` on a grid, for software renderers: one thread per (step, run of
+// RUN hypotheses), which walks w.x from each hypothesis to the next
+// (dot.wgsl's walks, as reduce.wgsl) instead of a dot_grid for each: the
+// steps are branch-free, and a software renderer writes lane by lane
+// whatever the addresses. (A GPU keeps `main`: there neighbouring threads
+// write neighbouring words.)
+@compute @workgroup_size(256)
+fn main_walk(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    opaque_bits = u.model.zero;
+    let i = gid.x + gid.y * nwg.x * 256u;
+    let n_runs = (u.h_count + RUN - 1u) / RUN;
+    if (i >= u.n_steps * n_runs) {
+        return;
+    }
+    let t = i / n_runs;
+    let hs = (i - t * n_runs) * RUN;
+    let he = min(hs + RUN, u.h_count);
+    let row = t * u.h_count;
+    let s = steps[t];
+    if (s.y == 0u) {
+        for (var hl = hs; hl < he; hl = hl + 1u) {
+            out[row + hl] = vec2<f32>(0.0, 0.0);
         }
+        return;
+    }
+    let y = vec2<f32>(bitcast<f32>(s.z), bitcast<f32>(s.w));
+    let wd = walk_deltas(s.x);
+    var h = hs;
+    loop {
+        let st = walk_start(u.h0 + h, dot_grid(u.h0 + h, s.x), wd.period);
+        var wk = st.walk;
+        let seg_end = min(he, h + st.len);
+        for (var hl = h; hl < seg_end; hl = hl + 1u) {
+            out[row + hl] = loglik_at(wk.wx, y);
+            wk = walk_step(wk, wd);
+        }
+        if (seg_end >= he) {
+            break;
+        }
+        h = seg_end;
     }
 }

@@ -10,8 +10,11 @@
 //
 // q comes from a harm table (harm.wgsl: a bandit stream's one table serves
 // every step) or, with INLINE_HARM (a table per step), is computed here, as
-// harm.wgsl would, for the hypotheses that need it only. Hypotheses whose
-// log weight is below the step's `skip` bound change no result (the host
+// harm.wgsl would, for the hypotheses that need it only. With GRID_WALK
+// (inline harm on a grid), w.x is not recomputed for each hypothesis: the
+// thread walks it from one hypothesis to the next (dot.wgsl's walks: one
+// double-f32 add per step, each segment of a run starting from dot_grid). Hypotheses whose log
+// weight is below the step's `skip` bound change no result (the host
 // derives it from q of the MAP hypothesis and the plausible-set thresholds,
 // as the twin's `negligible_weight`) and are passed over.
 //
@@ -19,10 +22,15 @@
 // of RUN): it streams the candidate's harm row and the step's log weights for
 // the runs whose largest log weight (`run_max`) is not negligible; no barriers, no shared
 // memory (software renderers run those slowly), and neighbouring threads are
-// neighbouring candidates of one step, so they read the same log weights.
+// neighbouring candidates of one step, so they read the same log weights
+// and walk the same hypotheses. Software renderers run every branch of a
+// lane group (only loops end early) and stop a shader after 65535 loop
+// passes in all (see dot.wgsl): the per-hypothesis work is straight-line.
 // Sums are f32 in runs of 32 terms, and the runs are added with Kahan
-// compensation. Prefixed by the host with `const N_ALPHA` and `const
-// INLINE_HARM`; composed as common.wgsl + dot.wgsl + this file.
+// compensation. Prefixed by the host with `const N_ALPHA`, `const
+// INLINE_HARM` and `const GRID_WALK` (inline harm on a grid: the host
+// builds that variant for grid models, src/engine/gpu/reduce.rs); composed
+// as common.wgsl + dot.wgsl + this file.
 
 const STRIDE: u32 = 7u + N_ALPHA;
 const NO_HYPOTHESIS: u32 = 0xffffffffu;
@@ -39,7 +47,7 @@ struct ReduceUniform {
     h0: u32,
     params_h0: u32,
     inv_k: f32,
-    // 1: grid indices are below 2^22 (see dot.wgsl)
+    // unused: dot.wgsl decodes every grid index exactly without it
     float_digits: u32,
 }
 
@@ -64,19 +72,6 @@ struct ReduceUniform {
 @group(0) @binding(8) var<storage, read> features: array<vec2<f32>>;
 // per (step, run of RUN hypotheses of the chunk): the largest l (hi)
 @group(0) @binding(9) var<storage, read> run_max: array<f32>;
-
-// (q, ln q) of hypothesis h (in the chunk) for the candidate at `row`
-fn harm_at(row: u32, hl: u32) -> vec2<f32> {
-    if (INLINE_HARM) {
-        let q = harm(u.model, dot_wx(u.h0 + hl, row));
-        var lq = NEG_HUGE;
-        if (q > 0.0) {
-            lq = log(q);
-        }
-        return vec2<f32>(q, lq);
-    }
-    return qt[row + hl];
-}
 
 // Kahan: adds x to the compensated sum (s, c).
 fn kahan(acc: vec2<f32>, x: f32) -> vec2<f32> {
@@ -126,6 +121,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     // is passed over unread (the common case once the posterior has
     // concentrated). Blocks are whole runs.
     let rbase = t * ((u.h_count + RUN - 1u) / RUN);
+    // GRID_WALK (inline harm on a grid): w.x is walked from one hypothesis
+    // to the next (dot.wgsl), in segments that start from dot_grid
+    var wd: WalkDeltas;
+    if (GRID_WALK) {
+        wd = walk_deltas(row);
+    }
     for (var hs = h_start; hs < h_end; hs = hs + RUN) {
         let he = min(hs + RUN, h_end);
         let top = run_max[rbase + hs / RUN];
@@ -135,32 +136,70 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         var run_sum = 0.0;
         var run_w = 0.0;
         var run_wl = 0.0;
-        for (var hl = hs; hl < he; hl = hl + 1u) {
-            let l = lrel[lbase + hl];
-            if (l.x > LOG_ZERO && l.x >= skip) {
-                let q = harm_at(row, hl);
-                let lv = l.x + l.y;
-                let w = exp(l.x) * (1.0 + l.y);
-                run_sum = run_sum + w * q.x;
-                run_w = run_w + w;
-                run_wl = run_wl + w * lv;
-                if (q.x > 0.0) {
-                    let s = lv + q.y;
-                    if (s > bs || (s == bs && q.x > bq)) {
-                        bs = s;
-                        bq = q.x;
-                        bi = u.h0 + hl;
-                        bl = l;
-                    }
+        // segments [h, seg_end) of the run: walks with GRID_WALK (one per
+        // run with k = 2), else the whole run (with INLINE_HARM, w.x from
+        // dot_wx for each hypothesis)
+        var h = hs;
+        loop {
+            var seg_end = he;
+            var wk: Walk;
+            if (GRID_WALK) {
+                let st = walk_start(u.h0 + h, dot_grid(u.h0 + h, row), wd.period);
+                wk = st.walk;
+                seg_end = min(he, h + st.len);
+            }
+            for (var hl = h; hl < seg_end; hl = hl + 1u) {
+                if (INLINE_HARM && !GRID_WALK) {
+                    wk.wx = dot_wx(u.h0 + hl, row);
                 }
-                if (l.x >= th_low) {
-                    for (var k = 0u; k < N_ALPHA; k = k + 1u) {
-                        if (l.x > th[k].x || (l.x == th[k].x && l.y >= th[k].y)) {
-                            pm[k] = max(pm[k], q.x);
+                let l = lrel[lbase + hl];
+                if (l.x > LOG_ZERO && l.x >= skip) {
+                    var q: f32;
+                    // ln q from the table (unused with INLINE_HARM)
+                    var lq_table = 0.0;
+                    if (INLINE_HARM) {
+                        q = harm(u.model, wk.wx);
+                    } else {
+                        let e = qt[row + hl];
+                        q = e.x;
+                        lq_table = e.y;
+                    }
+                    let lv = l.x + l.y;
+                    let w = exp(l.x) * (1.0 + l.y);
+                    run_sum = run_sum + w * q;
+                    run_w = run_w + w;
+                    run_wl = run_wl + w * lv;
+                    if (q > 0.0) {
+                        var lq = lq_table;
+                        if (INLINE_HARM) {
+                            lq = log(q);
+                        }
+                        let s = lv + lq;
+                        if (s > bs || (s == bs && q > bq)) {
+                            bs = s;
+                            bq = q;
+                            bi = u.h0 + hl;
+                            bl = l;
+                        }
+                    }
+                    if (l.x >= th_low) {
+                        for (var k = 0u; k < N_ALPHA; k = k + 1u) {
+                            if (l.x > th[k].x || (l.x == th[k].x && l.y >= th[k].y)) {
+                                pm[k] = max(pm[k], q);
+                            }
                         }
                     }
                 }
+                if (GRID_WALK) {
+                    // past the segment's last hypothesis the step is wrong
+                    // and unused
+                    wk = walk_step(wk, wd);
+                }
             }
+            if (seg_end >= he) {
+                break;
+            }
+            h = seg_end;
         }
         sum = kahan(sum, run_sum);
         sw = kahan(sw, run_w);

@@ -118,6 +118,11 @@ struct Case<'a> {
 /// Runs both engines on one batch and compares log-likelihoods and every
 /// reduction. Returns the number of (step, candidate) pairs compared.
 fn compare(case: &Case<'_>) -> usize {
+    compare_on(gpu(), case)
+}
+
+/// `compare` with a given GPU engine (a kernel shape).
+fn compare_on(gpu: &GpuEngine, case: &Case<'_>) -> usize {
     let Case {
         name,
         model,
@@ -126,7 +131,7 @@ fn compare(case: &Case<'_>) -> usize {
     } = *case;
     let cpu_e = cpu_engine();
     let mut c = cpu_e.prepare(batch).unwrap();
-    let mut g = gpu()
+    let mut g = gpu
         .prepare(batch)
         .unwrap_or_else(|e| panic!("{name}: GPU prepare: {e}"));
     let ll_c = c.log_likelihoods().unwrap();
@@ -460,6 +465,57 @@ fn double_f32_arithmetic_is_exact_on_the_device() {
 }
 
 #[test]
+fn grid_digits_are_exact_on_the_device() {
+    // dot.wgsl's next_digit divides without integer division (an f32
+    // quotient and its correction): exact for every index below 2^26 and
+    // k <= 2^13, the range grids use it in
+    let dot = include_str!("../shaders/dot.wgsl");
+    let f = format!(
+        "struct ProbeU {{ model: ModelParams, inv_k: f32, params_h0: u32 }}\n\
+         var<private> u: ProbeU;\n\
+         var<private> params: array<vec2<f32>, 1>;\n\
+         var<private> features: array<vec2<f32>, 1>;\n\
+         {dot}\n\
+         fn probe(v: vec4<f32>) -> vec4<f32> {{\n\
+             u.inv_k = v.z;\n\
+             u.model.grid_k = u32(round(1.0 / v.z));\n\
+             let qr = next_digit(u32(v.x) * 8192u + u32(v.y));\n\
+             return vec4<f32>(f32(qr.x >> 13u), f32(qr.x & 8191u), f32(qr.y), 0.0);\n\
+         }}"
+    );
+    let mut r = rng(6);
+    let mut inputs = Vec::new();
+    let mut want = Vec::new();
+    for k in [2u32, 3, 5, 7, 10, 40, 100, 999, 4095, 8191, 8192] {
+        let limit = 1u32 << 26;
+        let mut rests: Vec<u32> = vec![0, 1, k - 1, k, (1 << 22) - 1, 1 << 22, 1 << 24, limit - 1];
+        for _ in 0..1500 {
+            rests.push(r.random_range(0..limit));
+            let m = r.random_range(1..limit / k);
+            rests.extend([m * k - 1, m * k, m * k + 1]);
+        }
+        for rest in rests.into_iter().filter(|&v| v < limit) {
+            inputs.push([
+                (rest >> 13) as f32,
+                (rest & 8191) as f32,
+                1.0 / k as f32,
+                0.0,
+            ]);
+            want.push((rest, k));
+        }
+    }
+    let out = gpu().probe(&f, &inputs).expect("probe kernel");
+    for (o, &(rest, k)) in out.iter().zip(&want) {
+        let q = o[0] as u32 * 8192 + o[1] as u32;
+        assert_eq!(
+            (q, o[2] as u32),
+            (rest / k, rest % k),
+            "next_digit({rest}) with k = {k}"
+        );
+    }
+}
+
+#[test]
 fn harm_kernel_matches_the_cpu_twin() {
     let mut r = rng(7);
     for (model, table) in [
@@ -746,6 +802,85 @@ fn large_hypothesis_spaces() {
         model: &model,
         batch: &batch,
         alphas: &[1e-7, 1e-3],
+    });
+}
+
+#[test]
+fn contextual_grids_walk_w_x_from_hypothesis_to_hypothesis() {
+    // A table per step: the reduction computes q itself and, on a grid,
+    // steps w·x from each hypothesis to the next (dot.wgsl's walks; so does
+    // the likelihood kernel on a software renderer): carries over every
+    // digit, segments that end inside a run (k = 3), a first digit larger
+    // than the walk's (d < 5), exact integer steps, and a Bernoulli model;
+    // both kernel shapes (their blocks differ).
+    let mut r = rng(24);
+    let cases: [(u32, usize, ObservationModel, bool); 7] = [
+        (3, 10, gaussian(1.0, 3.0), false),
+        (2, 12, gaussian(0.7, 2.5), false),
+        (5, 7, gaussian(1.5, 6.0), false),
+        (4, 6, gaussian(1.0, 5.0), true),
+        (40, 2, gaussian(10.0, 30.0), false),
+        (3000, 1, gaussian(500.0, 1000.0), false),
+        (3, 7, ObservationModel::Bernoulli, false),
+    ];
+    for (k, d, obs, integer) in cases {
+        let model = Model {
+            hypotheses: HypothesisSpace::grid(k, d).unwrap(),
+            observation: obs,
+        };
+        let mut batch = Batch::new(&model);
+        let n_steps = 16;
+        let tables: Vec<u32> = (0..n_steps)
+            .map(|_| {
+                let t = if integer {
+                    let mut t = int_table(&mut r, 6, d, 5);
+                    t.features.iter_mut().for_each(|v| *v -= 2.0);
+                    t
+                } else {
+                    real_table(&mut r, 6, d, 1.0)
+                };
+                batch.push_table(t)
+            })
+            .collect();
+        let true_w: Vec<f64> = (0..d).map(|_| r.random_range(0..k) as f64).collect();
+        simulate(&mut r, &mut batch, &tables, n_steps, &true_w, 5);
+        for shape in [KernelShape::Serial, KernelShape::Parallel] {
+            let name = format!("grid {k}^{d} contextual ({shape:?})");
+            compare_on(
+                gpu_shaped(shape),
+                &Case {
+                    name: &name,
+                    model: &model,
+                    batch: &batch,
+                    alphas: &ALPHAS,
+                },
+            );
+        }
+    }
+
+    // 10^6 hypotheses × 20 candidates: chunks of hypotheses (h0 > 0), each
+    // walked from its own start
+    let model = Model {
+        hypotheses: HypothesisSpace::grid(10, 6).unwrap(),
+        observation: gaussian(2.0, 12.0),
+    };
+    let mut batch = Batch::new(&model);
+    let tables: Vec<u32> = (0..2)
+        .map(|_| batch.push_table(real_table(&mut r, 20, 6, 1.0)))
+        .collect();
+    simulate(
+        &mut r,
+        &mut batch,
+        &tables,
+        2,
+        &[3.0, 1.0, 4.0, 1.0, 5.0, 9.0],
+        0,
+    );
+    compare(&Case {
+        name: "grid 10^6 × 20 contextual",
+        model: &model,
+        batch: &batch,
+        alphas: &[1e-7, 0.01],
     });
 }
 
@@ -1225,6 +1360,43 @@ fn device_posterior_keeps_no_other_audits_prior_or_carry() {
     let got_other = got_other.into_inner().expect("the other audit ran");
     compare_steps("the other audit", &want_other, &got_other);
     compare_steps("the interrupted audit", &want, &got);
+}
+
+#[test]
+fn device_posterior_on_a_contextual_gaussian_grid() {
+    // 3^10 hypotheses, real-valued candidates at every step: q is computed
+    // in the reduction, w·x walked along each run of hypotheses (carries
+    // over up to nine digits); short streams keep the posterior wide, so
+    // most runs are reduced.
+    let mut r = rng(25);
+    let (k, d) = (3u32, 10usize);
+    let mut log = format!(
+        "{{\"type\":\"model\",\"hypotheses\":{{\"kind\":\"grid\",\"k\":{k},\"d\":{d}}},\
+         \"observation\":{{\"kind\":\"gaussian\",\"sigma\":1.0,\"harm_threshold\":3.0}}}}\n"
+    );
+    for s in 0..3 {
+        let truth: Vec<f64> = (0..d).map(|_| r.random_range(0..k) as f64).collect();
+        log += &format!("{{\"type\":\"stream\",\"id\":{s}}}\n");
+        for _ in 0..12 {
+            let cands: Vec<Vec<f64>> = (0..6)
+                .map(|_| (0..d).map(|_| r.random_range(-1.0..1.0)).collect())
+                .collect();
+            let a = r.random_range(0..6usize);
+            let wx: f64 = truth.iter().zip(&cands[a]).map(|(w, x)| w * x).sum();
+            let n: f64 = r.sample(rand_distr::StandardNormal);
+            log += &format!(
+                "{{\"type\":\"step\",\"action\":{a},\"outcome\":{},\"candidates\":{}}}\n",
+                wx + n,
+                json_rows(cands)
+            );
+        }
+    }
+    let settings = AuditSettings {
+        alphas: Alphas::new(ALPHAS.to_vec(), 1.0 / 59_049.0).unwrap(),
+        shared_world: false,
+        batch_elements: 59_049 * 8,
+    };
+    compare_device_posterior("contextual gaussian grid", &log, &settings);
 }
 
 #[test]

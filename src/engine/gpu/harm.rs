@@ -22,7 +22,8 @@ pub struct HarmUniform {
     pub n_tables: u32,
     /// 1/k for grid digits
     pub inv_k: f32,
-    /// 1: every grid index is below 2^22, digits are decoded in f32
+    /// Unused: `dot.wgsl` decodes every grid index exactly without it (the
+    /// engine still sets 1 where every index is below 2^22)
     pub float_digits: u32,
     pub _pad: [u32; 2],
 }

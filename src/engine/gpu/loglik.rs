@@ -4,12 +4,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::device::Gpu;
+use super::device::{self, Gpu};
 use super::{compose, ModelUniform, COMMON, DOT};
 use crate::Result;
 
 const SOURCE: &str = include_str!("../../../shaders/loglik.wgsl");
 pub const WORKGROUP: u64 = 256;
+/// Hypotheses per thread of `main_walk` (`RUN` in the shader).
+const RUN: u64 = 32;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -20,6 +22,7 @@ pub struct LoglikUniform {
     pub params_h0: u32,
     pub n_steps: u32,
     pub inv_k: f32,
+    /// Unused: `dot.wgsl` decodes every grid index exactly without it
     pub float_digits: u32,
     /// 1: `w·x` from the parameters and features, not from a harm table
     pub direct: u32,
@@ -40,18 +43,28 @@ pub struct StepDesc {
 
 pub struct LoglikKernel {
     pipeline: wgpu::ComputePipeline,
+    /// On software renderers: `main_walk`, for `direct` on a grid (`w·x`
+    /// walked along runs of hypotheses, one thread per run)
+    walk: Option<wgpu::ComputePipeline>,
 }
 
 impl LoglikKernel {
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let module = gpu.shader("loglik.wgsl", compose(&[COMMON, DOT, SOURCE]))?;
+        let walk = if device::is_software(&gpu.adapter) {
+            Some(gpu.pipeline_entry("loglik main_walk", &module, "main_walk")?)
+        } else {
+            None
+        };
         Ok(LoglikKernel {
             pipeline: gpu.pipeline("loglik", &module)?,
+            walk,
         })
     }
 
     /// Records one dispatch over `u.n_steps` steps × `u.h_count` hypotheses,
-    /// writing `[hi, lo]` pairs to `out[t·h_count + h − h0]`.
+    /// writing `[hi, lo]` pairs to `out[t·h_count + h − h0]` (on a software
+    /// renderer, `direct` on a grid: a thread per step and run of hypotheses).
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -65,6 +78,17 @@ impl LoglikKernel {
         features: &wgpu::Buffer,
     ) -> Result<()> {
         let uniform = gpu.uniform(u);
+        if let Some(walk) = self
+            .walk
+            .as_ref()
+            .filter(|_| u.direct != 0 && u.model.grid_k > 0)
+        {
+            // main_walk reads neither harm tables nor parameters
+            let group =
+                gpu.bind_group_at(walk, &[(0, &uniform), (2, steps), (3, out), (5, features)]);
+            let runs = (u.h_count as u64).div_ceil(RUN);
+            return gpu.dispatch_linear(encoder, walk, &group, u.n_steps as u64 * runs, WORKGROUP);
+        }
         let group = gpu.bind_group(
             &self.pipeline,
             &[&uniform, wx, steps, out, params, features],

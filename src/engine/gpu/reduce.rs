@@ -43,7 +43,8 @@ pub struct ReduceUniform {
     pub params_h0: u32,
     /// 1/k for grid digits
     pub inv_k: f32,
-    /// 1: every grid index is below 2^22, digits are decoded in f32
+    /// Unused: `dot.wgsl` decodes every grid index exactly without it (the
+    /// engine still sets 1 where every index is below 2^22)
     pub float_digits: u32,
 }
 
@@ -72,6 +73,14 @@ pub const PLAUSIBLE_AT: usize = 7;
 pub struct ReducePipelines {
     pub main: wgpu::ComputePipeline,
     pub merge: wgpu::ComputePipeline,
+    n_alpha: usize,
+    inline_harm: bool,
+    /// With inline harm: `main` specialised to grid hypotheses
+    /// (`GRID_WALK`: `w·x` walked from each hypothesis to the next), built on
+    /// first use. `record` runs it in place of `main` when the model is a
+    /// grid: a software renderer runs both sides of a branch on the model
+    /// kind, so each kind gets its own code.
+    grid_main: Mutex<Option<wgpu::ComputePipeline>>,
 }
 
 /// Pipelines by number of α and whether harm is computed inline (a table
@@ -131,9 +140,7 @@ impl ReduceKernels {
         if let Some(p) = map.get(&(na, inline_harm)) {
             return Ok(p.clone());
         }
-        let consts =
-            format!("const N_ALPHA: u32 = {na}u;\nconst INLINE_HARM: bool = {inline_harm};\n");
-        let module = gpu.shader("reduce.wgsl", compose(&[&consts, COMMON, DOT, SOURCE]))?;
+        let module = module(gpu, na, inline_harm, false)?;
         let p = Arc::new(ReducePipelines {
             main: gpu.pipeline("reduce", &module)?,
             merge: match self.shape {
@@ -142,9 +149,39 @@ impl ReduceKernels {
                     gpu.pipeline_entry("reduce merge_serial", &module, "merge_serial")?
                 }
             },
+            n_alpha: na,
+            inline_harm,
+            grid_main: Mutex::new(None),
         });
         map.insert((na, inline_harm), p.clone());
         Ok(p)
+    }
+
+    /// The grid specialisation of `main`, a pipeline of this cache, where it
+    /// has one and the uniform's model is a grid.
+    fn grid_main(
+        &self,
+        gpu: &Gpu,
+        main: &wgpu::ComputePipeline,
+        u: &ReduceUniform,
+    ) -> Result<Option<wgpu::ComputePipeline>> {
+        if u.model.grid_k == 0 {
+            return Ok(None);
+        }
+        let poisoned = || Error::Gpu("the pipeline cache is poisoned".into());
+        let p = {
+            let map = self.pipelines.lock().map_err(|_| poisoned())?;
+            match map.values().find(|p| p.inline_harm && p.main == *main) {
+                Some(p) => p.clone(),
+                None => return Ok(None),
+            }
+        };
+        let mut grid = p.grid_main.lock().map_err(|_| poisoned())?;
+        if grid.is_none() {
+            let module = module(gpu, p.n_alpha, true, true)?;
+            *grid = Some(gpu.pipeline("reduce", &module)?);
+        }
+        Ok(grid.clone())
     }
 
     /// Records the merge of each candidate's `n_blocks` block records.
@@ -176,6 +213,8 @@ impl ReduceKernels {
     }
 
     /// Records one dispatch: `n_records` candidates × `n_blocks` blocks.
+    /// With an inline-harm `main` of this cache and a grid model, its grid
+    /// specialisation runs instead.
     pub fn record(
         &self,
         gpu: &Gpu,
@@ -184,6 +223,8 @@ impl ReduceKernels {
         u: &ReduceUniform,
         b: ReduceBuffers<'_>,
     ) -> Result<()> {
+        let grid = self.grid_main(gpu, pipeline, u)?;
+        let pipeline = grid.as_ref().unwrap_or(pipeline);
         let uniform = gpu.uniform(u);
         let group = gpu.bind_group(
             pipeline,
@@ -208,6 +249,16 @@ impl ReduceKernels {
             WORKGROUP,
         )
     }
+}
+
+/// `reduce.wgsl` for `na` α, with harm computed inline or not, and with
+/// `GRID_WALK` (inline harm on a grid) or not.
+fn module(gpu: &Gpu, na: usize, inline_harm: bool, grid_walk: bool) -> Result<wgpu::ShaderModule> {
+    let consts = format!(
+        "const N_ALPHA: u32 = {na}u;\nconst INLINE_HARM: bool = {inline_harm};\n\
+         const GRID_WALK: bool = {grid_walk};\n"
+    );
+    gpu.shader("reduce.wgsl", compose(&[&consts, COMMON, DOT, SOURCE]))
 }
 
 /// The running combination of block results for one (step, candidate).

@@ -1490,3 +1490,138 @@ fn bench_json_times_both_backends_on_the_same_workload() {
         / results[0]["median_triples_per_s"].as_f64().unwrap();
     assert!((speedup - ratio).abs() <= 1e-9 * ratio);
 }
+
+// Lavapipe and llvmpipe stop every loop of a shader invocation once it has
+// made 65535 passes in all, silently. Each of the `loop_limit` tests would
+// pass that limit in one thread of the serial kernel shape (the software
+// renderers' own) if the engine did not size its work for it.
+
+#[test]
+fn loop_limit_inline_harm_over_a_list() {
+    let mut r = rng(31);
+    let serial = gpu_shaped(KernelShape::Serial);
+    // a table per step over a list of 8192 hypotheses of dimension 16:
+    // the reduction computes every w·x (16 passes per hypothesis)
+    let (h, d) = (8192, 16);
+    let params = Array2::from_shape_fn((h, d), |_| r.random_range(-1.0..1.0));
+    let model = list_model(params, gaussian(1.0, 2.0), None);
+    let mut batch = Batch::new(&model);
+    let tables: Vec<u32> = (0..4)
+        .map(|_| batch.push_table(real_table(&mut r, 5, d, 0.5)))
+        .collect();
+    let true_w: Vec<f64> = (0..d).map(|_| r.random_range(-1.0..1.0)).collect();
+    simulate(&mut r, &mut batch, &tables, 4, &true_w, 0);
+    compare_on(
+        serial,
+        &Case {
+            name: "list 8192 × d 16, inline harm",
+            model: &model,
+            batch: &batch,
+            alphas: &ALPHAS,
+        },
+    );
+}
+
+#[test]
+fn loop_limit_many_alphas() {
+    let mut r = rng(32);
+    let serial = gpu_shaped(KernelShape::Serial);
+    // 48 α on a bandit's table with a wide posterior: every hypothesis
+    // is in a plausible set and passes through the per-α loop
+    let model = Model {
+        hypotheses: HypothesisSpace::grid(2, 13).unwrap(),
+        observation: gaussian(3.0, 4.0),
+    };
+    let mut batch = Batch::new(&model);
+    let t = batch.push_table(int_table(&mut r, 6, 13, 2));
+    let true_w: Vec<f64> = (0..13).map(|_| r.random_range(0..2) as f64).collect();
+    simulate(&mut r, &mut batch, &[t], 3, &true_w, 0);
+    let alphas: Vec<f64> = (0..48).map(|i| 10f64.powf(-6.0 + i as f64 / 8.0)).collect();
+    compare_on(
+        serial,
+        &Case {
+            name: "grid 2^13, 48 α",
+            model: &model,
+            batch: &batch,
+            alphas: &alphas,
+        },
+    );
+}
+
+#[test]
+fn loop_limit_many_candidates() {
+    let mut r = rng(33);
+    let serial = gpu_shaped(KernelShape::Serial);
+    // one table of 7000 candidates: a harm-table thread walks them all
+    let model = Model {
+        hypotheses: HypothesisSpace::grid(2, 10).unwrap(),
+        observation: gaussian(1.0, 3.0),
+    };
+    let mut batch = Batch::new(&model);
+    let t = batch.push_table(real_table(&mut r, 7000, 10, 0.5));
+    let true_w: Vec<f64> = (0..10).map(|_| r.random_range(0..2) as f64).collect();
+    simulate(&mut r, &mut batch, &[t], 2, &true_w, 0);
+    compare_on(
+        serial,
+        &Case {
+            name: "grid 2^10, 7000 candidates",
+            model: &model,
+            batch: &batch,
+            alphas: &ALPHAS,
+        },
+    );
+}
+
+#[test]
+fn loop_limit_long_prefix() {
+    let mut r = rng(34);
+    let serial = gpu_shaped(KernelShape::Serial);
+    // four hypotheses and one stream of 100,000 steps in large
+    // batches: the prefix sums walk a chunk's steps in one thread
+    let mut log = String::from(
+        "{\"type\":\"model\",\"hypotheses\":{\"kind\":\"list\",\"params\":[[0],[1],[2],[3]]},\
+         \"observation\":{\"kind\":\"gaussian\",\"sigma\":30.0,\"harm_threshold\":4.0}}\n\
+         {\"type\":\"stream\",\"id\":\"long\",\"candidates\":[[1],[0.5]]}\n",
+    );
+    for t in 0..100_000 {
+        let y: f64 = 1.5 + 30.0 * r.sample::<f64, _>(rand_distr::StandardNormal);
+        log += &format!(
+            "{{\"type\":\"step\",\"action\":{},\"outcome\":{y}}}\n",
+            t % 2
+        );
+    }
+    let settings = AuditSettings {
+        alphas: Alphas::new(ALPHAS.to_vec(), 0.25).unwrap(),
+        shared_world: false,
+        batch_elements: 1 << 26,
+    };
+    let (c, _) = audit_on(&cpu_engine(), &log, &settings);
+    let (g, gt) = audit_on(serial, &log, &settings);
+    assert!(gt.device_posterior_batches >= 1);
+    compare_steps("4 hypotheses, 100,000 steps", &c, &g);
+}
+
+#[test]
+fn loop_limit_block_merge() {
+    // 2^19 hypotheses and 64 α: blocks of 512 hypotheses, and the merge of
+    // a candidate's 1024 blocks would loop over each block's 64 α
+    let mut r = rng(35);
+    let model = Model {
+        hypotheses: HypothesisSpace::grid(2, 19).unwrap(),
+        observation: gaussian(3.0, 6.0),
+    };
+    let mut batch = Batch::new(&model);
+    let t = batch.push_table(int_table(&mut r, 4, 19, 2));
+    let true_w: Vec<f64> = (0..19).map(|_| r.random_range(0..2) as f64).collect();
+    simulate(&mut r, &mut batch, &[t], 2, &true_w, 0);
+    let alphas: Vec<f64> = (0..64).map(|i| 10f64.powf(-7.0 + i as f64 / 9.0)).collect();
+    compare_on(
+        gpu_shaped(KernelShape::Serial),
+        &Case {
+            name: "grid 2^19, 64 α",
+            model: &model,
+            batch: &batch,
+            alphas: &alphas,
+        },
+    );
+}

@@ -170,6 +170,13 @@ fn list_fingerprint(model: &Model) -> u64 {
     h
 }
 
+/// Loop passes one shader invocation may make on a software renderer.
+/// Lavapipe and llvmpipe end every loop of an invocation once it has made
+/// 65535 passes in all (gallivm's loop limiter), silently: their kernels
+/// (the `Serial` shape) size each thread's work to stay below this, which
+/// leaves room for the loops that do not grow with it.
+pub const SOFTWARE_LOOP_PASSES: usize = 49152;
+
 /// Pairs per device-posterior chunk on a GPU: large enough that a round
 /// trip costs little beside its kernels, small enough that a 2^26-pair
 /// batch makes two chunks to overlap. (Measured on an H200 at H = 59049:
@@ -188,6 +195,7 @@ pub struct GpuEngine {
     /// hypotheses per reduce thread: long runs suit software renderers (one
     /// thread is one CPU lane), short ones give a GPU enough threads
     reduce_block: usize,
+    shape: KernelShape,
     /// (step, hypothesis) pairs per step chunk of a device posterior: a
     /// batch in several chunks keeps the device busy with one chunk's
     /// weights while the host cuts the plausible sets of the one before
@@ -332,6 +340,7 @@ impl GpuEngine {
             posterior,
             reduce: reduce::ReduceKernels::new(shape),
             reduce_block,
+            shape,
             chunk_pairs: match shape {
                 // the "device" shares the host's cores: nothing to overlap
                 KernelShape::Serial => usize::MAX,
@@ -611,6 +620,7 @@ impl<'a> GpuBatch<'a> {
             return Ok(offsets);
         }
         let params_h0 = self.upload_inputs(state, h0, n)?;
+        let d = self.batch.model.hypotheses.dim();
         let mut offsets = HashMap::new();
         let mut by_content = HashMap::new();
         let mut descs = Vec::with_capacity(tables.len());
@@ -626,12 +636,16 @@ impl<'a> GpuBatch<'a> {
             let a = self.batch.tables[t as usize].n_candidates;
             offsets.insert(t, total as u32);
             by_content.insert(key, total as u32);
-            descs.push(harm::TableDesc {
-                feature_offset: self.feature_offset[t as usize],
-                n_candidates: a as u32,
-                q_offset: total as u32,
-                _pad: 0,
-            });
+            // a thread walks its part's candidates (see `harm_part`)
+            let part = self.harm_part();
+            for a0 in (0..a).step_by(part) {
+                descs.push(harm::TableDesc {
+                    feature_offset: self.feature_offset[t as usize] + (a0 * d) as u32,
+                    n_candidates: part.min(a - a0) as u32,
+                    q_offset: (total + a0 * n) as u32,
+                    _pad: 0,
+                });
+            }
             total += a * n;
         }
         state.pool.get(gpu, "q", total as u64 * 8);
@@ -934,8 +948,9 @@ impl PreparedBatch for GpuBatch<'_> {
         let na1 = n_alpha.max(1) + 1;
         let mut acc = BlockSums::new(batch, n_alpha);
         let mut state = self.engine.lock()?;
-        for h0 in (0..h).step_by(self.h_chunk) {
-            let n = self.h_chunk.min(h - h0);
+        let h_chunk = self.reduce_h_chunk(n_alpha)?;
+        for h0 in (0..h).step_by(h_chunk) {
+            let n = h_chunk.min(h - h0);
             for chunk in self.step_chunks(n, self.record_bytes(n, n_alpha)) {
                 let (t0, t1) = (chunk.t0, chunk.t1);
                 let offsets = self.tables_for(&mut state, h0, n, &chunk)?;
@@ -976,7 +991,7 @@ impl PreparedBatch for GpuBatch<'_> {
         alphas: &[f64],
     ) -> Result<Option<DevicePosterior>> {
         // the posterior of a step needs all its hypotheses in one chunk
-        if self.h_chunk < self.h {
+        if self.reduce_h_chunk(alphas.len())? < self.h {
             return Ok(None);
         }
         self.device_posterior(carry, alphas).map(Some)
@@ -1100,7 +1115,68 @@ impl<'a> GpuBatch<'a> {
 
     /// Bytes of reduce records per candidate for a chunk of `n` hypotheses.
     fn record_bytes(&self, n: usize, n_alpha: usize) -> usize {
-        n.div_ceil(n.min(self.engine.reduce_block)) * reduce::stride(n_alpha) * 4
+        n.div_ceil(n.min(self.reduce_block(n_alpha))) * reduce::stride(n_alpha) * 4
+    }
+
+    /// Candidates per thread of `harm.wgsl` (which loops over a table's
+    /// candidates and, for each, over `d` features): all of a table's on a
+    /// GPU, as many as stay within `SOFTWARE_LOOP_PASSES` on a software
+    /// renderer.
+    fn harm_part(&self) -> usize {
+        match self.engine.shape {
+            KernelShape::Parallel => usize::MAX,
+            KernelShape::Serial => {
+                (SOFTWARE_LOOP_PASSES / (self.batch.model.hypotheses.dim() + 2)).max(1)
+            }
+        }
+    }
+
+    /// Hypotheses per thread of `reduce.wgsl`: the engine's block, or on a
+    /// software renderer the largest power of two, at most that, whose loop
+    /// passes stay within `SOFTWARE_LOOP_PASSES`.
+    fn reduce_block(&self, n_alpha: usize) -> usize {
+        let mut block = self.engine.reduce_block;
+        if self.engine.shape == KernelShape::Serial {
+            let per_h = self.reduce_passes_per_hypothesis(n_alpha);
+            while block > reduce::RUN && block * per_h > SOFTWARE_LOOP_PASSES {
+                block /= 2;
+            }
+        }
+        block
+    }
+
+    /// A bound on `reduce.wgsl`'s loop passes per hypothesis: the run's
+    /// loop, the per-α loop, and with inline harm over a list the `d`
+    /// passes of its `w·x` (a grid walks `w·x` in a few passes per run).
+    fn reduce_passes_per_hypothesis(&self, n_alpha: usize) -> usize {
+        let dot = match (self.untabulated(), &self.batch.model.hypotheses) {
+            (false, _) => 0,
+            (true, HypothesisSpace::List(l)) => l.params.ncols(),
+            (true, HypothesisSpace::Grid { .. }) => 2,
+        };
+        3 + n_alpha.max(1) + dot
+    }
+
+    /// Hypotheses per chunk of a reduction: the batch's chunk, or on a
+    /// software renderer fewer where the block merge (one thread walks a
+    /// candidate's blocks, and for each its α) would pass
+    /// `SOFTWARE_LOOP_PASSES`; the host adds the records of chunks.
+    fn reduce_h_chunk(&self, n_alpha: usize) -> Result<usize> {
+        if self.engine.shape == KernelShape::Parallel {
+            return Ok(self.h_chunk);
+        }
+        let block = self.reduce_block(n_alpha);
+        if block * self.reduce_passes_per_hypothesis(n_alpha) > SOFTWARE_LOOP_PASSES {
+            return Err(Error::Gpu(format!(
+                "hypotheses of dimension {} are more than a software renderer's kernels can \
+                 loop over; use --backend cpu",
+                self.batch.model.hypotheses.dim()
+            )));
+        }
+        let blocks = SOFTWARE_LOOP_PASSES / (3 + n_alpha.max(1));
+        // chunks are whole `BLOCK`s; at least 733 blocks of at least `RUN`
+        let chunk = blocks * block / reduce::BLOCK * reduce::BLOCK;
+        Ok(self.h_chunk.min(chunk.max(reduce::BLOCK)))
     }
 
     /// Runs `reduce.wgsl` on one step chunk of hypotheses `h0..h0+n`, whose
@@ -1147,7 +1223,7 @@ impl<'a> GpuBatch<'a> {
         let pipelines = engine.reduce.pipeline(gpu, n_alpha, inline)?;
         let stride = reduce::stride(n_alpha);
         let d = batch.model.hypotheses.dim() as u32;
-        let block = n.min(engine.reduce_block);
+        let block = n.min(self.reduce_block(n_alpha));
         let n_blocks = n.div_ceil(block);
         let (t0, t1) = (chunk.t0, chunk.t1);
         let mut cands = Vec::new();

@@ -1493,6 +1493,19 @@ fn bench_json_times_both_backends_on_the_same_workload() {
     assert!((speedup - ratio).abs() <= 1e-9 * ratio);
 }
 
+/// `compare` on the serial kernel shape.
+fn compare_serial(name: &str, model: &Model, batch: &Batch<'_>, alphas: &[f64]) -> usize {
+    compare_on(
+        gpu_shaped(KernelShape::Serial),
+        &Case {
+            name,
+            model,
+            batch,
+            alphas,
+        },
+    )
+}
+
 // Lavapipe and llvmpipe stop every loop of a shader invocation once it has
 // made 65535 passes in all, silently. Each of the `loop_limit` tests would
 // pass that limit in one thread of the serial kernel shape (the software
@@ -1501,7 +1514,6 @@ fn bench_json_times_both_backends_on_the_same_workload() {
 #[test]
 fn loop_limit_inline_harm_over_a_list() {
     let mut r = rng(31);
-    let serial = gpu_shaped(KernelShape::Serial);
     // a table per step over a list of 8192 hypotheses of dimension 16:
     // the reduction computes every w·x (16 passes per hypothesis)
     let (h, d) = (8192, 16);
@@ -1513,21 +1525,12 @@ fn loop_limit_inline_harm_over_a_list() {
         .collect();
     let true_w: Vec<f64> = (0..d).map(|_| r.random_range(-1.0..1.0)).collect();
     simulate(&mut r, &mut batch, &tables, 4, &true_w, 0);
-    compare_on(
-        serial,
-        &Case {
-            name: "list 8192 × d 16, inline harm",
-            model: &model,
-            batch: &batch,
-            alphas: &ALPHAS,
-        },
-    );
+    compare_serial("list 8192 × d 16, inline harm", &model, &batch, &ALPHAS);
 }
 
 #[test]
 fn loop_limit_many_alphas() {
     let mut r = rng(32);
-    let serial = gpu_shaped(KernelShape::Serial);
     // 48 α on a bandit's table with a wide posterior: every hypothesis
     // is in a plausible set and passes through the per-α loop
     let model = Model {
@@ -1539,21 +1542,12 @@ fn loop_limit_many_alphas() {
     let true_w: Vec<f64> = (0..13).map(|_| r.random_range(0..2) as f64).collect();
     simulate(&mut r, &mut batch, &[t], 3, &true_w, 0);
     let alphas: Vec<f64> = (0..48).map(|i| 10f64.powf(-6.0 + i as f64 / 8.0)).collect();
-    compare_on(
-        serial,
-        &Case {
-            name: "grid 2^13, 48 α",
-            model: &model,
-            batch: &batch,
-            alphas: &alphas,
-        },
-    );
+    compare_serial("grid 2^13, 48 α", &model, &batch, &alphas);
 }
 
 #[test]
 fn loop_limit_many_candidates() {
     let mut r = rng(33);
-    let serial = gpu_shaped(KernelShape::Serial);
     // one table of 7000 candidates: a harm-table thread walks them all
     let model = Model {
         hypotheses: HypothesisSpace::grid(2, 10).unwrap(),
@@ -1563,21 +1557,12 @@ fn loop_limit_many_candidates() {
     let t = batch.push_table(real_table(&mut r, 7000, 10, 0.5));
     let true_w: Vec<f64> = (0..10).map(|_| r.random_range(0..2) as f64).collect();
     simulate(&mut r, &mut batch, &[t], 2, &true_w, 0);
-    compare_on(
-        serial,
-        &Case {
-            name: "grid 2^10, 7000 candidates",
-            model: &model,
-            batch: &batch,
-            alphas: &ALPHAS,
-        },
-    );
+    compare_serial("grid 2^10, 7000 candidates", &model, &batch, &ALPHAS);
 }
 
 #[test]
 fn loop_limit_long_prefix() {
     let mut r = rng(34);
-    let serial = gpu_shaped(KernelShape::Serial);
     // four hypotheses and one stream of 100,000 steps in large
     // batches: the prefix sums walk a chunk's steps in one thread
     let mut log = String::from(
@@ -1598,7 +1583,7 @@ fn loop_limit_long_prefix() {
         batch_elements: 1 << 26,
     };
     let (c, _) = audit_on(&cpu_engine(), &log, &settings);
-    let (g, gt) = audit_on(serial, &log, &settings);
+    let (g, gt) = audit_on(gpu_shaped(KernelShape::Serial), &log, &settings);
     assert!(gt.device_posterior_batches >= 1);
     compare_steps("4 hypotheses, 100,000 steps", &c, &g);
 }
@@ -1617,13 +1602,5 @@ fn loop_limit_block_merge() {
     let true_w: Vec<f64> = (0..19).map(|_| r.random_range(0..2) as f64).collect();
     simulate(&mut r, &mut batch, &[t], 2, &true_w, 0);
     let alphas: Vec<f64> = (0..64).map(|i| 10f64.powf(-7.0 + i as f64 / 9.0)).collect();
-    compare_on(
-        gpu_shaped(KernelShape::Serial),
-        &Case {
-            name: "grid 2^19, 64 α",
-            model: &model,
-            batch: &batch,
-            alphas: &alphas,
-        },
-    );
+    compare_serial("grid 2^19, 64 α", &model, &batch, &alphas);
 }

@@ -978,7 +978,9 @@ impl PreparedBatch for GpuBatch<'_> {
                     weights: "log_rel",
                     run_max: "run_max",
                 };
-                self.reduce_chunk(&mut state, log_rel, h0, n, &chunk, &offsets, &mut acc)?;
+                let read = self
+                    .submit_reduce(&mut state, log_rel, h0, n, &chunk, &offsets, n_alpha, None)?;
+                self.add_reductions(read, &chunk, &mut acc, |_| ())?;
             }
         }
         drop(state);
@@ -1179,26 +1181,9 @@ impl<'a> GpuBatch<'a> {
         Ok(self.h_chunk.min(chunk.max(reduce::BLOCK)))
     }
 
-    /// Runs `reduce.wgsl` on one step chunk of hypotheses `h0..h0+n`, whose
-    /// log weights are in the buffer `log_rel` and thresholds in
-    /// `thresholds`, and adds its block records into `acc`.
-    #[allow(clippy::too_many_arguments)]
-    fn reduce_chunk(
-        &self,
-        state: &mut State,
-        log_rel: LogWeights,
-        h0: usize,
-        n: usize,
-        chunk: &StepChunk,
-        offsets: &HashMap<u32, u32>,
-        acc: &mut BlockSums,
-    ) -> Result<()> {
-        let read = self.submit_reduce(state, log_rel, h0, n, chunk, offsets, acc.n_alpha, None)?;
-        self.add_reductions(read, chunk, acc, |_| ())
-    }
-
-    /// Records and submits `reduce.wgsl` and its merge on one step chunk
-    /// (see `reduce_chunk`); the merged records, and the bytes of
+    /// Records and submits `reduce.wgsl` and its merge on one step chunk of
+    /// hypotheses `h0..h0+n`, whose log weights are in `log_rel` and
+    /// thresholds in the `thresholds` buffer; the merged records, and the bytes of
     /// `also_read` (a buffer of the pool) after them, come back without
     /// waiting for them: `add_reductions` takes them.
     #[allow(clippy::too_many_arguments)]

@@ -16,8 +16,7 @@ struct HarmUniform {
     params_h0: u32,
     n_tables: u32,
     inv_k: f32,
-    // unused: dot.wgsl decodes every grid index exactly without it
-    float_digits: u32,
+    _p0: u32,
     _p1: u32,
     _p2: u32,
 }

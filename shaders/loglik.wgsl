@@ -22,10 +22,9 @@ struct LoglikUniform {
     params_h0: u32,
     n_steps: u32,
     inv_k: f32,
-    // unused: dot.wgsl decodes every grid index exactly without it
-    float_digits: u32,
     direct: u32,
     _p0: u32,
+    _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: LoglikUniform;

@@ -47,8 +47,7 @@ struct ReduceUniform {
     h0: u32,
     params_h0: u32,
     inv_k: f32,
-    // unused: dot.wgsl decodes every grid index exactly without it
-    float_digits: u32,
+    _p0: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: ReduceUniform;

@@ -22,10 +22,7 @@ pub struct HarmUniform {
     pub n_tables: u32,
     /// 1/k for grid digits
     pub inv_k: f32,
-    /// Unused: `dot.wgsl` decodes every grid index exactly without it (the
-    /// engine still sets 1 where every index is below 2^22)
-    pub float_digits: u32,
-    pub _pad: [u32; 2],
+    pub _pad: [u32; 3],
 }
 
 /// One table of a dispatch: where its features start (in `[hi, lo]` pairs),

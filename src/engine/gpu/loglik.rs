@@ -22,11 +22,9 @@ pub struct LoglikUniform {
     pub params_h0: u32,
     pub n_steps: u32,
     pub inv_k: f32,
-    /// Unused: `dot.wgsl` decodes every grid index exactly without it
-    pub float_digits: u32,
     /// 1: `w·x` from the parameters and features, not from a harm table
     pub direct: u32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
 
 /// One step: the row of its taken action in the harm tables' `w·x` (with

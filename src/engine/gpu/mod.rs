@@ -664,8 +664,7 @@ impl<'a> GpuBatch<'a> {
                 params_h0,
                 n_tables: chunk.len() as u32,
                 inv_k: self.inv_k,
-                float_digits: (self.h <= 1 << 22) as u32,
-                _pad: [0; 2],
+                _pad: [0; 3],
             };
             let p = &state.pool;
             let mut enc = gpu.encoder();
@@ -824,9 +823,8 @@ impl<'a> GpuBatch<'a> {
             params_h0,
             n_steps: steps.len() as u32,
             inv_k: self.inv_k,
-            float_digits: (self.h <= 1 << 22) as u32,
             direct: direct as u32,
-            _pad: 0,
+            _pad: [0; 2],
         };
         let p = &state.pool;
         self.engine.loglik.record(
@@ -1251,7 +1249,7 @@ impl<'a> GpuBatch<'a> {
             h0: h0 as u32,
             params_h0,
             inv_k: self.inv_k,
-            float_digits: (self.h <= 1 << 22) as u32,
+            _pad: 0,
         };
         state
             .pool

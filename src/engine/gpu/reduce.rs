@@ -43,9 +43,7 @@ pub struct ReduceUniform {
     pub params_h0: u32,
     /// 1/k for grid digits
     pub inv_k: f32,
-    /// Unused: `dot.wgsl` decodes every grid index exactly without it (the
-    /// engine still sets 1 where every index is below 2^22)
-    pub float_digits: u32,
+    pub _pad: u32,
 }
 
 /// One candidate of a chunk: its step (in the chunk), its `(q, ln q)` row

@@ -1203,7 +1203,12 @@ impl<'a> GpuBatch<'a> {
             return Err(Error::Gpu("reduce: at least one α is needed".into()));
         }
         let inline = self.untabulated();
-        let pipelines = engine.reduce.pipeline(gpu, n_alpha, inline)?;
+        let harm = match (inline, &batch.model.hypotheses) {
+            (false, _) => reduce::HarmSource::Table,
+            (true, HypothesisSpace::List(_)) => reduce::HarmSource::Inline,
+            (true, HypothesisSpace::Grid { .. }) => reduce::HarmSource::InlineGridWalk,
+        };
+        let pipelines = engine.reduce.pipeline(gpu, n_alpha, harm)?;
         let stride = reduce::stride(n_alpha);
         let d = batch.model.hypotheses.dim() as u32;
         let block = n.min(self.reduce_block(n_alpha));

@@ -71,22 +71,24 @@ pub const PLAUSIBLE_AT: usize = 7;
 pub struct ReducePipelines {
     pub main: wgpu::ComputePipeline,
     pub merge: wgpu::ComputePipeline,
-    n_alpha: usize,
-    inline_harm: bool,
-    /// With inline harm: `main` specialised to grid hypotheses
-    /// (`GRID_WALK`: `w·x` walked from each hypothesis to the next), built on
-    /// first use. `record` runs it in place of `main` when the model is a
-    /// grid: a software renderer runs both sides of a branch on the model
-    /// kind, so each kind gets its own code.
-    grid_main: Mutex<Option<wgpu::ComputePipeline>>,
 }
 
-/// Pipelines by number of α and whether harm is computed inline (a table
-/// per step) rather than read from harm tables, built on first use; the
-/// block merge in the engine's shape.
+/// Where `reduce.wgsl` gets q from: a harm table, or computed inline (a
+/// table per step) from `w·x`, which on a grid is walked from each
+/// hypothesis to the next (`GRID_WALK`). A software renderer runs both sides
+/// of a branch on the model's kind, so each gets its own code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HarmSource {
+    Table,
+    Inline,
+    InlineGridWalk,
+}
+
+/// Pipelines by number of α and harm source, built on first use; the block
+/// merge in the engine's shape.
 pub struct ReduceKernels {
     shape: KernelShape,
-    pipelines: Mutex<HashMap<(usize, bool), Arc<ReducePipelines>>>,
+    pipelines: Mutex<HashMap<(usize, HarmSource), Arc<ReducePipelines>>>,
 }
 
 /// The merge's outputs: one record per candidate, the step sums.
@@ -123,7 +125,7 @@ impl ReduceKernels {
         &self,
         gpu: &Gpu,
         n_alpha: usize,
-        inline_harm: bool,
+        harm: HarmSource,
     ) -> Result<Arc<ReducePipelines>> {
         if n_alpha > MAX_ALPHA {
             return Err(Error::Gpu(format!(
@@ -135,10 +137,16 @@ impl ReduceKernels {
             .pipelines
             .lock()
             .map_err(|_| Error::Gpu("the pipeline cache is poisoned".into()))?;
-        if let Some(p) = map.get(&(na, inline_harm)) {
+        if let Some(p) = map.get(&(na, harm)) {
             return Ok(p.clone());
         }
-        let module = module(gpu, na, inline_harm, false)?;
+        let consts = format!(
+            "const N_ALPHA: u32 = {na}u;\nconst INLINE_HARM: bool = {};\n\
+             const GRID_WALK: bool = {};\n",
+            harm != HarmSource::Table,
+            harm == HarmSource::InlineGridWalk
+        );
+        let module = gpu.shader("reduce.wgsl", compose(&[&consts, COMMON, DOT, SOURCE]))?;
         let p = Arc::new(ReducePipelines {
             main: gpu.pipeline("reduce", &module)?,
             merge: match self.shape {
@@ -147,39 +155,9 @@ impl ReduceKernels {
                     gpu.pipeline_entry("reduce merge_serial", &module, "merge_serial")?
                 }
             },
-            n_alpha: na,
-            inline_harm,
-            grid_main: Mutex::new(None),
         });
-        map.insert((na, inline_harm), p.clone());
+        map.insert((na, harm), p.clone());
         Ok(p)
-    }
-
-    /// The grid specialisation of `main`, a pipeline of this cache, where it
-    /// has one and the uniform's model is a grid.
-    fn grid_main(
-        &self,
-        gpu: &Gpu,
-        main: &wgpu::ComputePipeline,
-        u: &ReduceUniform,
-    ) -> Result<Option<wgpu::ComputePipeline>> {
-        if u.model.grid_k == 0 {
-            return Ok(None);
-        }
-        let poisoned = || Error::Gpu("the pipeline cache is poisoned".into());
-        let p = {
-            let map = self.pipelines.lock().map_err(|_| poisoned())?;
-            match map.values().find(|p| p.inline_harm && p.main == *main) {
-                Some(p) => p.clone(),
-                None => return Ok(None),
-            }
-        };
-        let mut grid = p.grid_main.lock().map_err(|_| poisoned())?;
-        if grid.is_none() {
-            let module = module(gpu, p.n_alpha, true, true)?;
-            *grid = Some(gpu.pipeline("reduce", &module)?);
-        }
-        Ok(grid.clone())
     }
 
     /// Records the merge of each candidate's `n_blocks` block records.
@@ -211,8 +189,6 @@ impl ReduceKernels {
     }
 
     /// Records one dispatch: `n_records` candidates × `n_blocks` blocks.
-    /// With an inline-harm `main` of this cache and a grid model, its grid
-    /// specialisation runs instead.
     pub fn record(
         &self,
         gpu: &Gpu,
@@ -221,8 +197,6 @@ impl ReduceKernels {
         u: &ReduceUniform,
         b: ReduceBuffers<'_>,
     ) -> Result<()> {
-        let grid = self.grid_main(gpu, pipeline, u)?;
-        let pipeline = grid.as_ref().unwrap_or(pipeline);
         let uniform = gpu.uniform(u);
         let group = gpu.bind_group(
             pipeline,
@@ -247,16 +221,6 @@ impl ReduceKernels {
             WORKGROUP,
         )
     }
-}
-
-/// `reduce.wgsl` for `na` α, with harm computed inline or not, and with
-/// `GRID_WALK` (inline harm on a grid) or not.
-fn module(gpu: &Gpu, na: usize, inline_harm: bool, grid_walk: bool) -> Result<wgpu::ShaderModule> {
-    let consts = format!(
-        "const N_ALPHA: u32 = {na}u;\nconst INLINE_HARM: bool = {inline_harm};\n\
-         const GRID_WALK: bool = {grid_walk};\n"
-    );
-    gpu.shader("reduce.wgsl", compose(&[&consts, COMMON, DOT, SOURCE]))
 }
 
 /// The running combination of block results for one (step, candidate).

@@ -151,7 +151,7 @@ impl PreparedBatch for CpuBatch<'_> {
                     // weights the scan passes over need no exponential
                     let table = &self.tables[self.batch.steps[t].table as usize];
                     let relative = posterior::to_relative_skipping(row, weight, |map| {
-                        reduce::negligible_log_weight(table, map, h, floor)
+                        reduce::negligible_log_weight(self.batch, table, t, map, floor)
                     });
                     let mut cuts = vec![none; n_alpha];
                     posterior::plausible_cuts(row, weight, alphas, scratch, &mut cuts);

@@ -280,19 +280,37 @@ pub(crate) fn negligible_weight(
 /// The log relative weight below which step `t`'s scan passes over every
 /// hypothesis, known before its plausible sets are: `negligible_weight` at
 /// the plausible floor (no set's threshold is lower), less a margin so that
-/// no `e^ℓ` below it rounds up to the cutoff. −∞ for a table without
-/// tabulated `q`, whose MAP's `q` is not at hand yet.
+/// no `e^ℓ` below it rounds up to the cutoff. `q` of the MAP hypothesis
+/// comes from the harm table, or for a table without tabulated `q` is
+/// computed as `reduce_live` computes it (a few `erfc` against an
+/// exponential per hypothesis).
 pub(super) fn negligible_log_weight(
+    batch: &Batch<'_>,
     table: &HarmTable,
+    t: usize,
     map: usize,
-    h_count: usize,
     floor: f64,
 ) -> f64 {
-    if table.is_deferred() {
-        return f64::NEG_INFINITY;
-    }
-    let q_map = (0..table.n_candidates).map(|a| table.q(map, a));
-    negligible_weight(q_map, h_count, floor).ln() - 1e-6
+    let h_count = batch.model.hypotheses.len();
+    let cutoff = if table.is_deferred() {
+        let features = &batch.tables[batch.steps[t].table as usize];
+        let w = batch.model.hypotheses.params(map);
+        let q_map = (0..features.n_candidates).map(|a| {
+            let wx = w
+                .iter()
+                .zip(features.candidate(a))
+                .fold(0.0, |s, (w, x)| s + w * x);
+            batch.model.observation.harm(wx)
+        });
+        negligible_weight(q_map, h_count, floor)
+    } else {
+        negligible_weight(
+            (0..table.n_candidates).map(|a| table.q(map, a)),
+            h_count,
+            floor,
+        )
+    };
+    cutoff.ln() - 1e-6
 }
 
 /// The whole step, for the rare log-space fallback and to map a compacted
@@ -336,9 +354,29 @@ fn reduce_live(
         .filter(|&h| (weight[h] > 0.0 && weight[h] >= cutoff) || log_rel[h] >= lowest)
         .map(|h| h as u32)
         .collect();
+    // Per candidate, the weight below which its own q changes no result
+    // (`negligible_weight` for that candidate alone): a live hypothesis
+    // lighter than that, and in no plausible set, keeps q = 0 there (its
+    // product adds below the sum's rounding and cannot be the argmax), and
+    // its erfc is not computed.
+    let needs: Vec<f64> = q_map
+        .iter()
+        .map(|&q| negligible_weight(std::iter::once(q), weight.len(), lowest))
+        .collect();
     let mut q = vec![0.0; live.len() * stride];
     for (row, &h) in q.chunks_exact_mut(stride).zip(&live) {
-        q_row(h as usize, &mut w, row);
+        let h = h as usize;
+        if log_rel[h] >= lowest || needs.iter().all(|&n| weight[h] >= n) {
+            q_row(h, &mut w, row);
+            continue;
+        }
+        model.hypotheses.params_into(h, &mut w);
+        for (a, o) in row.iter_mut().enumerate().take(a_count) {
+            if weight[h] >= needs[a] {
+                let x = features.candidate(a);
+                *o = obs.harm(w.iter().zip(x).fold(0.0, |s, (w, x)| s + w * x));
+            }
+        }
     }
     let compact = HarmTable {
         n_candidates: a_count,

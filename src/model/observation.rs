@@ -69,6 +69,14 @@ impl ObservationModel {
         }
     }
 
+    /// `q` of parameters `w` at features `x`, with `w·x` added in order:
+    /// the one-off evaluations (a MAP hypothesis, a live hypothesis of a
+    /// table without tabulated `q`) agree to the bit.
+    #[inline]
+    pub fn harm_at(&self, w: &[f64], x: &[f64]) -> f64 {
+        self.harm(w.iter().zip(x).fold(0.0, |s, (w, x)| s + w * x))
+    }
+
     /// `ln p(y | w·x)`, including the constants (so log posteriors match the
     /// reference code's, not only up to a shift).
     #[inline]

@@ -295,13 +295,9 @@ pub(super) fn negligible_log_weight(
     let cutoff = if table.is_deferred() {
         let features = &batch.tables[batch.steps[t].table as usize];
         let w = batch.model.hypotheses.params(map);
-        let q_map = (0..features.n_candidates).map(|a| {
-            let wx = w
-                .iter()
-                .zip(features.candidate(a))
-                .fold(0.0, |s, (w, x)| s + w * x);
-            batch.model.observation.harm(wx)
-        });
+        let observation = batch.model.observation;
+        let q_map =
+            (0..features.n_candidates).map(|a| observation.harm_at(&w, features.candidate(a)));
         negligible_weight(q_map, h_count, floor)
     } else {
         negligible_weight(
@@ -340,8 +336,7 @@ fn reduce_live(
     let q_row = |h: usize, w: &mut [f64], out: &mut [f64]| {
         model.hypotheses.params_into(h, w);
         for (a, o) in out.iter_mut().enumerate().take(a_count) {
-            let x = &features.features[a * d..(a + 1) * d];
-            *o = obs.harm(w.iter().zip(x).fold(0.0, |s, (w, x)| s + w * x));
+            *o = obs.harm_at(w, features.candidate(a));
         }
     };
     let mut w = vec![0.0; d];
@@ -373,8 +368,7 @@ fn reduce_live(
         model.hypotheses.params_into(h, &mut w);
         for (a, o) in row.iter_mut().enumerate().take(a_count) {
             if weight[h] >= needs[a] {
-                let x = features.candidate(a);
-                *o = obs.harm(w.iter().zip(x).fold(0.0, |s, (w, x)| s + w * x));
+                *o = obs.harm_at(&w, features.candidate(a));
             }
         }
     }

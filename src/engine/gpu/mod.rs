@@ -1094,13 +1094,8 @@ impl<'a> GpuBatch<'a> {
                 let table = &batch.tables[step.table as usize];
                 w.clear();
                 w.extend(model.hypotheses.params(map));
-                let q_map = (0..table.n_candidates).map(|a| {
-                    let wx = w
-                        .iter()
-                        .zip(table.candidate(a))
-                        .fold(0.0, |s, (w, x)| s + w * x);
-                    model.observation.harm(wx)
-                });
+                let q_map = (0..table.n_candidates)
+                    .map(|a| model.observation.harm_at(w, table.candidate(a)));
                 let lowest = th.iter().copied().fold(f64::INFINITY, f64::min);
                 let cutoff = super::cpu::reduce::negligible_weight(q_map, self.h, lowest);
                 let skip = if cutoff > 0.0 {

@@ -1493,6 +1493,24 @@ fn bench_json_times_both_backends_on_the_same_workload() {
     assert!((speedup - ratio).abs() <= 1e-9 * ratio);
 }
 
+/// `steps` steps on one table of a grid model, outcomes drawn from a random
+/// hypothesis of the grid.
+fn one_table_grid_batch<'m>(
+    r: &mut ChaCha8Rng,
+    model: &'m Model,
+    table: CandidateTable,
+    steps: usize,
+) -> Batch<'m> {
+    let HypothesisSpace::Grid { k, d } = model.hypotheses else {
+        panic!("a grid model");
+    };
+    let mut batch = Batch::new(model);
+    let t = batch.push_table(table);
+    let true_w: Vec<f64> = (0..d).map(|_| r.random_range(0..k) as f64).collect();
+    simulate(r, &mut batch, &[t], steps, &true_w, 0);
+    batch
+}
+
 /// `compare` on the serial kernel shape.
 fn compare_serial(name: &str, model: &Model, batch: &Batch<'_>, alphas: &[f64]) -> usize {
     compare_on(
@@ -1537,10 +1555,8 @@ fn loop_limit_many_alphas() {
         hypotheses: HypothesisSpace::grid(2, 13).unwrap(),
         observation: gaussian(3.0, 4.0),
     };
-    let mut batch = Batch::new(&model);
-    let t = batch.push_table(int_table(&mut r, 6, 13, 2));
-    let true_w: Vec<f64> = (0..13).map(|_| r.random_range(0..2) as f64).collect();
-    simulate(&mut r, &mut batch, &[t], 3, &true_w, 0);
+    let table = int_table(&mut r, 6, 13, 2);
+    let batch = one_table_grid_batch(&mut r, &model, table, 3);
     let alphas: Vec<f64> = (0..48).map(|i| 10f64.powf(-6.0 + i as f64 / 8.0)).collect();
     compare_serial("grid 2^13, 48 α", &model, &batch, &alphas);
 }
@@ -1553,10 +1569,8 @@ fn loop_limit_many_candidates() {
         hypotheses: HypothesisSpace::grid(2, 10).unwrap(),
         observation: gaussian(1.0, 3.0),
     };
-    let mut batch = Batch::new(&model);
-    let t = batch.push_table(real_table(&mut r, 7000, 10, 0.5));
-    let true_w: Vec<f64> = (0..10).map(|_| r.random_range(0..2) as f64).collect();
-    simulate(&mut r, &mut batch, &[t], 2, &true_w, 0);
+    let table = real_table(&mut r, 7000, 10, 0.5);
+    let batch = one_table_grid_batch(&mut r, &model, table, 2);
     compare_serial("grid 2^10, 7000 candidates", &model, &batch, &ALPHAS);
 }
 
@@ -1597,10 +1611,8 @@ fn loop_limit_block_merge() {
         hypotheses: HypothesisSpace::grid(2, 19).unwrap(),
         observation: gaussian(3.0, 6.0),
     };
-    let mut batch = Batch::new(&model);
-    let t = batch.push_table(int_table(&mut r, 4, 19, 2));
-    let true_w: Vec<f64> = (0..19).map(|_| r.random_range(0..2) as f64).collect();
-    simulate(&mut r, &mut batch, &[t], 2, &true_w, 0);
+    let table = int_table(&mut r, 4, 19, 2);
+    let batch = one_table_grid_batch(&mut r, &model, table, 2);
     let alphas: Vec<f64> = (0..64).map(|i| 10f64.powf(-7.0 + i as f64 / 9.0)).collect();
     compare_serial("grid 2^19, 64 α", &model, &batch, &alphas);
 }

@@ -196,6 +196,8 @@ pub struct GpuEngine {
     /// thread is one CPU lane), short ones give a GPU enough threads
     reduce_block: usize,
     shape: KernelShape,
+    /// batches prepared so far (`GpuBatch::id`)
+    batches: std::sync::atomic::AtomicU64,
     /// (step, hypothesis) pairs per step chunk of a device posterior: a
     /// batch in several chunks keeps the device busy with one chunk's
     /// weights while the host cuts the plausible sets of the one before
@@ -226,6 +228,9 @@ struct State {
     /// plausible-set candidates the device posterior reads with its first
     /// results, before it knows how many there are (twice the last count)
     candidate_guess: usize,
+    /// the batch (`GpuBatch::id`) whose features are in the `features`
+    /// buffer: uploaded once, not once per chunk
+    features_of: Option<u64>,
     /// the audit whose prior is in the `prior` buffer
     prior_of: Option<u64>,
     /// (audit, batch): the `carry` buffer holds that audit's carry before
@@ -341,6 +346,7 @@ impl GpuEngine {
             reduce: reduce::ReduceKernels::new(shape),
             reduce_block,
             shape,
+            batches: Default::default(),
             chunk_pairs: match shape {
                 // the "device" shares the host's cores: nothing to overlap
                 KernelShape::Serial => usize::MAX,
@@ -498,6 +504,8 @@ struct GpuBatch<'a> {
     /// per table: first feature, in `[hi, lo]` pairs
     feature_offset: Vec<u32>,
     features: Vec<[f32; 2]>,
+    /// this batch among all of the engine's (`State::features_of`)
+    id: u64,
     h: usize,
     /// hypotheses per chunk
     h_chunk: usize,
@@ -562,6 +570,9 @@ impl<'a> GpuBatch<'a> {
             inv_k,
             feature_offset,
             features,
+            id: engine
+                .batches
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             h,
             h_chunk,
         })
@@ -571,7 +582,10 @@ impl<'a> GpuBatch<'a> {
     /// device; returns the first hypothesis of the `params` buffer.
     fn upload_inputs(&self, state: &mut State, h0: usize, n: usize) -> Result<u32> {
         let gpu = &self.engine.gpu;
-        state.pool.upload(gpu, "features", &self.features);
+        if state.features_of != Some(self.id) {
+            state.pool.upload(gpu, "features", &self.features);
+            state.features_of = Some(self.id);
+        }
         let HypothesisSpace::List(l) = &self.batch.model.hypotheses else {
             state.pool.get(gpu, "params", 16);
             return Ok(0);

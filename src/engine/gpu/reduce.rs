@@ -1,8 +1,9 @@
 //! Dispatch of `shaders/reduce.wgsl`. CPU twin: `engine::cpu::reduce`
 //! (`reduce`).
 //!
-//! A thread reduces one block of hypotheses (`BLOCK` on software renderers,
-//! `HARDWARE_BLOCK` on GPUs) for one (step, candidate); the shader's `merge`
+//! A thread reduces one block of hypotheses (`HARDWARE_BLOCK` on GPUs; on
+//! software renderers up to `BLOCK`, fewer where the loop limit requires,
+//! see `GpuBatch::reduce_block`) for one (step, candidate); the shader's `merge`
 //! entry then combines the `⌈H / block⌉` block records of each (step,
 //! candidate) on the device (sums in double-f32, max / argmax in the order of
 //! `Best::merge`), so one small record per (step, candidate) comes back and
@@ -18,8 +19,8 @@ use super::{compose, KernelShape, ModelUniform, COMMON, DOT};
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("../../../shaders/reduce.wgsl");
-/// Hypotheses per thread on a software renderer, and the alignment of
-/// hypothesis chunks.
+/// Hypotheses per thread on a software renderer (at most), and the
+/// alignment of hypothesis chunks.
 pub const BLOCK: usize = 4096;
 /// Hypotheses per thread on a hardware GPU (a divisor of `BLOCK`).
 pub const HARDWARE_BLOCK: usize = 512;

@@ -309,9 +309,9 @@ pub struct Fig1Args {
 
     /// Evaluate the guardrail through the audit engine (batched across the
     /// episodes of a configuration) instead of the built-in kernel; same
-    /// results, SPEC ties only.
-    #[arg(long, value_enum, value_name = "BACKEND")]
-    pub engine: Option<crate::engine::BackendChoice>,
+    /// results, SPEC ties only. (`--engine` is an alias.)
+    #[arg(long = "backend", alias = "engine", value_enum, value_name = "BACKEND")]
+    pub backend: Option<crate::engine::BackendChoice>,
 }
 
 #[derive(Debug, Args)]

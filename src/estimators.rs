@@ -88,11 +88,19 @@ pub struct CandidateEstimates {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum EstimatorKind {
+    /// Σ p·q (alias: posterior, the reference code's name)
+    #[value(alias = "posterior")]
     PosteriorPredictive,
+    /// q of argmax p·q (alias: iid)
+    #[value(alias = "iid")]
     CautiousTheory,
+    /// max of q over I_α (alias: non-iid)
+    #[value(alias = "non-iid")]
     PlausibleSet,
     VilleMax,
     VilleSum,
+    /// q of the true hypothesis (alias: cheating)
+    #[value(alias = "cheating")]
     Oracle,
 }
 

@@ -344,3 +344,36 @@ fn experiments_write_json_and_svg() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
 }
+
+#[test]
+fn guardrails_take_spec_names_and_the_reference_names_as_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    for (spec, reference) in [
+        ("plausible-set", "non-iid"),
+        ("cautious-theory", "iid"),
+        ("posterior-predictive", "posterior"),
+        ("oracle", "cheating"),
+    ] {
+        let run = |name: &str, g: &str| {
+            let args = [
+                "--episodes",
+                "20",
+                "--seed",
+                "5",
+                "--guardrail",
+                g,
+                "--alpha",
+                "0.01",
+                "-C",
+                "0.05",
+            ];
+            std::fs::read(simulate(dir.path(), name, &args)).unwrap()
+        };
+        let a = run("spec.jsonl", spec);
+        let b = run("ref.jsonl", reference);
+        assert_eq!(a, b, "{spec} vs {reference}");
+        // a guardrail in the loop changes the log: the name reached it
+        let none = run("none.jsonl", "none");
+        assert_ne!(a, none, "{spec}");
+    }
+}

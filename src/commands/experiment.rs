@@ -51,11 +51,11 @@ pub fn run(cmd: ExperimentCommand) -> anyhow::Result<u8> {
                 c.bandit.quiet,
                 "fig1 episodes",
             );
-            let engine = match a.engine {
+            let engine = match a.backend {
                 Some(choice) => {
                     if s.ties == TieRule::Reference {
                         return Err(Error::Setting(
-                            "--engine computes SPEC's tie-inclusive plausible set; it cannot be combined with --ties reference".into(),
+                            "--backend computes SPEC's tie-inclusive plausible set; it cannot be combined with --ties reference".into(),
                         )
                         .into());
                     }

@@ -32,9 +32,9 @@ pub fn guardrail_for(kind: GuardrailKind, alpha: f64, ties: sim::TieRule) -> Gua
     match kind {
         GuardrailKind::None => Guardrail::None,
         GuardrailKind::Oracle => Guardrail::Oracle,
-        GuardrailKind::Posterior => Guardrail::Posterior,
-        GuardrailKind::Iid => Guardrail::Iid,
-        GuardrailKind::NonIid => Guardrail::NonIid { alpha, ties },
+        GuardrailKind::PosteriorPredictive => Guardrail::Posterior,
+        GuardrailKind::CautiousTheory => Guardrail::Iid,
+        GuardrailKind::PlausibleSet => Guardrail::NonIid { alpha, ties },
     }
 }
 

@@ -100,16 +100,25 @@ impl Assessment {
     }
 }
 
-/// The candidate with the smallest estimate (first on ties).
+/// Candidates whose estimates differ from the smallest by at most this
+/// fraction of it are tied for "safest": the last bits of an estimate depend
+/// on the order of a sum (CPU threads, GPU workgroups), and must not decide
+/// which candidate the report names.
+pub const SAFEST_TIE_TOLERANCE: f64 = 1e-9;
+
+/// The safest candidate: the lowest index among the candidates whose
+/// estimate is within `SAFEST_TIE_TOLERANCE` (relative) of the smallest,
+/// with its own estimate.
 pub fn safest(candidates: &[CandidateEstimates], estimator: &Estimator) -> Option<(usize, f64)> {
-    let mut best: Option<(usize, f64)> = None;
-    for (a, c) in candidates.iter().enumerate() {
-        let v = estimator.value(c)?;
-        if best.is_none_or(|(_, b)| v < b) {
-            best = Some((a, v));
-        }
+    let mut smallest = f64::INFINITY;
+    for c in candidates {
+        smallest = smallest.min(estimator.value(c)?);
     }
-    best
+    let within = smallest + smallest.abs() * SAFEST_TIE_TOLERANCE;
+    candidates.iter().enumerate().find_map(|(a, c)| {
+        let v = estimator.value(c)?;
+        (v <= within).then_some((a, v))
+    })
 }
 
 /// Writes one step's record in a particular format.
@@ -220,4 +229,55 @@ pub fn writer_for<'a, W: Write + Send + 'a>(
         ReportFormat::Csv => Box::new(csv::CsvWriter::new(out, settings)?),
         ReportFormat::Parquet => Box::new(parquet::ParquetWriter::new(out, settings)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimators::EstimatorKind;
+
+    fn with_predictive(v: f64) -> CandidateEstimates {
+        CandidateEstimates {
+            posterior_predictive: v,
+            cautious_theory: 0.5,
+            cautious_hypothesis: 0,
+            plausible_set: vec![],
+            ville_max: vec![],
+            ville_sum: vec![],
+            oracle: None,
+        }
+    }
+
+    const PREDICTIVE: Estimator = Estimator {
+        kind: EstimatorKind::PosteriorPredictive,
+        alpha: None,
+    };
+
+    #[test]
+    fn safest_takes_the_lowest_index_among_estimates_tied_up_to_rounding() {
+        // 0.3 computed two ways: 0.1 + 0.2 is one unit in the last place above 0.3
+        let c: Vec<_> = [0.5, 0.1 + 0.2, 0.3, 0.7]
+            .into_iter()
+            .map(with_predictive)
+            .collect();
+        assert_eq!(safest(&c, &PREDICTIVE), Some((1, 0.1 + 0.2)));
+        // a real difference, far above the tolerance, is not a tie
+        let c: Vec<_> = [0.3 + 1e-7, 0.3].into_iter().map(with_predictive).collect();
+        assert_eq!(safest(&c, &PREDICTIVE), Some((1, 0.3)));
+        // zeros tie with zeros only
+        let c: Vec<_> = [1e-300, 0.0, 0.0]
+            .into_iter()
+            .map(with_predictive)
+            .collect();
+        assert_eq!(safest(&c, &PREDICTIVE), Some((1, 0.0)));
+    }
+
+    #[test]
+    fn no_candidate_value_means_no_safest_candidate() {
+        let oracle = Estimator {
+            kind: EstimatorKind::Oracle,
+            alpha: None,
+        };
+        assert_eq!(safest(&[with_predictive(0.1)], &oracle), None);
+    }
 }

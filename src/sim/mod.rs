@@ -249,15 +249,23 @@ impl Guardrail {
 }
 
 /// Which guardrail family; with `--alpha` and `--ties` it makes a [`Guardrail`].
+/// Named as `audit`'s estimators are (SPEC's names); the reference code's
+/// names are accepted as aliases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GuardrailKind {
     None,
-    /// alias: cheating (the reference's name)
+    /// q of the true hypothesis (alias: cheating)
     #[value(alias = "cheating")]
     Oracle,
-    Posterior,
-    Iid,
-    NonIid,
+    /// Σ p·q (alias: posterior)
+    #[value(alias = "posterior")]
+    PosteriorPredictive,
+    /// q of argmax p·q, i.i.d. (alias: iid)
+    #[value(alias = "iid")]
+    CautiousTheory,
+    /// max of q over I_α, non-i.i.d. (alias: non-iid)
+    #[value(alias = "non-iid")]
+    PlausibleSet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

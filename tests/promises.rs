@@ -647,3 +647,148 @@ fn a_shared_world_is_one_stream_written_in_two() {
     assert_ne!(c[2]["posterior"], b[2]["posterior"]);
     check_report(&c, &independent_audit(&two, &[0.1], false), &[0.1], &[0.01]);
 }
+
+#[test]
+fn a_model_file_wins_over_the_logs_model_and_sigma_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let in_log = r#"{"type":"model","hypotheses":{"kind":"grid","k":2,"d":3},"observation":{"kind":"gaussian","sigma":1.0,"harm_threshold":1.0}}"#;
+    let body = concat!(
+        r#"{"type":"stream","id":"a","true_hypothesis":1,"candidates":[[0,0,0],[0,0,1],[1,1,0],[0,1,0]]}"#,
+        "\n",
+        r#"{"type":"step","action":3,"outcome":-0.56}"#,
+        "\n",
+        r#"{"type":"step","action":1,"outcome":1.9}"#,
+        "\n",
+        r#"{"type":"step","action":2,"outcome":0.1}"#,
+        "\n",
+    );
+    let file_model = r#"{"hypotheses":{"kind":"grid","k":3,"d":3},"observation":{"kind":"gaussian","sigma":0.5,"harm_threshold":2.0}}"#;
+    let model_path = dir.path().join("model.json");
+    std::fs::write(&model_path, file_model).unwrap();
+    let model_arg = model_path.to_str().unwrap();
+    let log = format!("{in_log}\n{body}");
+    let as_line = |m: &str| format!("{{\"type\":\"model\",{}\n{body}", &m[1..]);
+
+    let (recs, _) = run_audit(dir.path(), &log, &["--alpha", "0.1", "--model", model_arg]);
+    let want = as_line(file_model);
+    check_report(
+        &recs,
+        &independent_audit(&want, &[0.1], false),
+        &[0.1],
+        &[0.01],
+    );
+
+    let (recs, _) = run_audit(
+        dir.path(),
+        &log,
+        &[
+            "--alpha",
+            "0.1",
+            "--model",
+            model_arg,
+            "--sigma",
+            "2",
+            "--harm-threshold",
+            "0.5",
+        ],
+    );
+    let want = as_line(&file_model.replace("0.5,", "2.0,").replace("2.0}", "0.5}"));
+    assert!(
+        want.contains(r#""sigma":2.0,"harm_threshold":0.5}"#),
+        "{want}"
+    );
+    check_report(
+        &recs,
+        &independent_audit(&want, &[0.1], false),
+        &[0.1],
+        &[0.01],
+    );
+
+    // --sigma means nothing to a Bernoulli model: a setting error, exit 2
+    let bern = log.replace(
+        r#"{"kind":"gaussian","sigma":1.0,"harm_threshold":1.0}"#,
+        r#"{"kind":"bernoulli"}"#,
+    );
+    let path = dir.path().join("bern.jsonl");
+    std::fs::write(
+        &path,
+        bern.replace("-0.56", "0")
+            .replace("1.9", "1")
+            .replace("0.1}", "1}"),
+    )
+    .unwrap();
+    let o = bin()
+        .arg("audit")
+        .arg(&path)
+        .args(["--sigma", "2", "-o"])
+        .arg(dir.path().join("never.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bernoulli"));
+    assert!(!dir.path().join("never.jsonl").exists());
+}
+
+#[test]
+fn the_csv_header_is_in_the_readmes_column_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.jsonl");
+    std::fs::write(
+        &log,
+        concat!(
+            r#"{"type":"model","hypotheses":{"kind":"grid","k":2,"d":2},"observation":{"kind":"gaussian","sigma":1.0,"harm_threshold":1.0}}"#,
+            "\n",
+            r#"{"type":"stream","true_hypothesis":1,"candidates":[[0,1],[1,1]]}"#,
+            "\n",
+            r#"{"type":"step","action":1,"outcome":0.3}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("r.csv");
+    let o = bin()
+        .arg("audit")
+        .arg(&log)
+        .args([
+            "--format", "csv", "--alpha", "0.1,0.5", "-C", "0.01,0.2", "-q", "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let header = text.lines().next().unwrap();
+    let mut want: Vec<String> = [
+        "stream",
+        "step",
+        "line",
+        "candidate",
+        "taken",
+        "outcome",
+        "map_hypothesis",
+        "map_probability",
+        "entropy",
+        "plausible_set_size[alpha=0.1]",
+        "plausible_set_size[alpha=0.5]",
+        "cautious_hypothesis",
+    ]
+    .map(String::from)
+    .to_vec();
+    let estimators = [
+        "posterior_predictive",
+        "cautious_theory",
+        "plausible_set[alpha=0.1]",
+        "plausible_set[alpha=0.5]",
+        "ville_max[alpha=0.1]",
+        "ville_max[alpha=0.5]",
+        "ville_sum[alpha=0.1]",
+        "ville_sum[alpha=0.5]",
+        "oracle",
+    ];
+    want.extend(estimators.map(String::from));
+    for c in ["0.01", "0.2"] {
+        want.extend(estimators.map(|e| format!("rejected[{e}][C={c}]")));
+    }
+    assert_eq!(header.split(',').collect::<Vec<_>>(), want);
+    assert_eq!(text.lines().count(), 1 + 2, "one row per candidate");
+}

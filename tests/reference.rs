@@ -118,6 +118,11 @@ fn oracle_predictive_and_cautious_theory_match_the_reference() {
                     1e-16,
                     &format!("cautious {ctx}"),
                 );
+                // ĥ itself: the official f64 code's argmax (first index on
+                // ties; ours takes the larger q first, then the first index,
+                // which agree wherever the tied hypotheses share q)
+                let want = s["f64"]["iid_argmax"][a].as_u64().unwrap();
+                assert_eq!(c.cautious_hypothesis as u64, want, "ĥ {ctx}");
                 // the official f64 run (1 − cdf) agrees to ~1e-16 absolute
                 close(
                     c.posterior_predictive,
@@ -191,6 +196,12 @@ fn plausible_set_matches_the_reference_and_its_tie_ranges() {
                             hi[a]
                         );
                         all_hi &= (ours[a] - hi[a]).abs() <= slack;
+                        // away from an exact-equality boundary the tie-inclusive
+                        // set is exactly the union of every tie order's: `hi`
+                        // (up to erfc against the reference's 1 − cdf)
+                        if tie["lo_if_one_fewer"].is_null() {
+                            close(ours[a], hi[a], 1e-12, 1e-15, &format!("hi {ctx} arm={a}"));
+                        }
                     }
                     tied_at_hi += all_hi as usize;
                     // tie-inclusive: the whole boundary group is in the set

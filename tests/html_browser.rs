@@ -511,3 +511,39 @@ fn report_caps_streams_and_points() {
     assert!(sizes[1] < sizes[0] * 3 / 2, "sizes {sizes:?}");
     assert!(sizes[1] < 1 << 20);
 }
+
+#[test]
+fn clicking_a_column_sorts_the_riskiest_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    audit(
+        &fixture(),
+        &["-o", "/dev/null", "--html", html.to_str().unwrap()],
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    // "its estimate" is the ninth column: one click sorts ascending, two descending
+    let clicked = |clicks: usize| -> Vec<f64> {
+        let script = format!(
+            "<script>var th = document.querySelectorAll('#riskiest-table thead th')[8]; for (var i = 0; i < {clicks}; i++) th.click();</script></body>"
+        );
+        let path = dir.path().join(format!("clicked{clicks}.html"));
+        std::fs::write(&path, page.replace("</body>", &script)).unwrap();
+        let dom = String::from_utf8(headless(&path, &["--dump-dom".into()])).unwrap();
+        rows(between(&dom, "<table id=\"riskiest-table\"", "</table>"))
+            .iter()
+            .map(|r| cells(r)[8].parse().unwrap())
+            .collect()
+    };
+    let unsorted = clicked(0);
+    let up = clicked(1);
+    let down = clicked(2);
+    let mut want = unsorted.clone();
+    want.sort_by(f64::total_cmp);
+    assert_ne!(
+        unsorted, want,
+        "the fixture's rows are not already in order"
+    );
+    assert_eq!(up, want);
+    want.reverse();
+    assert_eq!(down, want);
+}

@@ -42,6 +42,10 @@ pub struct AuditSettings {
     /// All streams share one world: the posterior carries over between them.
     pub shared_world: bool,
     pub batch_elements: usize,
+    /// An outcome no hypothesis with positive posterior can explain is
+    /// treated as missing (and listed in the totals) instead of being bad
+    /// input (SPEC §2).
+    pub skip_unexplained: bool,
 }
 
 /// The posterior at a step, summarised for the report.
@@ -81,6 +85,24 @@ pub struct AuditTotals {
     pub phases: PhaseSeconds,
     /// batches whose posterior the backend kept on the device
     pub device_posterior_batches: usize,
+    /// With `skip_unexplained`: how many outcomes no hypothesis could
+    /// explain were treated as missing …
+    pub unexplained_count: usize,
+    /// … and the first `MAX_LISTED_UNEXPLAINED` of them, in log order.
+    pub unexplained: Vec<UnexplainedStep>,
+}
+
+/// At most this many unexplained steps are listed (all are counted).
+pub const MAX_LISTED_UNEXPLAINED: usize = 1000;
+
+/// A step whose outcome no hypothesis could explain, treated as missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnexplainedStep {
+    pub stream: String,
+    /// 1-based step of the stream
+    pub step: usize,
+    /// line of the log
+    pub line: usize,
 }
 
 /// Wall time spent in each phase of the pipeline, summed over batches: where
@@ -139,6 +161,10 @@ struct Pending {
 /// workload held in memory (`gpubound bench`).
 pub trait EventSource {
     fn model(&self) -> &Model;
+    /// The name errors give for this source (a log file's path).
+    fn name(&self) -> &str {
+        "<input>"
+    }
     /// The next stream or step, validated; `None` at the end.
     fn next_event(&mut self) -> Result<Option<LogEvent>>;
 }
@@ -146,6 +172,10 @@ pub trait EventSource {
 impl<R: BufRead> EventSource for LogReader<R> {
     fn model(&self) -> &Model {
         LogReader::model(self)
+    }
+
+    fn name(&self) -> &str {
+        LogReader::name(self)
     }
 
     fn next_event(&mut self) -> Result<Option<LogEvent>> {

@@ -56,6 +56,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         alphas: alphas.clone(),
         shared_world: args.shared_world,
         batch_elements: engine.preferred_batch_elements(),
+        skip_unexplained: args.skip_unexplained,
     };
     let report_settings = ReportSettings::new(alphas, args.thresholds.clone());
     let mut summary = Summary::new(

@@ -137,7 +137,11 @@ fn skip_gives_the_report_without_the_outcome(backend: &[&str]) {
     let listed = summary
         .lines()
         .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["e1", "1", "3"]);
-    assert!(listed, "stream e1, step 1, line 3 not listed: {}", got.stdout);
+    assert!(
+        listed,
+        "stream e1, step 1, line 3 not listed: {}",
+        got.stdout
+    );
     assert!(!want.stdout.contains("unexplained"), "{}", want.stdout);
 }
 
@@ -151,26 +155,46 @@ fn skipping_gives_the_report_without_the_outcome_on_the_gpu() {
     skip_gives_the_report_without_the_outcome(GPU);
 }
 
-/// σ so small that every residual but an exact one overflows: the first
-/// outcome no hypothesis's mean equals is unexplained.
+/// σ so small that every residual but an exact one is beyond −1e30 in log
+/// space: the first outcome that no hypothesis's mean equals is unexplained.
+/// (1e-16 keeps the squared residuals in f32's range, so the GPU computes
+/// the same; 1e-200 overflows them in f64 too.)
 #[test]
 fn a_tiny_sigma_makes_every_inexact_outcome_unexplained() {
-    let model = MODEL.replace("\"sigma\":1.0", "\"sigma\":1e-200");
     // line 3: w·x = 0 for candidate 0 under every hypothesis: explained
     let exact = r#"{"type":"step","action":0,"outcome":0.0}"#;
-    let lines = [model.as_str(), STREAM, exact, STEP, STEP];
-    for backend in [CPU, GPU] {
-        let run = audit_cli(&lines, &with(backend, &["-q"]));
-        assert_unexplained_at(&run, 4);
-        // skipped: both 3.1 outcomes, the report of the log without them
-        let skip = audit_cli(&lines, &with(backend, &["-q", "--skip-unexplained"]));
-        assert_eq!(skip.code, 0, "{}", skip.stderr);
-        let without = [model.as_str(), STREAM, exact, MISSING_3, MISSING_3];
-        let want = audit_cli(&without, &with(backend, &["-q"]));
-        assert_eq!(skip.report, want.report);
+    let near = r#"{"type":"step","action":3,"outcome":3.5}"#;
+    for (sigma, backends) in [
+        ("1e-16", [CPU, GPU].as_slice()),
+        ("1e-200", [CPU].as_slice()),
+    ] {
+        let model = MODEL.replace("\"sigma\":1.0", &format!("\"sigma\":{sigma}"));
+        let lines = [model.as_str(), STREAM, exact, near, near];
+        for &backend in backends {
+            let run = audit_cli(&lines, &with(backend, &["-q"]));
+            assert_unexplained_at(&run, 4);
+            // skipped: both 3.5 outcomes, the report of the log without them
+            let skip = audit_cli(&lines, &with(backend, &["-q", "--skip-unexplained"]));
+            assert_eq!(skip.code, 0, "{}", skip.stderr);
+            let without = [model.as_str(), STREAM, exact, MISSING_3, MISSING_3];
+            let want = audit_cli(&without, &with(backend, &["-q"]));
+            assert_eq!(want.code, 0, "{}", want.stderr);
+            assert_eq!(skip.report, want.report);
+        }
     }
 }
 const MISSING_3: &str = r#"{"type":"step","action":3}"#;
+
+/// A σ whose residuals the GPU cannot hold in f32 is refused there, with
+/// the way out, rather than computed as NaN.
+#[test]
+fn the_gpu_refuses_a_sigma_outside_f32() {
+    let model = MODEL.replace("\"sigma\":1.0", "\"sigma\":1e-200");
+    let run = audit_cli(&[model.as_str(), STREAM, STEP], &with(GPU, &["-q"]));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.report.is_none());
+    assert!(run.stderr.contains("--backend cpu"), "{}", run.stderr);
+}
 
 /// A stream's last outcome is checked too, though no later step of the
 /// stream uses it: the model is wrong for that stream.
@@ -192,12 +216,12 @@ fn the_last_outcome_of_a_stream_is_checked() {
     }
 }
 
-/// Only hypotheses the posterior still holds count: here every hypothesis
-/// but w = (0,0,1) has zero posterior after line 3 (σ tiny), and the outcome
-/// of line 4 is explained only by w = (1,1,1).
+/// Only hypotheses the posterior still holds count: with σ tiny, lines 3
+/// and 4 leave w = (0,0,1) alone with a log posterior above −1e30, and the
+/// outcome of line 5 only w = (1,1,1) explains.
 #[test]
 fn hypotheses_the_posterior_ruled_out_explain_nothing() {
-    let model = MODEL.replace("\"sigma\":1.0", "\"sigma\":1e-200");
+    let model = MODEL.replace("\"sigma\":1.0", "\"sigma\":1e-16");
     let lines = [
         model.as_str(),
         STREAM,
@@ -231,7 +255,8 @@ const STEP_B: &str = r#"{"type":"step","action":3,"outcome":1}"#;
 #[test]
 fn an_underflowing_prior_mass_is_named() {
     let model = r#"{"type":"model","hypotheses":{"kind":"list","params":[[0,0,0],[1,1,1],[0,1,0]],"log_prior":[0,-800,-1]},"observation":{"kind":"gaussian","sigma":1.0,"harm_threshold":1.0}}"#;
-    let run = audit_cli(&[model, STREAM, STEP], &with(CPU, &["-q"]));
+    let stream = r#"{"type":"stream","id":"e1","candidates":[[0,0,0],[1,1,1]]}"#;
+    let run = audit_cli(&[model, stream, STEP_1], &with(CPU, &["-q"]));
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.report.is_none());
     assert!(run.stderr.contains("poison.jsonl"), "{}", run.stderr);
@@ -240,11 +265,13 @@ fn an_underflowing_prior_mass_is_named() {
     assert!(!run.stderr.contains("got 0"), "{}", run.stderr);
     // with a floor given, the audit runs
     let ok = audit_cli(
-        &[model, STREAM, STEP],
+        &[model, stream, STEP_1],
         &with(CPU, &["-q", "--prior-floor", "1e-3"]),
     );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
 }
+
+const STEP_1: &str = r#"{"type":"step","action":1,"outcome":3.1}"#;
 
 // ---- library level: batch boundaries, and the never-NaN invariant ----
 
@@ -306,8 +333,7 @@ fn assert_same(got: &[StepResult], want: &[StepResult], what: &str) {
 fn unexplained_outcomes_across_batch_boundaries() {
     let second = r#"{"type":"stream","id":"e2","candidates":[[0,0,0],[0,0,1],[1,1,0],[1,1,1]]}"#;
     let poisoned = [
-        MODEL, STREAM, STEP, POISON, STEP, POISON, POISON, STEP, second, POISON, STEP, STEP,
-        POISON,
+        MODEL, STREAM, STEP, POISON, STEP, POISON, POISON, STEP, second, POISON, STEP, STEP, POISON,
     ];
     let missing: Vec<&str> = poisoned
         .iter()
@@ -385,7 +411,7 @@ mod invariant {
             2u32..=3,
             1usize..=4,
             any::<bool>(),
-            prop_oneof![Just(1.0), Just(0.3), Just(1e-200), Just(1e-9), Just(1e6)],
+            prop_oneof![Just(1.0), Just(0.3), Just(1e-200), Just(1e-16), Just(1e6)],
         )
             .prop_flat_map(|(k, d, bernoulli, sigma)| {
                 let candidate = prop::collection::vec(-2i32..=2, d);
@@ -450,8 +476,12 @@ mod invariant {
         };
         match run_lib(&log_of(c), engine, &s) {
             Err(e) => {
-                prop_assert!(!skip, "skipping, yet an error: {e}");
                 prop_assert!(e.is_bad_input(), "not bad input: {e}");
+                // skipping, only a model the GPU cannot compute stops it
+                prop_assert!(
+                    !skip || matches!(e, Error::Setting(_)),
+                    "skipping, yet: {e}"
+                );
             }
             Ok((steps, _)) => {
                 for r in &steps {
@@ -465,7 +495,11 @@ mod invariant {
                         all.extend(&e.ville_max);
                         all.extend(&e.ville_sum);
                         for v in all {
-                            prop_assert!((0.0..=1.0).contains(&v), "estimate {v} at line {}", r.record.line);
+                            prop_assert!(
+                                (0.0..=1.0).contains(&v),
+                                "estimate {v} at line {}",
+                                r.record.line
+                            );
                         }
                         prop_assert!((e.cautious_hypothesis as usize) < h);
                     }

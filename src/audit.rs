@@ -466,7 +466,7 @@ impl BatchRunner<'_> {
             PosteriorCarry {
                 prior: self.prior,
                 carry: &mut self.carry,
-                restart: &restart,
+                restart,
                 audit: self.audit,
                 batch: self.batches - 1,
             },

@@ -29,7 +29,7 @@ pub const LOG_ZERO: f64 = -1e30;
 
 /// `max L` of a posterior says it holds no hypothesis (see `LOG_ZERO`).
 pub fn is_void(max_log: f64) -> bool {
-    !(max_log > LOG_ZERO)
+    max_log.is_nan() || max_log <= LOG_ZERO
 }
 
 /// The largest entry; NaN entries are left out, −∞ when all are.

@@ -378,6 +378,10 @@ mod invariant {
     use super::*;
     use proptest::prelude::*;
 
+    /// A step: its candidates, the action taken (modulo their number), the
+    /// outcome.
+    type Step = (Vec<Vec<i32>>, usize, Option<f64>);
+
     /// A model line, a log of one or two streams, and the setting.
     #[derive(Debug, Clone)]
     struct Case {
@@ -385,7 +389,7 @@ mod invariant {
         d: usize,
         bernoulli: bool,
         sigma: f64,
-        streams: Vec<Vec<(Vec<Vec<i32>>, usize, Option<f64>)>>,
+        streams: Vec<Vec<Step>>,
     }
 
     fn outcome(bernoulli: bool) -> BoxedStrategy<Option<f64>> {

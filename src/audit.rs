@@ -1,7 +1,7 @@
 //! The audit pipeline: log reader → engine → posterior → estimators, batch by
 //! batch, so memory stays bounded by the batch size whatever the log's length.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,13 +9,15 @@ use std::time::Instant;
 use ndarray::Axis;
 use rayon::prelude::*;
 
-use crate::engine::{Batch, BatchStep, CandidateTable, Engine, PosteriorCarry, ReducedBatch};
+use crate::engine::{
+    Batch, BatchStep, CandidateTable, Engine, PosteriorCarry, ReducedBatch, Reductions,
+};
 use crate::estimators::{self, Alphas, CandidateEstimates};
 use crate::log::{LogEvent, LogReader, StepRecord, StreamInfo};
 
 use crate::model::Model;
 use crate::posterior;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Default size of a batch, in (step, hypothesis) pairs: a few f64 arrays of
 /// this size are alive at once (16 MiB each: below glibc's largest mmap
@@ -42,6 +44,10 @@ pub struct AuditSettings {
     /// All streams share one world: the posterior carries over between them.
     pub shared_world: bool,
     pub batch_elements: usize,
+    /// An outcome no hypothesis with positive posterior can explain is
+    /// treated as missing (and listed in the totals) instead of being bad
+    /// input (SPEC §2).
+    pub skip_unexplained: bool,
 }
 
 /// The posterior at a step, summarised for the report.
@@ -81,6 +87,24 @@ pub struct AuditTotals {
     pub phases: PhaseSeconds,
     /// batches whose posterior the backend kept on the device
     pub device_posterior_batches: usize,
+    /// With `skip_unexplained`: how many outcomes no hypothesis could
+    /// explain were treated as missing …
+    pub unexplained_count: usize,
+    /// … and the first `MAX_LISTED_UNEXPLAINED` of them, in log order.
+    pub unexplained: Vec<UnexplainedStep>,
+}
+
+/// At most this many unexplained steps are listed (all are counted).
+pub const MAX_LISTED_UNEXPLAINED: usize = 1000;
+
+/// A step whose outcome no hypothesis could explain, treated as missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnexplainedStep {
+    pub stream: String,
+    /// 1-based step of the stream
+    pub step: usize,
+    /// line of the log
+    pub line: usize,
 }
 
 /// Wall time spent in each phase of the pipeline, summed over batches: where
@@ -139,6 +163,10 @@ struct Pending {
 /// workload held in memory (`gpubound bench`).
 pub trait EventSource {
     fn model(&self) -> &Model;
+    /// The name errors give for this source (a log file's path).
+    fn name(&self) -> &str {
+        "<input>"
+    }
     /// The next stream or step, validated; `None` at the end.
     fn next_event(&mut self) -> Result<Option<LogEvent>>;
 }
@@ -146,6 +174,10 @@ pub trait EventSource {
 impl<R: BufRead> EventSource for LogReader<R> {
     fn model(&self) -> &Model {
         LogReader::model(self)
+    }
+
+    fn name(&self) -> &str {
+        LogReader::name(self)
     }
 
     fn next_event(&mut self) -> Result<Option<LogEvent>> {
@@ -183,11 +215,14 @@ pub fn run<S: EventSource>(
         device_batches: 0,
         audit: NEXT_AUDIT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         batches: 0,
+        source: reader.name().to_string(),
+        unexplained: Vec::new(),
+        unexplained_count: 0,
     };
     let mut totals = AuditTotals::default();
     let mut pending: Vec<Pending> = Vec::with_capacity(max_steps.min(1 << 16));
     // the last batch the engine reduced, waiting for its estimators
-    let mut waiting: Option<Reduced> = None;
+    let mut waiting: Vec<Reduced> = Vec::new();
     let mut stream: Option<Arc<StreamInfo>> = None;
     let mut restart = true;
     while let Some(event) = reader.next_event()? {
@@ -230,6 +265,10 @@ pub fn run<S: EventSource>(
     }
     totals.phases = state.phases;
     totals.device_posterior_batches = state.device_batches;
+    // skipped outcomes are missing ones
+    totals.observed_steps -= state.unexplained_count;
+    totals.unexplained_count = state.unexplained_count;
+    totals.unexplained = state.unexplained;
     Ok(totals)
 }
 
@@ -248,6 +287,11 @@ struct BatchRunner<'a> {
     audit: u64,
     /// batches processed so far
     batches: u64,
+    /// the source's name, for errors
+    source: String,
+    /// outcomes skipped as unexplained (the first few) and their number
+    unexplained: Vec<UnexplainedStep>,
+    unexplained_count: usize,
 }
 
 /// A batch the engine has reduced, waiting for its estimators.
@@ -265,14 +309,19 @@ impl BatchRunner<'_> {
     fn advance(
         &mut self,
         pending: Vec<Pending>,
-        waiting: &mut Option<Reduced>,
+        waiting: &mut Vec<Reduced>,
     ) -> Result<Vec<StepResult>> {
         let (model, alphas) = (self.model, &self.settings.alphas);
-        let last = waiting.take();
-        let overlap = last.is_some() && !pending.is_empty();
+        let source = self.source.clone();
+        let last = std::mem::take(waiting);
+        let overlap = !last.is_empty() && !pending.is_empty();
         let estimators = move || {
             let started = Instant::now();
-            let results = last.map_or_else(Vec::new, |r| finish(model, r, alphas));
+            let results = last
+                .into_iter()
+                .map(|r| finish(model, r, alphas, &source))
+                .collect::<Result<Vec<_>>>()
+                .map(|parts| parts.into_iter().flatten().collect::<Vec<_>>());
             (results, started.elapsed().as_secs_f64())
         };
         let ((results, seconds), next) = if !overlap {
@@ -294,6 +343,7 @@ impl BatchRunner<'_> {
             })
         };
         self.phases.estimators += seconds;
+        let results = results?;
         *waiting = next?;
         Ok(results)
     }
@@ -311,11 +361,94 @@ impl BatchRunner<'_> {
         Ok(())
     }
 
-    /// The engine's part of a batch: posterior and reductions.
-    fn process(&mut self, pending: Vec<Pending>) -> Result<Option<Reduced>> {
+    /// The engine's part of a batch: posterior and reductions, in one part,
+    /// or where outcomes no hypothesis can explain are skipped, in several.
+    fn process(&mut self, pending: Vec<Pending>) -> Result<Vec<Reduced>> {
         if pending.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
+        if !self.settings.skip_unexplained {
+            return match self.process_part(pending)? {
+                Ok(r) => Ok(vec![r]),
+                Err((part, t)) => Err(self.unexplained_error(&part[t])),
+            };
+        }
+        // An unexplained outcome at step t of a part leaves every step up to
+        // t right, but the carry and the stream's later steps wrong: the
+        // part is run again from its carry with that outcome missing, cut
+        // after t, so both backends skip exactly the same outcomes. Parts
+        // shrink to the steps up to an unexplained outcome and double after
+        // each clean run, so a stream of many costs a few passes, not one
+        // per outcome.
+        let mut parts = Vec::new();
+        let mut rest: VecDeque<Pending> = pending.into();
+        let mut size = rest.len();
+        while !rest.is_empty() {
+            let n = size.min(rest.len());
+            let part: Vec<Pending> = rest.drain(..n).collect();
+            let carry = self.carry.clone();
+            match self.process_part(part)? {
+                Ok(r) => {
+                    parts.push(r);
+                    size = size.saturating_mul(2);
+                }
+                Err((mut part, t)) => {
+                    self.carry = carry;
+                    // a new batch number: a device holding the carry after
+                    // the failed part must take the host's again
+                    self.batches += 1;
+                    self.skip(&mut part[t]);
+                    for p in part.into_iter().rev() {
+                        rest.push_front(p);
+                    }
+                    size = t + 1;
+                }
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Treats `p`'s outcome as missing, and lists it.
+    fn skip(&mut self, p: &mut Pending) {
+        p.record.outcome = None;
+        self.unexplained_count += 1;
+        if self.unexplained.len() < MAX_LISTED_UNEXPLAINED {
+            self.unexplained.push(UnexplainedStep {
+                stream: p.stream.id.clone(),
+                step: p.record.step,
+                line: p.record.line,
+            });
+        }
+    }
+
+    fn unexplained_error(&self, p: &Pending) -> Error {
+        Error::input(
+            &self.source,
+            Some(p.record.line),
+            format!(
+                "no hypothesis with positive posterior can explain the outcome {:e} of stream {} \
+                 (its log-likelihood is -inf, below {:e}, or not a number under each): the model is \
+                 wrong for this stream (a placeholder for a missing value? sigma too small?); \
+                 remove the outcome, or give --skip-unexplained to treat such outcomes as missing",
+                p.record.outcome.unwrap_or(f64::NAN),
+                p.stream.id,
+                posterior::LOG_ZERO,
+            ),
+        )
+    }
+
+    /// One part of a batch through the engine; `Err((part, t))` where the
+    /// outcome of `part[t]` (the first such) is one no hypothesis with
+    /// positive posterior explains: `max_h L_{t+1}(h)` is −∞ or not a
+    /// number. Detection is the same on both backends: from the largest `L`
+    /// of each step, which the host's prefix sums and the device posterior
+    /// both know, with a step of no outcome after a stream's last one (a
+    /// restart would hide its `L`) and the carry after the part's last step.
+    #[allow(clippy::type_complexity)]
+    fn process_part(
+        &mut self,
+        pending: Vec<Pending>,
+    ) -> Result<std::result::Result<Reduced, (Vec<Pending>, usize)>> {
         let mut clock = Instant::now();
         let mut lap = || {
             let s = clock.elapsed().as_secs_f64();
@@ -323,16 +456,17 @@ impl BatchRunner<'_> {
             s
         };
         self.batches += 1;
-        let batch = build_batch(self.model, &pending);
-        let mut prepared = self.engine.prepare(&batch)?;
+        let built = build_batch(self.model, &pending);
+        let batch = &built.batch;
+        let mut prepared = self.engine.prepare(batch)?;
 
         // A backend that keeps the posterior on the device does it all.
-        let restart: Vec<bool> = pending.iter().map(|p| p.restart).collect();
+        let restart = &built.restart;
         let on_device = prepared.posterior_and_reduce(
             PosteriorCarry {
                 prior: self.prior,
                 carry: &mut self.carry,
-                restart: &restart,
+                restart,
                 audit: self.audit,
                 batch: self.batches - 1,
             },
@@ -345,11 +479,10 @@ impl BatchRunner<'_> {
             let inside = d.phases.likelihoods + d.phases.posterior + d.phases.reduce;
             self.phases += d.phases;
             self.phases.setup += (total - inside).max(0.0);
-            return Ok(Some(Reduced {
-                pending,
-                candidate_offsets: batch.candidate_offsets,
-                reduced: d.reduced,
-            }));
+            if let Some(t) = built.first_unexplained(&pending, &d.log_max, &self.carry) {
+                return Ok(Err((pending, t)));
+            }
+            return Ok(Ok(built.reduced(pending, d.reduced)));
         }
 
         let mut rows = prepared.log_likelihoods_into(std::mem::take(&mut self.spare.0))?;
@@ -358,22 +491,39 @@ impl BatchRunner<'_> {
         // Host: prefix sums in f64, restarting at the prior where a stream
         // starts; hypotheses are independent, so threads take column blocks
         // (each hypothesis still adds in step order: the same bits).
+        // Each block also gives the largest L of each step, for the check.
         let columns: Vec<_> = rows
             .axis_chunks_iter_mut(Axis(1), PREFIX_COLUMNS)
             .zip(self.carry.chunks_mut(PREFIX_COLUMNS))
             .zip(self.prior.chunks(PREFIX_COLUMNS))
             .collect();
-        columns
+        let n_steps = restart.len();
+        let log_max = columns
             .into_par_iter()
-            .for_each(|((mut block, carry), prior)| {
-                for (row, &r) in block.axis_iter_mut(Axis(0)).zip(&restart) {
+            .map(|((mut block, carry), prior)| {
+                let mut maxima = Vec::with_capacity(n_steps);
+                for (row, &r) in block.axis_iter_mut(Axis(0)).zip(restart) {
                     if r {
                         carry.copy_from_slice(prior);
                     }
+                    maxima.push(posterior::max_log(carry));
                     posterior::accumulate(carry, row.insert_axis(Axis(0)));
                 }
-            });
+                maxima
+            })
+            .reduce(
+                || vec![f64::NEG_INFINITY; n_steps],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a = a.max(b));
+                    a
+                },
+            );
         self.phases.posterior += lap();
+        // before the reductions, which need a posterior
+        if let Some(t) = built.first_unexplained(&pending, &log_max, &self.carry) {
+            self.spare.0 = rows.into_raw_vec_and_offset().0;
+            return Ok(Err((pending, t)));
+        }
         let spare = std::mem::take(&mut self.spare.1);
         let weighed = prepared.weigh_and_reduce(rows, &self.settings.alphas.values, spare)?;
         drop(prepared);
@@ -381,44 +531,172 @@ impl BatchRunner<'_> {
         self.phases.posterior += weighed.posterior_seconds;
         self.phases.reduce += total - weighed.posterior_seconds;
         self.spare = weighed.spare;
-        Ok(Some(Reduced {
-            pending,
-            candidate_offsets: batch.candidate_offsets,
-            reduced: weighed.reduced,
-        }))
+        Ok(Ok(built.reduced(pending, weighed.reduced)))
     }
+}
+
+/// An engine batch built from pending steps, with a step of no outcome
+/// after each stream's last step that has one, where the next step restarts
+/// the posterior: its largest `L` is that of the posterior after the
+/// outcome, which the restart would hide (see `first_unexplained`).
+struct Built<'m> {
+    batch: Batch<'m>,
+    /// per engine step
+    restart: Vec<bool>,
+    /// the engine step of each pending step
+    index: Vec<usize>,
 }
 
 /// Groups the pending steps' tables (a stream's shared table once, a step's
 /// own table each) into an engine batch.
-fn build_batch<'m>(model: &'m Model, pending: &[Pending]) -> Batch<'m> {
+fn build_batch<'m>(model: &'m Model, pending: &[Pending]) -> Built<'m> {
     let mut batch = Batch::new(model);
     let mut seen: HashMap<*const CandidateTable, u32> = HashMap::new();
-    for p in pending {
+    let mut restart = Vec::with_capacity(pending.len());
+    let mut index = Vec::with_capacity(pending.len());
+    // one candidate of zero features, shared by the batch's extra steps
+    let mut extra_table = None;
+    for (i, p) in pending.iter().enumerate() {
         let key = Arc::as_ptr(&p.record.table);
         let table = *seen
             .entry(key)
             .or_insert_with(|| batch.push_table((*p.record.table).clone()));
+        index.push(batch.steps.len());
+        restart.push(p.restart);
         batch.push_step(BatchStep {
             table,
             action: p.record.action as u32,
             outcome: p.record.outcome,
         });
+        if p.record.outcome.is_some() && pending.get(i + 1).is_some_and(|n| n.restart) {
+            let d = model.hypotheses.dim();
+            let table = *extra_table
+                .get_or_insert_with(|| batch.push_table(CandidateTable::new(vec![0.0; d], 1)));
+            restart.push(false);
+            batch.push_step(BatchStep {
+                table,
+                action: 0,
+                outcome: None,
+            });
+        }
     }
-    batch
+    Built {
+        batch,
+        restart,
+        index,
+    }
 }
 
-/// The estimators of a reduced batch, per step.
-fn finish(model: &Model, r: Reduced, alphas: &Alphas) -> Vec<StepResult> {
+impl Built<'_> {
+    /// The first pending step whose outcome leaves no hypothesis with a
+    /// log posterior above `LOG_ZERO`, from the largest `L` before each
+    /// engine step (`log_max`) and the carry after the last. Every earlier
+    /// step was explained, so that step's posterior held one.
+    fn first_unexplained(
+        &self,
+        pending: &[Pending],
+        log_max: &[f64],
+        carry: &[f64],
+    ) -> Option<usize> {
+        let n = self.batch.steps.len();
+        debug_assert_eq!(log_max.len(), n);
+        let mut after_last = None;
+        pending.iter().enumerate().position(|(i, p)| {
+            if p.record.outcome.is_none() {
+                return false;
+            }
+            let e = self.index[i] + 1;
+            let after = if e < n {
+                log_max[e]
+            } else {
+                *after_last.get_or_insert_with(|| posterior::max_log(carry))
+            };
+            posterior::is_void(after)
+        })
+    }
+
+    /// The reduced batch of the pending steps, without the extra steps.
+    fn reduced(self, pending: Vec<Pending>, reduced: ReducedBatch) -> Reduced {
+        let offsets = &self.batch.candidate_offsets;
+        if self.index.len() == self.batch.steps.len() {
+            return Reduced {
+                pending,
+                candidate_offsets: self.batch.candidate_offsets,
+                reduced,
+            };
+        }
+        let r = &reduced.reductions;
+        let n_alpha = r.n_alpha;
+        let mut out =
+            Reductions::with_capacity(self.index.len(), offsets[offsets.len() - 1], n_alpha);
+        let mut cuts = Vec::with_capacity(self.index.len());
+        let mut maps = Vec::with_capacity(self.index.len());
+        let mut candidate_offsets = Vec::with_capacity(self.index.len() + 1);
+        candidate_offsets.push(0);
+        for &e in &self.index {
+            out.weight_sum.push(r.weight_sum[e]);
+            out.weighted_log_rel.push(r.weighted_log_rel[e]);
+            let c = offsets[e]..offsets[e + 1];
+            out.weighted_harm
+                .extend_from_slice(&r.weighted_harm[c.clone()]);
+            out.cautious_hypothesis
+                .extend_from_slice(&r.cautious_hypothesis[c.clone()]);
+            out.cautious_harm
+                .extend_from_slice(&r.cautious_harm[c.clone()]);
+            out.cautious_log_score
+                .extend_from_slice(&r.cautious_log_score[c.clone()]);
+            out.plausible_harm
+                .extend_from_slice(&r.plausible_harm[c.start * n_alpha..c.end * n_alpha]);
+            cuts.push(reduced.cuts[e].clone());
+            maps.push(reduced.maps[e]);
+            candidate_offsets.push(candidate_offsets[candidate_offsets.len() - 1] + c.len());
+        }
+        Reduced {
+            pending,
+            candidate_offsets,
+            reduced: ReducedBatch {
+                reductions: out,
+                cuts,
+                maps,
+            },
+        }
+    }
+}
+
+/// The estimators of a reduced batch, per step: the one place where both
+/// backends' reductions become estimates, so the never-NaN invariant of
+/// SPEC §2 is checked here. A violation is an internal error, never a
+/// number in the report.
+fn finish(model: &Model, r: Reduced, alphas: &Alphas, source: &str) -> Result<Vec<StepResult>> {
     let n_alpha = alphas.len();
+    let h = model.hypotheses.len();
     let (red, cuts, maps) = (&r.reduced.reductions, &r.reduced.cuts, &r.reduced.maps);
     let (pending, candidate_offsets) = (r.pending, r.candidate_offsets);
     pending
         .into_par_iter()
         .enumerate()
         .map(|(t, p)| {
+            let violated = |what: String| {
+                Error::Internal(format!(
+                    "{source}:{}: {what}: the posterior of this step is not a distribution",
+                    p.record.line
+                ))
+            };
             let z = red.weight_sum[t];
             let entropy = z.ln() - red.weighted_log_rel[t] / z;
+            // the MAP weighs 1 and is in every I_α (α ≤ 1)
+            if !(z >= 1.0 && z.is_finite() && entropy.is_finite()) {
+                return Err(violated(format!(
+                    "the relative weights sum to {z} (entropy {entropy})"
+                )));
+            }
+            if maps[t] >= h || cuts[t].iter().any(|c| c.size == 0 || c.size > h) {
+                return Err(violated(format!(
+                    "MAP {} of {h} hypotheses, plausible sets of sizes {:?}",
+                    maps[t],
+                    cuts[t].iter().map(|c| c.size).collect::<Vec<_>>()
+                )));
+            }
             let first = candidate_offsets[t];
             let table = &p.record.table;
             let candidates = (0..table.n_candidates)
@@ -441,9 +719,10 @@ fn finish(model: &Model, r: Reduced, alphas: &Alphas) -> Vec<StepResult> {
                         &red.plausible_harm[c * n_alpha..(c + 1) * n_alpha],
                         oracle,
                     )
+                    .map_err(|e| violated(format!("candidate {a}: {e}")))
                 })
-                .collect();
-            StepResult {
+                .collect::<Result<Vec<_>>>()?;
+            Ok(StepResult {
                 posterior: PosteriorSummary {
                     map_hypothesis: maps[t],
                     map_probability: 1.0 / z,
@@ -453,7 +732,7 @@ fn finish(model: &Model, r: Reduced, alphas: &Alphas) -> Vec<StepResult> {
                 stream: p.stream,
                 record: p.record,
                 candidates,
-            }
+            })
         })
         .collect()
 }

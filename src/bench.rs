@@ -223,6 +223,7 @@ impl Workload {
             alphas: alphas.clone(),
             shared_world: false,
             batch_elements,
+            skip_unexplained: false,
         };
         let mut checksum = 0.0;
         let started = Instant::now();

@@ -107,6 +107,13 @@ pub struct AuditArgs {
     #[arg(long)]
     pub shared_world: bool,
 
+    /// Treat an outcome that no hypothesis with positive posterior can
+    /// explain (log-likelihood −∞ or not a number under each, e.g. a
+    /// placeholder such as 1.8e308) as missing, and list those steps in the
+    /// summary, instead of stopping with bad input.
+    #[arg(long)]
+    pub skip_unexplained: bool,
+
     #[command(flatten)]
     pub backend: BackendArgs,
 

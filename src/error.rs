@@ -43,6 +43,12 @@ pub enum Error {
 
     #[error("writing the report: {0}")]
     Report(String),
+
+    /// A result broke an invariant the computation guarantees (an estimate
+    /// that is not a number in [0, 1], an empty plausible set): a bug, not
+    /// the input's fault.
+    #[error("internal error (please report it): {0}")]
+    Internal(String),
 }
 
 impl Error {

@@ -48,6 +48,11 @@ impl Alphas {
                 return Err(format!("δ must be in (0, 1], got {d}"));
             }
         }
+        if let Some(d) = deltas.iter().find(|&&d| d * prior_floor == 0.0) {
+            return Err(format!(
+                "α = δ · p_min = {d} · {prior_floor:e} underflows to 0: give a larger --prior-floor, or --alpha"
+            ));
+        }
         Alphas::new(
             deltas.iter().map(|d| d * prior_floor).collect(),
             prior_floor,
@@ -192,8 +197,11 @@ pub fn number_key(v: f64) -> String {
     }
 }
 
-/// Finishes the estimators for one candidate from its reductions.
-/// `log_z = ln Σ_h e^{ℓ_h}` normalises the relative weights.
+/// Finishes the estimators for one candidate from its reductions, checking
+/// them first (SPEC §2): `Err` says which reduction is not a number in its
+/// range, so that no NaN (which `min` would turn into 1) and no maximum
+/// over an empty set becomes an estimate. `weight_sum` is `Z = Σ_h e^{ℓ_h}`,
+/// which the MAP's weight of 1 makes at least 1.
 #[allow(clippy::too_many_arguments)]
 pub fn finish(
     alphas: &Alphas,
@@ -204,11 +212,32 @@ pub fn finish(
     cautious_log_score: f64,
     plausible_harm: &[f64],
     oracle: Option<f64>,
-) -> CandidateEstimates {
+) -> Result<CandidateEstimates, String> {
+    let probability = |v: f64| (0.0..=1.0).contains(&v);
+    if !(weight_sum >= 1.0 && weight_sum.is_finite()) {
+        return Err(format!("Σ e^ℓ = {weight_sum}"));
+    }
+    // Σ e^ℓ q ≤ Σ e^ℓ, up to the device's f32 rounding
+    if !(weighted_harm >= 0.0 && weighted_harm <= weight_sum * (1.0 + 1e-3)) {
+        return Err(format!(
+            "Σ e^ℓ q = {weighted_harm} with Σ e^ℓ = {weight_sum}"
+        ));
+    }
+    if !probability(cautious_harm) || cautious_log_score.is_nan() || cautious_log_score > 1e-9 {
+        return Err(format!(
+            "q of the cautious theory {cautious_harm}, log score {cautious_log_score}"
+        ));
+    }
+    if plausible_harm.len() != alphas.len() || !plausible_harm.iter().all(|&q| probability(q)) {
+        return Err(format!("max of q over I_α: {plausible_harm:?}"));
+    }
+    if oracle.is_some_and(|q| !probability(q)) {
+        return Err(format!("q of the true hypothesis {oracle:?}"));
+    }
     let predictive = (weighted_harm / weight_sum).min(1.0);
     // max_h p_h q_h = e^{ℓ_ĥ + ln q_ĥ} / Z, in log space so it cannot underflow early
-    let max_weighted = (cautious_log_score - weight_sum.ln()).exp();
-    CandidateEstimates {
+    let max_weighted = (cautious_log_score - weight_sum.ln()).exp().min(1.0);
+    Ok(CandidateEstimates {
         posterior_predictive: predictive,
         cautious_theory: cautious_harm,
         cautious_hypothesis,
@@ -224,5 +253,5 @@ pub fn finish(
             .map(|a| (predictive / a).min(1.0))
             .collect(),
         oracle,
-    }
+    })
 }

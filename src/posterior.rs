@@ -21,6 +21,22 @@ pub fn log_sum_exp(x: &[f64]) -> f64 {
     m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
+/// Below this a log posterior `L` stands for −∞ (the shaders' `LOG_ZERO`:
+/// the device holds `L` in double-f32). A posterior whose largest `L` is
+/// below it, or not a number, after an outcome means that no hypothesis
+/// could explain the outcome (SPEC §2); both backends test it alike.
+pub const LOG_ZERO: f64 = -1e30;
+
+/// `max L` of a posterior says it holds no hypothesis (see `LOG_ZERO`).
+pub fn is_void(max_log: f64) -> bool {
+    max_log.is_nan() || max_log <= LOG_ZERO
+}
+
+/// The largest entry; NaN entries are left out, −∞ when all are.
+pub fn max_log(x: &[f64]) -> f64 {
+    x.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
 /// Turns the rows of per-step log-likelihoods of one stream segment into the
 /// rows of `L_t` *before* each step (observations `s < t` only), continuing
 /// from `carry` (the log prior for a fresh stream). On return `carry` holds

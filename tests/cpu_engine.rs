@@ -46,6 +46,7 @@ fn audit(workload: &Workload, engine: &dyn Engine) -> Vec<StepResult> {
         shared_world: false,
         // several batches, so recycled buffers are exercised too
         batch_elements: workload.model.hypotheses.len() * 37,
+        skip_unexplained: false,
     };
     common::audit_source(&mut workload.source(), engine, &settings)
 }

@@ -1063,6 +1063,7 @@ fn reference_envs_agree_on_both_backends_and_with_the_reference() {
             alphas: Alphas::new(ALPHAS.to_vec(), 1.0 / h).unwrap(),
             shared_world: false,
             batch_elements: audit::DEFAULT_BATCH_ELEMENTS,
+            skip_unexplained: false,
         };
         let (c, g) = audit_both(&log, &settings);
         compare_steps(id, &c, &g);
@@ -1157,6 +1158,7 @@ fn a_long_stream_does_not_drift() {
         shared_world: false,
         // many batches: the posterior carries across them
         batch_elements: 1 << 16,
+        skip_unexplained: false,
     };
     let (c, g) = audit_both(&log, &settings);
     compare_steps("long stream", &c, &g);
@@ -1246,6 +1248,7 @@ fn device_posterior_restarts_streams_and_carries_across_batches() {
         alphas: Alphas::new(ALPHAS.to_vec(), 1.0 / 1024.0).unwrap(),
         shared_world: false,
         batch_elements: audit::DEFAULT_BATCH_ELEMENTS,
+        skip_unexplained: false,
     };
     compare_device_posterior("grid streams", &log, &settings);
     // and one world shared by all streams
@@ -1295,6 +1298,7 @@ fn contextual_settings() -> AuditSettings {
         alphas: Alphas::new(vec![1e-4, 0.01, 0.2], 1e-3).unwrap(),
         shared_world: false,
         batch_elements: 1 << 14,
+        skip_unexplained: false,
     }
 }
 
@@ -1397,6 +1401,7 @@ fn device_posterior_on_a_contextual_gaussian_grid() {
         alphas: Alphas::new(ALPHAS.to_vec(), 1.0 / 59_049.0).unwrap(),
         shared_world: false,
         batch_elements: 59_049 * 8,
+        skip_unexplained: false,
     };
     compare_device_posterior("contextual gaussian grid", &log, &settings);
 }
@@ -1429,6 +1434,7 @@ fn device_posterior_merges_many_blocks_per_candidate() {
         alphas: Alphas::new(ALPHAS.to_vec(), 1.0 / 177_147.0).unwrap(),
         shared_world: false,
         batch_elements: 177_147 * 16,
+        skip_unexplained: false,
     };
     compare_device_posterior("many blocks", &log, &settings);
 }
@@ -1595,6 +1601,7 @@ fn loop_limit_long_prefix() {
         alphas: Alphas::new(ALPHAS.to_vec(), 0.25).unwrap(),
         shared_world: false,
         batch_elements: 1 << 26,
+        skip_unexplained: false,
     };
     let (c, _) = audit_on(&cpu_engine(), &log, &settings);
     let (g, gt) = audit_on(gpu_shaped(KernelShape::Serial), &log, &settings);

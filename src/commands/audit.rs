@@ -21,9 +21,16 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
     apply_overrides(reader.model_mut(), &args)?;
     let model = reader.model().clone();
 
-    let floor = args
-        .prior_floor
-        .unwrap_or_else(|| model.hypotheses.smallest_prior_mass());
+    let floor = match args.prior_floor {
+        Some(f) => f,
+        None => {
+            let source = args
+                .model
+                .as_ref()
+                .map_or_else(|| args.log.clone(), |p| p.display().to_string());
+            default_prior_floor(&model, &source)?
+        }
+    };
     let alphas = if !args.alpha.is_empty() {
         Alphas::new(args.alpha.clone(), floor)
     } else {
@@ -56,6 +63,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         alphas: alphas.clone(),
         shared_world: args.shared_world,
         batch_elements: engine.preferred_batch_elements(),
+        skip_unexplained: args.skip_unexplained,
     };
     let report_settings = ReportSettings::new(alphas, args.thresholds.clone());
     let mut summary = Summary::new(
@@ -133,6 +141,34 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         return Ok(exit::REJECTED);
     }
     Ok(exit::OK)
+}
+
+/// The default floor `p_min`: the smallest prior mass, which must not
+/// underflow to 0 (then α = δ · p_min would be 0, and no set is plausible).
+fn default_prior_floor(model: &Model, source: &str) -> Result<f64, Error> {
+    let floor = model.hypotheses.smallest_prior_mass();
+    if floor > 0.0 {
+        return Ok(floor);
+    }
+    let (h, lp) = model
+        .hypotheses
+        .log_prior()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .fold(
+            (0, f64::INFINITY),
+            |m, (h, l)| if l < m.1 { (h, l) } else { m },
+        );
+    Err(Error::input(
+        source,
+        None,
+        format!(
+            "the prior mass of hypothesis {h} (0-based; log prior {lp:.6e} after normalisation) \
+             underflows to 0, and the prior floor p_min defaults to the smallest prior mass: give \
+             --prior-floor P with the smallest P(h*) you want the bounds to cover (e.g. 1e-9), or --alpha"
+        ),
+    ))
 }
 
 fn apply_overrides(model: &mut Model, args: &AuditArgs) -> Result<(), Error> {

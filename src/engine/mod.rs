@@ -269,6 +269,10 @@ pub struct DevicePosterior {
     /// log-likelihoods to relative weights (one submission), `posterior` the
     /// plausible-set candidates and the host's cuts, `reduce` the reductions
     pub phases: crate::audit::PhaseSeconds,
+    /// per step: `max_h L_t(h)` before the step (−∞ or NaN where none is
+    /// above `posterior::LOG_ZERO`), for the audit's check for outcomes no
+    /// hypothesis can explain
+    pub log_max: Vec<f64>,
 }
 
 pub trait PreparedBatch {

@@ -166,6 +166,7 @@ impl Summary {
                 }
             );
         }
+        render_unexplained(&mut s, totals);
         for (ti, &c) in self.settings.thresholds.iter().enumerate() {
             let _ = writeln!(
                 s,
@@ -220,6 +221,30 @@ impl Summary {
             }
         }
         s
+    }
+}
+
+/// The outcomes `--skip-unexplained` treated as missing (SPEC §2): the
+/// model is wrong for their streams, so the reader should know which.
+fn render_unexplained(s: &mut String, totals: &AuditTotals) {
+    let n = totals.unexplained_count;
+    if n == 0 {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n{n} outcome{} no hypothesis can explain {} treated as missing (--skip-unexplained); the model is wrong for {} stream{}:",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "was" } else { "were" },
+        if n == 1 { "its" } else { "their" },
+        if n == 1 { "" } else { "s" },
+    );
+    let _ = writeln!(s, "  {:<14} {:>6} {:>8}", "stream", "step", "line");
+    for u in &totals.unexplained {
+        let _ = writeln!(s, "  {:<14} {:>6} {:>8}", u.stream, u.step, u.line);
+    }
+    if n > totals.unexplained.len() {
+        let _ = writeln!(s, "  … and {} more", n - totals.unexplained.len());
     }
 }
 

@@ -51,6 +51,7 @@ pub fn audit_text_batched(
         alphas: Alphas::new(alphas.to_vec(), floor).unwrap(),
         shared_world: false,
         batch_elements,
+        skip_unexplained: false,
     };
     audit_source(&mut reader(text), engine, &settings)
 }

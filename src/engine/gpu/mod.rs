@@ -487,8 +487,29 @@ impl Engine for GpuEngine {
     }
 
     fn prepare<'a>(&'a self, batch: &'a Batch<'a>) -> Result<Box<dyn PreparedBatch + 'a>> {
+        check_range(batch.model)?;
         Ok(Box::new(GpuBatch::new(self, batch)?))
     }
+}
+
+/// The device holds σ, 1/σ and θ in f32 (pairs): outside this range its
+/// residuals and harm would be NaN, not numbers (SPEC §2: none may reach an
+/// estimate), so such a model is refused rather than computed.
+fn check_range(model: &Model) -> Result<()> {
+    const RANGE: f64 = 1e30;
+    if let ObservationModel::Gaussian {
+        sigma,
+        harm_threshold,
+    } = model.observation
+    {
+        if !(1.0 / RANGE..=RANGE).contains(&sigma) || harm_threshold.abs() > RANGE {
+            return Err(Error::Setting(format!(
+                "sigma = {sigma:e}, harm_threshold = {harm_threshold:e}: the GPU computes in f32 \
+                 and needs 1e-30 <= sigma <= 1e30 and |harm_threshold| <= 1e30; use --backend cpu"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A batch on the device: its tables' features (double-f32), the model's

@@ -221,10 +221,11 @@ struct Weighing<'g> {
     read: Readback<'g>,
 }
 
-/// One step's plausible-set cuts (per α) and its MAP hypothesis.
+/// One step's plausible-set cuts (per α), its MAP hypothesis and `max L`.
 struct StepCut {
     cuts: Vec<PlausibleCut>,
     map: usize,
+    log_max: f64,
 }
 
 impl<'a> super::GpuBatch<'a> {
@@ -255,6 +256,7 @@ impl<'a> super::GpuBatch<'a> {
         };
         let mut cuts = vec![vec![none; n_alpha]; n_steps];
         let mut maps = vec![0usize; n_steps];
+        let mut log_max = vec![f64::NEG_INFINITY; n_steps];
         // a little below `plausible_cuts`' own floor, in f32: a superset of
         // the hypotheses it looks at
         let floor = plausible_floor(alphas);
@@ -317,6 +319,7 @@ impl<'a> super::GpuBatch<'a> {
                     thresholds[[i, k]] = cut.threshold;
                 }
                 maps[t0 + i] = c.map;
+                log_max[t0 + i] = c.log_max;
                 cuts[t0 + i] = c.cuts;
             }
             let thr = self.threshold_rows(t0, &thresholds, &maps[t0..t1]);
@@ -378,6 +381,7 @@ impl<'a> super::GpuBatch<'a> {
                 maps,
             },
             phases,
+            log_max,
         })
     }
 
@@ -492,6 +496,8 @@ impl<'a> super::GpuBatch<'a> {
             .map(|(cuts, b)| StepCut {
                 cuts,
                 map: b[2] as usize,
+                // −∞ at or below LOG_ZERO, NaN stays NaN
+                log_max: join_log([f32::from_bits(b[0]), f32::from_bits(b[1])]),
             })
             .collect())
     }

@@ -141,6 +141,17 @@ fn out_naming_the_log_is_refused_and_the_log_kept() {
     assert!(stderr(&o).contains("log.jsonl"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&log).unwrap(), small_log_text());
     assert!(temp_files_in(dir.path()).is_empty());
+    // the log as standard input (`gpubound audit - < log.jsonl -o log.jsonl`)
+    let o = audit()
+        .arg("-")
+        .arg("-o")
+        .arg(&log)
+        .stdin(std::fs::File::open(&log).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("standard input"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), small_log_text());
 }
 
 #[test]

@@ -20,7 +20,7 @@
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{BufWriter, Seek, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::unfinished::{self, Pending, Undo};
@@ -30,9 +30,9 @@ pub struct Destination {
     kind: Kind,
     /// What the user called it, for messages.
     name: String,
-    /// Which file this is, for `refuse_overlaps`; `None` for terminals and
-    /// other character devices (`/dev/null`), which take any number of
-    /// outputs.
+    /// Which file this is, for `refuse_overlaps`; `None` unless a regular
+    /// file (or one to be created): a terminal, `/dev/null` or a pipe takes
+    /// any number of outputs, and stdin and stdout may be one socket.
     identity: Option<Identity>,
 }
 
@@ -61,7 +61,7 @@ enum Identity {
 }
 
 fn identity_of(m: &Metadata) -> Option<Identity> {
-    (!m.file_type().is_char_device()).then(|| Identity::File {
+    m.is_file().then(|| Identity::File {
         dev: m.dev(),
         ino: m.ino(),
     })

@@ -30,11 +30,21 @@ pub enum Error {
     #[error("invalid setting: {0}")]
     Setting(String),
 
-    #[error("{path}: {source}")]
+    /// The log, `--model` file or hypothesis file cannot be opened or read
+    /// (missing, unreadable): bad input, like its content being wrong.
+    #[error("{path}: {cause}")]
+    InputFile {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+
+    /// Writing an output, or a system failure. The cause is part of the
+    /// message and not a `source()`: printed with its chain (`{:#}`), it
+    /// would appear twice.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// No usable GPU adapter, or the device failed.
@@ -62,16 +72,27 @@ impl Error {
         }
     }
 
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
+        }
+    }
+
+    /// An input file that cannot be opened or read.
+    pub fn input_file(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
+        Error::InputFile {
+            path: path.into(),
+            cause,
         }
     }
 
     /// True for errors caused by what the user gave (exit code 2).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Error::Input { .. } | Error::Setting(_))
+        matches!(
+            self,
+            Error::Input { .. } | Error::InputFile { .. } | Error::Setting(_)
+        )
     }
 }
 

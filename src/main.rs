@@ -13,6 +13,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     quiet_headless_wayland();
     let cli = Cli::parse();
+    // Ctrl-C, `timeout`, systemd: remove unfinished outputs, exit 130/143/129.
+    if let Err(e) = gpubound::report::undo_on_signals() {
+        eprintln!("gpubound: error: cannot handle interruptions: {e}");
+        return ExitCode::from(exit::FAILURE);
+    }
     match gpubound::commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -9,15 +9,25 @@ use crate::cli::{exit, AuditArgs};
 use crate::estimators::Alphas;
 use crate::model::{Model, ObservationModel};
 use crate::report::html::{HtmlReport, RunInfo};
-use crate::report::{self, summary, Destination, ReportFormat, ReportSettings, Summary};
+use crate::report::{
+    self, destination, summary, Destination, ReportFormat, ReportSettings, Summary,
+};
 use crate::{engine, log, progress, Error};
 
 pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
+    // Every destination is checked before any work, and none may be an input.
+    let dest = Destination::new(args.out.as_deref())?;
+    let html_dest = args
+        .html
+        .as_deref()
+        .map(|p| Destination::new(Some(p)))
+        .transpose()?;
     let model_file = match &args.model {
         Some(p) => Some(log::read_model_file(p)?),
         None => None,
     };
     let mut reader = log::open(&args.log, model_file)?;
+    refuse_overlaps(&args, &reader, &dest, html_dest.as_ref())?;
     apply_overrides(reader.model_mut(), &args)?;
     let model = reader.model().clone();
 
@@ -48,9 +58,6 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         }
     }
 
-    if args.html.is_some() && args.html == args.out {
-        return Err(Error::Setting("--html and --out name the same file".into()).into());
-    }
     if args.format == ReportFormat::Parquet && args.out.is_none() {
         return Err(Error::Setting(
             "--format parquet writes a binary file: give it with --out FILE".into(),
@@ -80,11 +87,6 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         )
     });
 
-    let dest = Destination::new(args.out.as_deref())?;
-    let html_dest = match &args.html {
-        Some(path) => Some(Destination::new(Some(path))?),
-        None => None,
-    };
     let file_len = std::fs::metadata(&args.log).map(|m| m.len()).ok();
     let bar = progress::bar(file_len, args.quiet, "auditing");
     let started = Instant::now();
@@ -134,7 +136,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         if args.out.is_none() {
             eprint!("{text}");
         } else {
-            print!("{text}");
+            destination::print(&text)?;
         }
     }
     if args.fail_on_reject && summary.guardrail_rejected_any() {
@@ -169,6 +171,36 @@ fn default_prior_floor(model: &Model, source: &str) -> Result<f64, Error> {
              --prior-floor P with the smallest P(h*) you want the bounds to cover (e.g. 1e-9), or --alpha"
         ),
     ))
+}
+
+/// No output may be the log, the `--model` file, a hypothesis file, or
+/// another output.
+fn refuse_overlaps<R: std::io::BufRead>(
+    args: &AuditArgs,
+    reader: &log::LogReader<R>,
+    dest: &Destination,
+    html_dest: Option<&Destination>,
+) -> Result<(), Error> {
+    let log = (args.log != "-").then(|| std::path::Path::new(&args.log));
+    let model_hyps = args
+        .model
+        .as_deref()
+        .and_then(log::model_file_hypothesis_file);
+    let mut inputs = vec![("the log", log)];
+    inputs.extend(args.model.as_deref().map(|p| ("the model file", Some(p))));
+    inputs.extend(
+        reader
+            .hypothesis_file()
+            .map(|p| ("the hypothesis file", Some(p))),
+    );
+    inputs.extend(
+        model_hyps
+            .as_deref()
+            .map(|p| ("the hypothesis file", Some(p))),
+    );
+    let mut outputs = vec![("--out", dest)];
+    outputs.extend(html_dest.map(|d| ("--html", d)));
+    destination::refuse_overlaps(&outputs, &inputs)
 }
 
 fn apply_overrides(model: &mut Model, args: &AuditArgs) -> Result<(), Error> {

@@ -21,6 +21,17 @@ pub struct ModelSpec {
     pub observation: ObservationSpec,
 }
 
+impl ModelSpec {
+    /// The hypothesis file this model reads, resolved against `base_dir`
+    /// (the log's or model file's folder), if it names one.
+    pub fn hypothesis_file(&self, base_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        match &self.hypotheses {
+            HypothesesSpec::List(ListSpec { file: Some(f), .. }) => Some(base_dir.join(f)),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HypothesesSpec {

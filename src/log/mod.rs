@@ -21,7 +21,7 @@ pub fn open(
         let input: Box<dyn BufRead + Send> = Box::new(std::io::BufReader::new(std::io::stdin()));
         return LogReader::new("<stdin>", input, Path::new("."), model_override);
     }
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::input_file(path, e))?;
     let base = Path::new(path).parent().unwrap_or(Path::new("."));
     let input: Box<dyn BufRead + Send> = Box::new(std::io::BufReader::with_capacity(1 << 16, file));
     LogReader::new(path, input, base, model_override)
@@ -31,7 +31,7 @@ pub fn open(
 /// without its `"type":"model"` tag.
 pub fn read_model_file(path: &Path) -> Result<Model> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::input_file(path, e))?;
     let mut value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::input(&name, Some(e.line()), format!("malformed JSON: {e}")))?;
     if let Some(obj) = value.as_object_mut() {
@@ -52,4 +52,16 @@ pub fn read_model_file(path: &Path) -> Result<Model> {
     let base = path.parent().unwrap_or(Path::new("."));
     spec.build(base)
         .map_err(|m| Error::input(&name, None, format!("model: {m}")))
+}
+
+/// The hypothesis file a `--model` file names, resolved like `read_model_file`
+/// does; `None` when it names none or cannot be parsed (then reading it fails
+/// anyway). For the check that no output replaces an input.
+pub fn model_file_hypothesis_file(path: &Path) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(text.trim_start_matches('\u{feff}')).ok()?;
+    value.as_object_mut()?.remove("type");
+    let spec: ModelSpec = serde_json::from_value(value).ok()?;
+    spec.hypothesis_file(path.parent().unwrap_or(Path::new(".")))
 }

@@ -56,6 +56,8 @@ pub struct LogReader<R> {
     /// A line read while looking for the model, to be handled next.
     pending: Option<LogLine>,
     bytes: u64,
+    /// The hypothesis file the log's model line named (read at the start).
+    hypothesis_file: Option<PathBuf>,
 }
 
 impl<R: BufRead> LogReader<R> {
@@ -83,10 +85,12 @@ impl<R: BufRead> LogReader<R> {
             steps: 0,
             pending: None,
             bytes: 0,
+            hypothesis_file: None,
         };
         let first = r.next_line()?;
         let model = match (first, model_override) {
             (Some(LogLine::Model(spec)), over) => {
+                r.hypothesis_file = spec.hypothesis_file(base_dir);
                 let from_log = spec
                     .build(base_dir)
                     .map_err(|m| r.err_at(r.line_no, format!("model: {m}")))?;
@@ -117,6 +121,11 @@ impl<R: BufRead> LogReader<R> {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The hypothesis file the log's model line named, if any.
+    pub fn hypothesis_file(&self) -> Option<&Path> {
+        self.hypothesis_file.as_deref()
     }
 
     /// Bytes consumed so far (for progress bars).

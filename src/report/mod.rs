@@ -1,22 +1,24 @@
 //! The audit report: verdicts, per-step writers (JSON Lines, CSV, Parquet),
-//! the HTML report and the human summary. Files are written atomically: to a
-//! temporary file beside the target, renamed into place only when the whole
-//! report is written.
+//! the HTML report and the human summary, and where they are written
+//! (`destination`: whole or not at all, never over an input).
 
 pub mod csv;
+pub mod destination;
 pub mod html;
 pub mod jsonl;
 pub mod parquet;
 pub mod summary;
+mod unfinished;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use crate::audit::StepResult;
 use crate::estimators::{Alphas, CandidateEstimates, Estimator};
 use crate::{Error, Result};
 
+pub use destination::Destination;
 pub use summary::Summary;
+pub use unfinished::undo_on_signals;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -125,91 +127,6 @@ pub fn safest(candidates: &[CandidateEstimates], estimator: &Estimator) -> Optio
 pub trait StepWriter {
     fn write_step(&mut self, step: &StepResult) -> Result<()>;
     fn finish(&mut self) -> Result<()>;
-}
-
-/// Where the report goes: a file, replaced atomically (written beside it,
-/// renamed into place); or standard output or an existing device or pipe
-/// such as `/dev/null`, which cannot be replaced: the report is spooled to a
-/// temporary file and copied there once complete, so a failed run writes
-/// nothing.
-pub struct Destination {
-    target: Target,
-    temp: tempfile::NamedTempFile,
-}
-
-enum Target {
-    File(PathBuf),
-    Stream(PathBuf),
-    Stdout,
-}
-
-impl Destination {
-    pub fn new(target: Option<&Path>) -> Result<Self> {
-        let target = match target {
-            // fs::metadata follows links: /dev/stdout is a link to a device
-            Some(p) if std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir()) => {
-                Target::Stream(p.to_path_buf())
-            }
-            Some(p) => Target::File(p.to_path_buf()),
-            None => Target::Stdout,
-        };
-        let temp = match &target {
-            Target::File(path) => {
-                let dir = match path.parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d,
-                    _ => Path::new("."),
-                };
-                let mut b = tempfile::Builder::new();
-                b.prefix(".gpubound-report-");
-                // a report is an ordinary file (rw-r--r--), not a private temporary one
-                #[cfg(unix)]
-                b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-                b.tempfile_in(dir).map_err(|e| Error::io(dir, e))?
-            }
-            Target::Stream(_) | Target::Stdout => {
-                tempfile::NamedTempFile::new().map_err(|e| Error::io(std::env::temp_dir(), e))?
-            }
-        };
-        Ok(Destination { target, temp })
-    }
-
-    pub fn writer(&self) -> Result<std::io::BufWriter<std::fs::File>> {
-        let f = self
-            .temp
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::io(self.temp.path(), e))?;
-        Ok(std::io::BufWriter::with_capacity(1 << 16, f))
-    }
-
-    /// Moves the finished report into place (or copies it to its stream).
-    pub fn commit(self) -> Result<()> {
-        let copy_to = |out: &mut dyn Write, name: &Path| -> Result<()> {
-            let mut f = std::fs::File::open(self.temp.path())
-                .map_err(|e| Error::io(self.temp.path(), e))?;
-            std::io::copy(&mut f, out).map_err(|e| Error::io(name, e))?;
-            out.flush().map_err(|e| Error::io(name, e))
-        };
-        match &self.target {
-            Target::File(path) => {
-                self.temp
-                    .persist(path)
-                    .map_err(|e| Error::io(path, e.error))?;
-            }
-            Target::Stream(path) => {
-                let mut out = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| Error::io(path, e))?;
-                copy_to(&mut out, path)?;
-            }
-            Target::Stdout => {
-                let stdout = std::io::stdout();
-                copy_to(&mut stdout.lock(), Path::new("<stdout>"))?;
-            }
-        }
-        Ok(())
-    }
 }
 
 pub(crate) fn write_err(e: impl std::fmt::Display) -> Error {

@@ -603,12 +603,15 @@ impl<'a> super::GpuBatch<'a> {
     }
 }
 
+/// A plausible-set candidate: its hypothesis and `ℓ` as the device's (hi, lo).
+type Candidate = (u32, [f32; 2]);
+
 /// The plausible-set candidates `(step, hypothesis, ℓ as hi, lo)` of a
-/// chunk of `ts` steps as `(hypothesis, ℓ as hi, lo)` per step, in parts: a step's
+/// chunk of `ts` steps as `Candidate`s per step, in parts: a step's
 /// candidates are its lists of all parts, in no particular order. The
 /// device appends them in any order, and a wide posterior brings millions,
 /// so they are grouped in parallel.
-fn by_step(entries: &[[u32; 4]], ts: usize) -> Vec<Vec<Vec<(u32, [f32; 2])>>> {
+fn by_step(entries: &[[u32; 4]], ts: usize) -> Vec<Vec<Vec<Candidate>>> {
     let part = entries
         .len()
         .div_ceil(4 * rayon::current_num_threads())
@@ -630,7 +633,7 @@ fn by_step(entries: &[[u32; 4]], ts: usize) -> Vec<Vec<Vec<(u32, [f32; 2])>>> {
 /// order, the order the host path hands `plausible_cuts` (so both add the
 /// same masses in the same order). Many candidates are scattered into a
 /// dense row of `h` and gathered back, which costs less than sorting them.
-fn in_hypothesis_order(c: &mut Vec<(u32, [f32; 2])>, dense: &mut Vec<[f32; 2]>, h: usize) {
+fn in_hypothesis_order(c: &mut Vec<Candidate>, dense: &mut Vec<[f32; 2]>, h: usize) {
     if c.len() * 16 <= h {
         c.sort_unstable_by_key(|e| e.0);
         return;
@@ -654,7 +657,7 @@ fn in_hypothesis_order(c: &mut Vec<(u32, [f32; 2])>, dense: &mut Vec<[f32; 2]>, 
 #[derive(Default)]
 struct StepCuts {
     /// a step's candidates `(hypothesis, ℓ as the device's hi, lo)`
-    step: Vec<(u32, [f32; 2])>,
+    step: Vec<Candidate>,
     scratch: CutScratch,
     pairs: Vec<[f32; 2]>,
     log_rel: Vec<f64>,

@@ -56,7 +56,9 @@ struct ReduceUniform {
 // per (step, hypothesis): l_h as (hi, lo)
 @group(0) @binding(2) var<storage, read> lrel: array<vec2<f32>>;
 // per step: the plausible-set threshold of each alpha as (hi, lo), then
-// (skip, unused)
+// (skip, unused). With a device posterior the threshold is the least
+// member's own l pair (the host cuts on l joined into f64, which can round
+// it), so the (hi, lo) order below admits exactly the host's members.
 @group(0) @binding(3) var<storage, read> thr: array<vec2<f32>>;
 // per candidate: (step, row offset in qt or with INLINE_HARM its first
 // feature, 1 for the step's first candidate, unused)

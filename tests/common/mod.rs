@@ -116,3 +116,26 @@ pub fn log_posteriors(text: &str) -> Vec<Vec<f64>> {
         })
         .collect()
 }
+
+/// A GPU engine whose kernels have this shape whatever the adapter's kind
+/// (lavapipe's own is `Serial`), one per shape for the whole test binary.
+/// Panics with advice when no wgpu adapter is found.
+pub fn gpu_engine(
+    shape: gpubound::engine::gpu::KernelShape,
+) -> &'static gpubound::engine::gpu::GpuEngine {
+    use gpubound::engine::gpu::{GpuEngine, KernelShape};
+    use std::sync::OnceLock;
+    static SERIAL: OnceLock<Result<GpuEngine, String>> = OnceLock::new();
+    static PARALLEL: OnceLock<Result<GpuEngine, String>> = OnceLock::new();
+    let cell = match shape {
+        KernelShape::Serial => &SERIAL,
+        KernelShape::Parallel => &PARALLEL,
+    };
+    match cell.get_or_init(|| GpuEngine::with_shape(shape).map_err(|e| e.to_string())) {
+        Ok(g) => g,
+        Err(e) => panic!(
+            "the GPU tests need a wgpu adapter and found none ({e}). Install a Vulkan driver \
+             (mesa-vulkan-drivers provides lavapipe) or run with WGPU_BACKEND=gl for llvmpipe."
+        ),
+    }
+}

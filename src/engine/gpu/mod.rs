@@ -977,7 +977,14 @@ impl PreparedBatch for GpuBatch<'_> {
             .into_iter()
             .map(|row| row.iter().position(|&l| l == 0.0).unwrap_or(0))
             .collect();
-        let thr = self.threshold_rows(0, &weights.plausible_threshold, &maps);
+        // ℓ and the thresholds are both split from the same f64s here: a
+        // member's pair is at or above its threshold's
+        let floors: Vec<[f32; 2]> = weights
+            .plausible_threshold
+            .iter()
+            .map(|&v| split(v))
+            .collect();
+        let thr = self.threshold_rows(0, &weights.plausible_threshold, &floors, &maps);
         let na1 = n_alpha.max(1) + 1;
         let mut acc = BlockSums::new(batch, n_alpha);
         let mut state = self.engine.lock()?;
@@ -1100,15 +1107,23 @@ impl<'a> GpuBatch<'a> {
     }
 
     /// Per step, what `reduce.wgsl` reads from `thresholds`: each α's
-    /// plausible-set threshold as (hi, lo), padding that admits no one, and
-    /// the log weight below which a hypothesis changes no result (the CPU
-    /// twin's `negligible_weight`, from q of the MAP hypothesis `maps[t]`),
-    /// rounded down to f32.
-    /// `thresholds` and `maps` are those of the steps from `t0` on.
-    fn threshold_rows(&self, t0: usize, thresholds: &Array2<f64>, maps: &[usize]) -> Vec<[f32; 2]> {
+    /// plausible-set threshold as (hi, lo) (`floors`: the pair the kernel
+    /// compares the hypotheses' own ℓ pairs with, steps × α), padding that
+    /// admits no one, and the log weight below which a hypothesis changes
+    /// no result (the CPU twin's `negligible_weight`, from q of the MAP
+    /// hypothesis `maps[t]`, and the f64 `thresholds`), rounded down to f32.
+    /// `thresholds`, `floors` and `maps` are those of the steps from `t0` on.
+    fn threshold_rows(
+        &self,
+        t0: usize,
+        thresholds: &Array2<f64>,
+        floors: &[[f32; 2]],
+        maps: &[usize],
+    ) -> Vec<[f32; 2]> {
         let batch = self.batch;
         let model = batch.model;
         let (n_alpha, na) = (thresholds.ncols(), thresholds.ncols().max(1));
+        debug_assert_eq!(floors.len(), maps.len() * n_alpha);
         let mut thr = vec![[0f32; 2]; maps.len() * (na + 1)];
         thr.par_chunks_mut(na + 1)
             .zip(
@@ -1117,11 +1132,12 @@ impl<'a> GpuBatch<'a> {
                     .expect("thresholds in standard layout")
                     .par_chunks(na),
             )
+            .zip(floors.par_chunks(na))
             .zip(maps.par_iter().zip(batch.steps[t0..].par_iter()))
-            .for_each_init(Vec::new, |w, ((row, th), (&map, step))| {
+            .for_each_init(Vec::new, |w, (((row, th), floor), (&map, step))| {
                 for (i, o) in row[..na].iter_mut().enumerate() {
                     *o = if i < n_alpha {
-                        split(th[i])
+                        floor[i]
                     } else {
                         [f32::MAX, 0.0]
                     };

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::device::{join_log, split_log, Gpu, Readback};
+use super::device::{join_log, split, split_log, Gpu, Readback};
 use super::reduce::RUN;
 use super::{compose, BlockSums, KernelShape, LogWeights, State, StepChunk, COMMON};
 
@@ -221,9 +221,11 @@ struct Weighing<'g> {
     read: Readback<'g>,
 }
 
-/// One step's plausible-set cuts (per α), its MAP hypothesis and `max L`.
+/// One step's plausible-set cuts (per α), each cut's threshold as the
+/// kernels compare it (`member_floors`), its MAP hypothesis and `max L`.
 struct StepCut {
     cuts: Vec<PlausibleCut>,
+    floors: Vec<[f32; 2]>,
     map: usize,
     log_max: f64,
 }
@@ -314,15 +316,17 @@ impl<'a> super::GpuBatch<'a> {
             let step_cuts =
                 self.chunk_cuts(&mut state, slot, raw, capacity, guess, chunk, alphas, cut)?;
             let mut thresholds = ndarray::Array2::zeros((ts, n_alpha));
+            let mut floors = Vec::with_capacity(ts * n_alpha);
             for (i, c) in step_cuts.into_iter().enumerate() {
                 for (k, cut) in c.cuts.iter().enumerate() {
                     thresholds[[i, k]] = cut.threshold;
                 }
+                floors.extend_from_slice(&c.floors);
                 maps[t0 + i] = c.map;
                 log_max[t0 + i] = c.log_max;
                 cuts[t0 + i] = c.cuts;
             }
-            let thr = self.threshold_rows(t0, &thresholds, &maps[t0..t1]);
+            let thr = self.threshold_rows(t0, &thresholds, &floors, &maps[t0..t1]);
             state.pool.upload(gpu, "thresholds", &thr);
             phases.posterior += lap();
             // the previous chunk's reductions, queued before this chunk's
@@ -433,11 +437,10 @@ impl<'a> super::GpuBatch<'a> {
         let best: &[[u32; 4]] = bytemuck::cast_slice(&raw_best[..ts * 16]);
         let found =
             u32::from_le_bytes([raw_found[0], raw_found[1], raw_found[2], raw_found[3]]) as usize;
-        let df = |v: [f32; 2]| v[0] as f64 + v[1] as f64;
         let p = &state.pool;
         // per step, the cuts from the hypotheses that can be in a set, in
         // hypothesis order (the order the host path adds them in)
-        let cuts: Vec<Vec<PlausibleCut>> = if found <= capacity {
+        let cuts: Vec<(Vec<PlausibleCut>, Vec<[f32; 2]>)> = if found <= capacity {
             let bytes = (found * 16) as u64;
             let raw = if found <= guess {
                 raw_guessed
@@ -475,8 +478,7 @@ impl<'a> super::GpuBatch<'a> {
                     let rows: &[[f32; 2]] = bytemuck::cast_slice(views[0]);
                     rows.par_chunks(h)
                         .map_init(StepCuts::default, |s, row| {
-                            let ls = row.iter().filter(|l| l[0] >= cut).map(|l| df(*l));
-                            s.cuts(ls, alphas)
+                            s.cuts(row.iter().filter(|l| l[0] >= cut).copied(), alphas)
                         })
                         .collect()
                 },
@@ -493,8 +495,9 @@ impl<'a> super::GpuBatch<'a> {
         Ok(cuts
             .into_iter()
             .zip(best)
-            .map(|(cuts, b)| StepCut {
+            .map(|((cuts, floors), b)| StepCut {
                 cuts,
+                floors,
                 map: b[2] as usize,
                 // −∞ at or below LOG_ZERO, NaN stays NaN
                 log_max: join_log([f32::from_bits(b[0]), f32::from_bits(b[1])]),
@@ -606,12 +609,15 @@ impl<'a> super::GpuBatch<'a> {
     }
 }
 
+/// A plausible-set candidate: its hypothesis and `ℓ` as the device's (hi, lo).
+type Candidate = (u32, [f32; 2]);
+
 /// The plausible-set candidates `(step, hypothesis, ℓ as hi, lo)` of a
-/// chunk of `ts` steps as `(hypothesis, ℓ)` per step, in parts: a step's
+/// chunk of `ts` steps as `Candidate`s per step, in parts: a step's
 /// candidates are its lists of all parts, in no particular order. The
 /// device appends them in any order, and a wide posterior brings millions,
 /// so they are grouped in parallel.
-fn by_step(entries: &[[u32; 4]], ts: usize) -> Vec<Vec<Vec<(u32, f64)>>> {
+fn by_step(entries: &[[u32; 4]], ts: usize) -> Vec<Vec<Vec<Candidate>>> {
     let part = entries
         .len()
         .div_ceil(4 * rayon::current_num_threads())
@@ -621,7 +627,7 @@ fn by_step(entries: &[[u32; 4]], ts: usize) -> Vec<Vec<Vec<(u32, f64)>>> {
         .map(|entries| {
             let mut per_step = vec![Vec::new(); ts];
             for e in entries {
-                let l = f32::from_bits(e[2]) as f64 + f32::from_bits(e[3]) as f64;
+                let l = [f32::from_bits(e[2]), f32::from_bits(e[3])];
                 per_step[e[0] as usize].push((e[1], l));
             }
             per_step
@@ -633,14 +639,14 @@ fn by_step(entries: &[[u32; 4]], ts: usize) -> Vec<Vec<Vec<(u32, f64)>>> {
 /// order, the order the host path hands `plausible_cuts` (so both add the
 /// same masses in the same order). Many candidates are scattered into a
 /// dense row of `h` and gathered back, which costs less than sorting them.
-fn in_hypothesis_order(c: &mut Vec<(u32, f64)>, dense: &mut Vec<f64>, h: usize) {
+fn in_hypothesis_order(c: &mut Vec<Candidate>, dense: &mut Vec<[f32; 2]>, h: usize) {
     if c.len() * 16 <= h {
         c.sort_unstable_by_key(|e| e.0);
         return;
     }
     // ℓ ≥ the cut is finite: NaN marks the hypotheses that are not candidates
     dense.clear();
-    dense.resize(h, f64::NAN);
+    dense.resize(h, [f32::NAN, 0.0]);
     for &(i, l) in c.iter() {
         dense[i as usize] = l;
     }
@@ -648,7 +654,7 @@ fn in_hypothesis_order(c: &mut Vec<(u32, f64)>, dense: &mut Vec<f64>, h: usize) 
     c.extend(
         (0u32..)
             .zip(dense.iter())
-            .filter(|(_, l)| !l.is_nan())
+            .filter(|(_, l)| !l[0].is_nan())
             .map(|(i, &l)| (i, l)),
     );
 }
@@ -656,20 +662,28 @@ fn in_hypothesis_order(c: &mut Vec<(u32, f64)>, dense: &mut Vec<f64>, h: usize) 
 /// One thread's buffers for the host's plausible-set cuts.
 #[derive(Default)]
 struct StepCuts {
-    /// a step's candidates `(hypothesis, ℓ)`
-    step: Vec<(u32, f64)>,
+    /// a step's candidates `(hypothesis, ℓ as the device's hi, lo)`
+    step: Vec<Candidate>,
     scratch: CutScratch,
+    pairs: Vec<[f32; 2]>,
     log_rel: Vec<f64>,
     weight: Vec<f64>,
-    dense: Vec<f64>,
+    dense: Vec<[f32; 2]>,
 }
 
 impl StepCuts {
-    /// `plausible_cuts` of a step's candidates (their `ℓ`, in hypothesis
-    /// order).
-    fn cuts(&mut self, log_rel: impl Iterator<Item = f64>, alphas: &[f64]) -> Vec<PlausibleCut> {
+    /// `plausible_cuts` of a step's candidates (their `ℓ` as the device
+    /// computed it, in hypothesis order), and each cut's `member_floors`.
+    fn cuts(
+        &mut self,
+        pairs: impl Iterator<Item = [f32; 2]>,
+        alphas: &[f64],
+    ) -> (Vec<PlausibleCut>, Vec<[f32; 2]>) {
+        self.pairs.clear();
+        self.pairs.extend(pairs);
         self.log_rel.clear();
-        self.log_rel.extend(log_rel);
+        self.log_rel
+            .extend(self.pairs.iter().map(|l| l[0] as f64 + l[1] as f64));
         exp_all(&self.log_rel, &mut self.weight);
         let mut out = vec![
             PlausibleCut {
@@ -685,6 +699,35 @@ impl StepCuts {
             &mut self.scratch,
             &mut out,
         );
-        out
+        let floors = member_floors(&self.pairs, &self.log_rel, &out);
+        (out, floors)
     }
+}
+
+/// Each cut's threshold as `reduce.wgsl` compares it with the device's own
+/// `ℓ` pairs: the least member's pair. The host cuts on `ℓ` joined into f64,
+/// and a double-f32 can hold more bits than an f64 (hi's 24, then lo's 24
+/// from wherever lo's leading bit is), so joining may round: splitting the
+/// f64 threshold again need not give back the last member's own pair, and
+/// can land above it, leaving that member out of the kernel's set (issue
+/// 11). Joining rounds monotonically, so the members are exactly the pairs
+/// at or above the least member's, in the pairs' order (hi, then lo: the
+/// values' order, the device's pairs being normalised). A cut without
+/// members (none here: `I_α` holds the MAP) keeps its split threshold.
+fn member_floors(pairs: &[[f32; 2]], log_rel: &[f64], cuts: &[PlausibleCut]) -> Vec<[f32; 2]> {
+    let below = |a: &[f32; 2], b: &[f32; 2]| a[0] < b[0] || (a[0] == b[0] && a[1] < b[1]);
+    cuts.iter()
+        .map(|cut| {
+            let least = pairs
+                .iter()
+                .zip(log_rel)
+                .filter(|&(_, &l)| cut.size > 0 && l >= cut.threshold)
+                .map(|(p, _)| p)
+                .fold(None, |m: Option<&[f32; 2]>, p| match m {
+                    Some(m) if !below(p, m) => Some(m),
+                    _ => Some(p),
+                });
+            least.copied().unwrap_or_else(|| split(cut.threshold))
+        })
+        .collect()
 }

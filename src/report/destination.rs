@@ -220,16 +220,19 @@ impl Destination {
             Kind::Replace { temp, file, .. } => Sink {
                 out: Out::File(clone(file, temp)?),
                 stream: false,
+                name: self.name.clone(),
             },
             Kind::Stream { file } => Sink {
                 out: Out::File(clone(file, Path::new(&self.name))?),
                 stream: true,
+                name: self.name.clone(),
             },
             // through descriptor 1 itself, which an interruption points at
             // /dev/null before cutting a redirected file back
             Kind::Stdout { .. } => Sink {
                 out: Out::Stdout(std::io::stdout()),
                 stream: true,
+                name: self.name.clone(),
             },
         };
         Ok(BufWriter::with_capacity(1 << 16, sink))
@@ -323,6 +326,8 @@ pub struct Sink {
     out: Out,
     /// A pipe, device or socket, whose reader may go away.
     stream: bool,
+    /// the destination as the user named it, for error messages
+    name: String,
 }
 
 enum Out {
@@ -338,7 +343,8 @@ impl Sink {
         {
             unfinished::consumer_gone();
         }
-        r
+        // say which output failed (a full disk, a device that refuses writes)
+        r.map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.name)))
     }
 }
 

@@ -45,6 +45,7 @@ fn settings(alphas: &[f64], floor: f64) -> AuditSettings {
         alphas: Alphas::new(alphas.to_vec(), floor).unwrap(),
         shared_world: false,
         batch_elements: audit::DEFAULT_BATCH_ELEMENTS,
+        skip_unexplained: false,
     }
 }
 

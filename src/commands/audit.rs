@@ -13,11 +13,12 @@ use crate::report::{self, summary, Destination, ReportFormat, ReportSettings, Su
 use crate::{engine, log, progress, Error};
 
 pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
+    let limits = log::Limits::from(&args.limits);
     let model_file = match &args.model {
-        Some(p) => Some(log::read_model_file(p)?),
+        Some(p) => Some(log::read_model_file(p, &limits)?),
         None => None,
     };
-    let mut reader = log::open(&args.log, model_file)?;
+    let mut reader = log::open(&args.log, model_file, &limits)?;
     apply_overrides(reader.model_mut(), &args)?;
     let model = reader.model().clone();
 

@@ -618,3 +618,61 @@ pub fn read_hypothesis_file(path: &PathBuf, limits: &Limits) -> Result<Hypothesi
     }
     Ok((rows, col(lp), col(lr)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufReader, Cursor, Read};
+
+    #[test]
+    fn a_line_without_end_is_read_no_further_than_the_limit() {
+        let max = 1000;
+        let mut endless = BufReader::with_capacity(64, std::io::repeat(b'x'));
+        let mut buf = Vec::new();
+        let got = read_line_within(&mut endless, &mut buf, max);
+        assert!(matches!(got, Err(LineError::TooLong)), "{got:?}");
+        assert!(buf.capacity() <= 2 * (max + 1), "{}", buf.capacity());
+    }
+
+    #[test]
+    fn the_limit_counts_a_line_without_its_end() {
+        let mut buf = Vec::new();
+        let text = b"abcd\r\nabcde\nabc";
+        let mut input = Cursor::new(&text[..]);
+        assert_eq!(read_line_within(&mut input, &mut buf, 4).unwrap(), Some(6));
+        assert_eq!(buf, b"abcd");
+        assert!(matches!(
+            read_line_within(&mut input, &mut buf, 4),
+            Err(LineError::TooLong)
+        ));
+        let mut input = Cursor::new(&text[6..]);
+        assert_eq!(read_line_within(&mut input, &mut buf, 5).unwrap(), Some(6));
+        assert_eq!(buf, b"abcde");
+        assert_eq!(read_line_within(&mut input, &mut buf, 5).unwrap(), Some(3));
+        assert_eq!(buf, b"abc");
+        assert_eq!(read_line_within(&mut input, &mut buf, 5).unwrap(), None);
+    }
+
+    #[test]
+    fn an_endless_line_in_a_log_is_an_error_at_its_line() {
+        let head = concat!(
+            r#"{"type":"model","hypotheses":{"kind":"grid","k":2,"d":1},"observation":{"kind":"bernoulli"}}"#,
+            "\n",
+            r#"{"type":"stream","candidates":[[0],[1]]}"#,
+            "\n"
+        );
+        let input = BufReader::new(Cursor::new(head).chain(std::io::repeat(b' ')));
+        let limits = Limits {
+            max_line_bytes: 1 << 12,
+            ..Limits::default()
+        };
+        let mut r = LogReader::with_limits("t.jsonl", input, Path::new("."), None, &limits)
+            .expect("the model line is short");
+        assert!(matches!(r.next_event(), Ok(Some(LogEvent::Stream(_)))));
+        let e = r.next_event().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "t.jsonl:3: the line is longer than the limit of 4096 bytes (raise it with --max-line-bytes)"
+        );
+    }
+}

@@ -126,6 +126,16 @@ fn unknown_field() {
 }
 
 #[test]
+fn a_line_that_is_an_array() {
+    rejected(
+        &[MODEL, r#"["stream","s",[[0,1],[1,1]]]"#, STEP],
+        &[],
+        Some(2),
+        "a line is a JSON object",
+    );
+}
+
+#[test]
 fn missing_field() {
     rejected(
         &[MODEL, STREAM, r#"{"type":"step","outcome":0.5}"#],

@@ -38,6 +38,12 @@ impl LogLine {
     /// values, several times its size; two passes keep a line's memory close
     /// to the numbers it holds.)
     pub fn parse(line: &[u8]) -> serde_json::Result<LogLine> {
+        // serde would also read the fields of a struct from an array, in order.
+        if line.first() == Some(&b'[') {
+            return Err(serde::de::Error::custom(
+                "a line is a JSON object {…}, not an array",
+            ));
+        }
         Ok(match serde_json::from_slice::<Tag>(line)?.kind {
             LineType::Model => LogLine::Model(serde_json::from_slice(line)?),
             LineType::Stream => LogLine::Stream(serde_json::from_slice(line)?),

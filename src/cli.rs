@@ -117,6 +117,9 @@ pub struct AuditArgs {
     #[command(flatten)]
     pub backend: BackendArgs,
 
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
     /// The estimator of the guardrail that ranks the riskiest steps and decides --fail-on-reject (per-α estimators use the first α).
     #[arg(long, value_enum, default_value_t = EstimatorKind::PlausibleSet)]
     pub guardrail: EstimatorKind,
@@ -132,6 +135,34 @@ pub struct AuditArgs {
     /// Print nothing but errors (no summary, no progress).
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Bounds on the sizes the input controls (README, "Limits").
+#[derive(Debug, Args, Clone)]
+pub struct LimitArgs {
+    /// Longest line of the log or a hypothesis file, and largest model file, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::log::Limits::DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+    /// Most hypotheses H.
+    #[arg(long, value_name = "N", default_value_t = crate::model::hypotheses::MAX_HYPOTHESES)]
+    pub max_hypotheses: usize,
+    /// Most hypothesis parameters in all, H·d.
+    #[arg(long, value_name = "N", default_value_t = crate::model::hypotheses::MAX_PARAMETERS)]
+    pub max_parameters: usize,
+    /// Most candidate actions in one table.
+    #[arg(long, value_name = "N", default_value_t = crate::log::Limits::DEFAULT_MAX_CANDIDATES)]
+    pub max_candidates: usize,
+}
+
+impl From<&LimitArgs> for crate::log::Limits {
+    fn from(a: &LimitArgs) -> Self {
+        crate::log::Limits {
+            max_line_bytes: a.max_line_bytes,
+            max_hypotheses: a.max_hypotheses,
+            max_parameters: a.max_parameters,
+            max_candidates: a.max_candidates,
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]

@@ -40,7 +40,19 @@ fn audit(lines: &[&str], extra: &[&str]) -> (i32, String, bool) {
 
 /// Asserts a bad-input failure at `line` whose message contains `needle`.
 fn rejected(lines: &[&str], extra: &[&str], line: Option<usize>, needle: &str) {
+    rejected_all(lines, extra, line, &[needle]);
+}
+
+/// `rejected` with several parts the one message must hold.
+fn rejected_all(lines: &[&str], extra: &[&str], line: Option<usize>, needles: &[&str]) {
     let (code, stderr, report) = audit(lines, extra);
+    for needle in &needles[1..] {
+        assert!(
+            stderr.to_lowercase().contains(&needle.to_lowercase()),
+            "{needle:?} not in {stderr:?}"
+        );
+    }
+    let needle = needles[0];
     assert_eq!(code, 2, "exit code for {needle:?}: {stderr}");
     assert!(!report, "a report was written for {needle:?}");
     if let Some(l) = line {
@@ -110,6 +122,16 @@ fn unknown_field() {
         &[],
         Some(3),
         "unknown variant",
+    );
+}
+
+#[test]
+fn a_line_that_is_an_array() {
+    rejected(
+        &[MODEL, r#"["stream","s",[[0,1],[1,1]]]"#, STEP],
+        &[],
+        Some(2),
+        "a line is a JSON object",
     );
 }
 
@@ -363,4 +385,199 @@ fn bad_hypothesis_file() {
         o.stdout.is_empty(),
         "nothing on stdout: a report is whole or absent"
     );
+}
+
+/// A grid model line `{0..k-1}^d` with the gaussian observation of `MODEL`.
+fn grid(k: u64, d: u64) -> String {
+    format!(
+        r#"{{"type":"model","hypotheses":{{"kind":"grid","k":{k},"d":{d}}},"observation":{{"kind":"gaussian","sigma":1.0,"harm_threshold":1.0}}}}"#
+    )
+}
+
+#[test]
+fn a_grid_with_one_value_per_coordinate_in_a_huge_dimension_is_refused() {
+    // k = 1 is one hypothesis, but 3e9 parameters of 8 bytes (24 GB): refused
+    // before anything is allocated, naming the limit and how to raise it.
+    let m = grid(1, 3_000_000_000);
+    rejected_all(
+        &[&m, STREAM, STEP],
+        &[],
+        Some(1),
+        &["3000000000", "--max-parameters"],
+    );
+}
+
+#[test]
+fn a_grid_whose_size_overflows_is_caught_by_the_size_check() {
+    // d = 2^31 wrapped to a negative power (k^d "= 0" hypotheses, α = inf);
+    // d = 2^32 wrapped to k^0 = 1 hypothesis.
+    for d in [1u64 << 31, 1 << 32, 64] {
+        let m = grid(2, d);
+        let (code, stderr, _) = audit(&[&m, STREAM, STEP], &[]);
+        assert_eq!(code, 2, "d = {d}: {stderr}");
+        assert!(
+            stderr.contains("log.jsonl:1:") && stderr.contains("too large"),
+            "d = {d}: {stderr}"
+        );
+        assert!(!stderr.contains("inf"), "d = {d}: {stderr}");
+    }
+}
+
+#[test]
+fn a_line_longer_than_the_limit_is_refused_with_the_limit_and_its_flag() {
+    // Blanks inside the object keep the line valid JSON: only its length is wrong.
+    let long = format!(
+        r#"{{"type":"step","action":1,{}"outcome":0.5}}"#,
+        " ".repeat(2000)
+    );
+    rejected_all(
+        &[MODEL, STREAM, STEP, &long, STEP],
+        &["--max-line-bytes", "1000"],
+        Some(4),
+        &["1000 bytes", "--max-line-bytes"],
+    );
+    // The same line is read when the limit allows it.
+    let (code, stderr, _) = audit(
+        &[MODEL, STREAM, STEP, &long, STEP],
+        &["--max-line-bytes", "3000"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn the_default_line_limit_is_16_mib() {
+    let long = format!(
+        r#"{{"type":"step","action":1,{}"outcome":0.5}}"#,
+        " ".repeat(16 << 20)
+    );
+    rejected_all(
+        &[MODEL, STREAM, &long],
+        &[],
+        Some(3),
+        &["16777216 bytes", "--max-line-bytes"],
+    );
+}
+
+#[test]
+fn more_candidates_than_the_limit() {
+    rejected_all(
+        &[MODEL, STREAM, STEP],
+        &["--max-candidates", "1"],
+        Some(2),
+        &["2 candidates", "--max-candidates"],
+    );
+    rejected_all(
+        &[
+            MODEL,
+            r#"{"type":"stream","candidates":[[0,1]]}"#,
+            r#"{"type":"step","action":0,"candidates":[[0,1],[1,1],[1,0]]}"#,
+        ],
+        &["--max-candidates", "2"],
+        Some(3),
+        &["3 candidates", "--max-candidates"],
+    );
+}
+
+#[test]
+fn more_hypotheses_than_the_limit() {
+    let inline = r#"{"type":"model","hypotheses":{"kind":"list","params":[[0,0],[0,1],[1,1]]},"observation":{"kind":"bernoulli"}}"#;
+    rejected_all(
+        &[inline, STREAM, r#"{"type":"step","action":1,"outcome":1}"#],
+        &["--max-hypotheses", "2"],
+        Some(1),
+        &["3 hypotheses", "--max-hypotheses"],
+    );
+    rejected_all(
+        &[&grid(2, 2), STREAM, STEP],
+        &["--max-hypotheses", "3"],
+        Some(1),
+        &["too large", "--max-hypotheses"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("h.jsonl");
+    std::fs::write(
+        &h,
+        "{\"params\":[0,1]}\n{\"params\":[1,1]}\n{\"params\":[1,0]}\n",
+    )
+    .unwrap();
+    let m = format!(
+        r#"{{"type":"model","hypotheses":{{"kind":"list","file":"{}"}},"observation":{{"kind":"bernoulli"}}}}"#,
+        h.display()
+    );
+    rejected_all(
+        &[&m, STREAM, r#"{"type":"step","action":1,"outcome":1}"#],
+        &["--max-hypotheses", "2"],
+        Some(1),
+        &["h.jsonl:3", "--max-hypotheses"],
+    );
+}
+
+#[test]
+fn a_hypothesis_file_must_be_a_regular_file() {
+    // /dev/zero has no line end and no end: it would be read forever.
+    let m = r#"{"type":"model","hypotheses":{"kind":"list","file":"/dev/zero"},"observation":{"kind":"bernoulli"}}"#;
+    rejected(
+        &[m, STREAM, r#"{"type":"step","action":1,"outcome":1}"#],
+        &[],
+        Some(1),
+        "/dev/zero: not a regular file",
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_log_may_come_from_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("log.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::fs::write(&fifo, format!("{MODEL}\n{STREAM}\n{STEP}\n{STEP}\n")).unwrap()
+        })
+    };
+    let o = Command::new(env!("CARGO_BIN_EXE_gpubound"))
+        .args(["audit", "--quiet", "--backend", "cpu"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+}
+
+#[test]
+fn a_utf8_byte_order_mark_is_accepted_at_the_start_of_each_file() {
+    const BOM: &str = "\u{feff}";
+    let first = format!("{BOM}{MODEL}");
+    let (code, stderr, report) = audit(&[&first, STREAM, STEP], &[]);
+    assert_eq!(code, 0, "log: {stderr}");
+    assert!(report);
+    // Only at the start: elsewhere it is not JSON.
+    let late = format!("{BOM}{STEP}");
+    rejected(&[MODEL, STREAM, &late], &[], Some(3), "malformed JSON");
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.json");
+    std::fs::write(&model, format!("{BOM}{{{}", &MODEL[16..])).unwrap();
+    let (code, stderr, _) = audit(&[STREAM, STEP], &["--model", model.to_str().unwrap()]);
+    assert_eq!(code, 0, "model file: {stderr}");
+
+    let h = dir.path().join("h.jsonl");
+    std::fs::write(
+        &h,
+        format!("{BOM}{{\"params\":[0,1]}}\n{{\"params\":[1,1]}}\n"),
+    )
+    .unwrap();
+    let m = format!(
+        r#"{{"type":"model","hypotheses":{{"kind":"list","file":"{}"}},"observation":{{"kind":"bernoulli"}}}}"#,
+        h.display()
+    );
+    let (code, stderr, _) = audit(
+        &[&m, STREAM, r#"{"type":"step","action":1,"outcome":1}"#],
+        &[],
+    );
+    assert_eq!(code, 0, "hypothesis file: {stderr}");
 }

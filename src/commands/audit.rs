@@ -15,6 +15,7 @@ use crate::report::{
 use crate::{engine, log, progress, Error};
 
 pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
+    let limits = log::Limits::from(&args.limits);
     // Every destination is checked before any work, and none may be an input.
     let dest = Destination::new(args.out.as_deref())?;
     let html_dest = args
@@ -23,10 +24,10 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         .map(|p| Destination::new(Some(p)))
         .transpose()?;
     let model_file = match &args.model {
-        Some(p) => Some(log::read_model_file(p)?),
+        Some(p) => Some(log::read_model_file(p, &limits)?),
         None => None,
     };
-    let mut reader = log::open(&args.log, model_file)?;
+    let mut reader = log::open(&args.log, model_file, &limits)?;
     refuse_overlaps(&args, &reader, &dest, html_dest.as_ref())?;
     apply_overrides(reader.model_mut(), &args)?;
     let model = reader.model().clone();
@@ -185,7 +186,7 @@ fn refuse_overlaps<R: std::io::BufRead>(
     let model_hyps = args
         .model
         .as_deref()
-        .and_then(log::model_file_hypothesis_file);
+        .and_then(|p| log::model_file_hypothesis_file(p, &log::Limits::from(&args.limits)));
     let mut inputs = vec![("the log", log)];
     inputs.extend(args.model.as_deref().map(|p| ("the model file", Some(p))));
     inputs.extend(

@@ -6,61 +6,126 @@ pub mod reader;
 pub use format::{LogLine, ModelSpec};
 pub use reader::{LogEvent, LogReader, StepRecord, StreamInfo};
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use crate::model::Model;
 use crate::{Error, Result};
 
-/// Opens `path` (`-` = standard input) as a log reader.
+/// Bounds on every size the input controls, so that a few bytes of input
+/// cannot ask for unbounded memory (README, "Limits"). Each error that
+/// enforces one names the limit and the option that raises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest line of a log or hypothesis file, and largest model file, in
+    /// bytes (`--max-line-bytes`). A line is read no further than this.
+    pub max_line_bytes: usize,
+    /// Most hypotheses `H` (`--max-hypotheses`).
+    pub max_hypotheses: usize,
+    /// Most hypothesis parameters `H·d` (`--max-parameters`): bounds `d` too.
+    pub max_parameters: usize,
+    /// Most candidate actions in one table (`--max-candidates`).
+    pub max_candidates: usize,
+}
+
+impl Limits {
+    pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
+    pub const DEFAULT_MAX_CANDIDATES: usize = 1 << 16;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_bytes: Self::DEFAULT_MAX_LINE_BYTES,
+            max_hypotheses: crate::model::hypotheses::MAX_HYPOTHESES,
+            max_parameters: crate::model::hypotheses::MAX_PARAMETERS,
+            max_candidates: Self::DEFAULT_MAX_CANDIDATES,
+        }
+    }
+}
+
+/// The UTF-8 byte order mark some editors write first; JSON has no use for it.
+pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+/// Opens `path` (`-` = standard input) as a log reader. Any readable path
+/// will do, a pipe included (`<(zcat log.gz)`): the reader's memory is
+/// bounded by `limits` whatever the input's length.
 pub fn open(
     path: &str,
     model_override: Option<Model>,
+    limits: &Limits,
 ) -> Result<LogReader<Box<dyn BufRead + Send>>> {
     if path == "-" {
         let input: Box<dyn BufRead + Send> = Box::new(std::io::BufReader::new(std::io::stdin()));
-        return LogReader::new("<stdin>", input, Path::new("."), model_override);
+        return LogReader::with_limits("<stdin>", input, Path::new("."), model_override, limits);
     }
     let file = std::fs::File::open(path).map_err(|e| Error::input_file(path, e))?;
     let base = Path::new(path).parent().unwrap_or(Path::new("."));
     let input: Box<dyn BufRead + Send> = Box::new(std::io::BufReader::with_capacity(1 << 16, file));
-    LogReader::new(path, input, base, model_override)
+    LogReader::with_limits(path, input, base, model_override, limits)
 }
 
 /// Reads a model file (`--model FILE`): the content of a model line, with or
-/// without its `"type":"model"` tag.
-pub fn read_model_file(path: &Path) -> Result<Model> {
+/// without its `"type":"model"` tag, at most `limits.max_line_bytes` long.
+pub fn read_model_file(path: &Path, limits: &Limits) -> Result<Model> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::input_file(path, e))?;
-    let mut value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::input(&name, Some(e.line()), format!("malformed JSON: {e}")))?;
-    if let Some(obj) = value.as_object_mut() {
-        match obj.remove("type") {
-            None => {}
-            Some(serde_json::Value::String(t)) if t == "model" => {}
-            Some(other) => {
-                return Err(Error::input(
-                    &name,
-                    None,
-                    format!("expected a model, found type {other}"),
-                ))
-            }
-        }
+    let file = std::fs::File::open(path).map_err(|e| Error::input_file(path, e))?;
+    let max = limits.max_line_bytes;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::input_file(path, e))?;
+    if bytes.len() > max {
+        return Err(Error::input(
+            &name,
+            None,
+            format!("a model file is longer than the limit of {max} bytes (raise it with --max-line-bytes)"),
+        ));
     }
-    let spec: ModelSpec = serde_json::from_value(value)
-        .map_err(|e| Error::input(&name, None, format!("invalid model: {e}")))?;
+    let text = strip_bom(&bytes);
+    let json_error = |e: serde_json::Error| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "invalid model",
+            _ => "malformed JSON",
+        };
+        Error::input(&name, Some(e.line()), format!("{what}: {e}"))
+    };
+    // The `type` tag is optional in a model file, but must say model.
+    #[derive(serde::Deserialize)]
+    struct OptionalTag {
+        #[serde(rename = "type", default)]
+        kind: Option<format::LineType>,
+    }
+    let tag: OptionalTag = serde_json::from_slice(text).map_err(json_error)?;
+    if let Some(kind) = tag.kind.filter(|k| *k != format::LineType::Model) {
+        return Err(Error::input(
+            &name,
+            None,
+            format!(
+                "expected a model, found type {}",
+                format!("{kind:?}").to_lowercase()
+            ),
+        ));
+    }
+    let spec: ModelSpec = serde_json::from_slice(text).map_err(json_error)?;
     let base = path.parent().unwrap_or(Path::new("."));
-    spec.build(base)
+    spec.build(base, limits)
         .map_err(|m| Error::input(&name, None, format!("model: {m}")))
 }
 
 /// The hypothesis file a `--model` file names, resolved like `read_model_file`
 /// does; `None` when it names none or cannot be parsed (then reading it fails
 /// anyway). For the check that no output replaces an input.
-pub fn model_file_hypothesis_file(path: &Path) -> Option<std::path::PathBuf> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut value: serde_json::Value =
-        serde_json::from_str(text.trim_start_matches('\u{feff}')).ok()?;
+pub fn model_file_hypothesis_file(path: &Path, limits: &Limits) -> Option<std::path::PathBuf> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(limits.max_line_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let mut value: serde_json::Value = serde_json::from_slice(strip_bom(&bytes)).ok()?;
     value.as_object_mut()?.remove("type");
     let spec: ModelSpec = serde_json::from_value(value).ok()?;
     spec.hypothesis_file(path.parent().unwrap_or(Path::new(".")))

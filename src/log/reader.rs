@@ -6,7 +6,8 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::format::{LogLine, ModelSpec, StepLine, StreamLine};
+use super::format::{LogLine, ModelSpec, Rows, StepLine, StreamLine};
+use super::{strip_bom, Limits};
 use crate::engine::CandidateTable;
 use crate::model::Model;
 use crate::{Error, Result};
@@ -47,7 +48,8 @@ pub struct LogReader<R> {
     name: String,
     input: R,
     line_no: usize,
-    buf: String,
+    buf: Vec<u8>,
+    limits: Limits,
     model: Model,
     stream: Option<Arc<StreamInfo>>,
     streams: usize,
@@ -63,18 +65,30 @@ pub struct LogReader<R> {
 impl<R: BufRead> LogReader<R> {
     /// Opens a log. The model is the log's first line unless `model_override`
     /// is given (a `--model` file or command-line settings), which wins.
-    /// `base_dir` resolves relative hypothesis files.
+    /// `base_dir` resolves relative hypothesis files. Default limits.
     pub fn new(
         name: impl Into<String>,
         input: R,
         base_dir: &Path,
         model_override: Option<Model>,
     ) -> Result<Self> {
+        Self::with_limits(name, input, base_dir, model_override, &Limits::default())
+    }
+
+    /// `new` with these bounds on the sizes the input controls.
+    pub fn with_limits(
+        name: impl Into<String>,
+        input: R,
+        base_dir: &Path,
+        model_override: Option<Model>,
+        limits: &Limits,
+    ) -> Result<Self> {
         let mut r = LogReader {
             name: name.into(),
             input,
             line_no: 0,
-            buf: String::new(),
+            buf: Vec::new(),
+            limits: *limits,
             model: Model {
                 hypotheses: crate::model::HypothesisSpace::Grid { k: 1, d: 1 },
                 observation: crate::model::ObservationModel::Bernoulli,
@@ -92,7 +106,7 @@ impl<R: BufRead> LogReader<R> {
             (Some(LogLine::Model(spec)), over) => {
                 r.hypothesis_file = spec.hypothesis_file(base_dir);
                 let from_log = spec
-                    .build(base_dir)
+                    .build(base_dir, limits)
                     .map_err(|m| r.err_at(r.line_no, format!("model: {m}")))?;
                 over.unwrap_or(from_log)
             }
@@ -152,24 +166,26 @@ impl<R: BufRead> LogReader<R> {
     /// The next non-blank line, parsed.
     fn next_line(&mut self) -> Result<Option<LogLine>> {
         loop {
-            self.buf.clear();
-            let n = self.input.read_line(&mut self.buf).map_err(|e| {
-                Error::input(
-                    &self.name,
-                    Some(self.line_no + 1),
-                    format!("cannot read: {e}"),
-                )
-            })?;
-            if n == 0 {
-                return Ok(None);
-            }
+            let line = self.line_no + 1;
+            let n = match read_line_within(
+                &mut self.input,
+                &mut self.buf,
+                self.limits.max_line_bytes,
+            ) {
+                Ok(None) => return Ok(None),
+                Ok(Some(n)) => n,
+                Err(e) => return Err(line_error(&self.name, line, e, &self.limits)),
+            };
             self.bytes += n as u64;
-            self.line_no += 1;
-            let text = self.buf.trim();
+            self.line_no = line;
+            let mut text = self.buf.trim_ascii();
+            if line == 1 {
+                text = strip_bom(text);
+            }
             if text.is_empty() {
                 continue;
             }
-            return serde_json::from_str::<LogLine>(text)
+            return LogLine::parse(text)
                 .map(Some)
                 .map_err(|e| self.err_at(self.line_no, describe_json_error(&e)));
         }
@@ -209,35 +225,50 @@ impl<R: BufRead> LogReader<R> {
         }
     }
 
-    fn table(&self, rows: &[Vec<f64>], what: &str) -> Result<CandidateTable> {
+    fn table(&self, rows: Rows, what: &str) -> Result<CandidateTable> {
         let d = self.model.hypotheses.dim();
-        if rows.is_empty() {
+        let max = self.limits.max_candidates;
+        if rows.n_rows == 0 {
             return Err(self.err_at(self.line_no, format!("{what}: no candidate actions")));
         }
-        let mut flat = Vec::with_capacity(rows.len() * d);
-        for (a, row) in rows.iter().enumerate() {
-            if row.len() != d {
-                return Err(self.err_at(
-                    self.line_no,
-                    format!(
-                        "{what}: candidate {a} has {} features, the model's hypotheses have dimension {d}",
-                        row.len()
-                    ),
-                ));
-            }
-            if let Some(v) = row.iter().find(|v| !v.is_finite()) {
-                return Err(self.err_at(
-                    self.line_no,
-                    format!("{what}: candidate {a} has a non-finite feature {v}"),
-                ));
-            }
-            flat.extend_from_slice(row);
+        if rows.n_rows > max {
+            return Err(self.err_at(
+                self.line_no,
+                format!(
+                    "{what}: {} candidates, more than the limit of {max} (raise it with --max-candidates)",
+                    rows.n_rows
+                ),
+            ));
         }
-        Ok(CandidateTable::new(flat, rows.len()))
+        let (a, width) = match rows.ragged {
+            _ if rows.width != d => (0, rows.width),
+            Some(first_other) => first_other,
+            None => (0, d),
+        };
+        if width != d {
+            return Err(self.err_at(
+                self.line_no,
+                format!(
+                    "{what}: candidate {a} has {width} features, the model's hypotheses have dimension {d}"
+                ),
+            ));
+        }
+        // serde_json refuses NaN and infinities; a guard, as the engines assume finite features.
+        if let Some(i) = rows.values.iter().position(|v| !v.is_finite()) {
+            return Err(self.err_at(
+                self.line_no,
+                format!(
+                    "{what}: candidate {} has a non-finite feature {}",
+                    i / d,
+                    rows.values[i]
+                ),
+            ));
+        }
+        Ok(CandidateTable::new(rows.values, rows.n_rows))
     }
 
     fn stream_info(&self, s: StreamLine) -> Result<StreamInfo> {
-        let table = match &s.candidates {
+        let table = match s.candidates {
             Some(rows) => Some(Arc::new(self.table(rows, "stream candidates")?)),
             None => None,
         };
@@ -300,7 +331,7 @@ impl<R: BufRead> LogReader<R> {
                 "a step before any stream line: start each stream with {\"type\":\"stream\",…}",
             ));
         };
-        let (table, shared_table) = match (&s.candidates, &stream.table) {
+        let (table, shared_table) = match (s.candidates, &stream.table) {
             (Some(rows), _) => (Arc::new(self.table(rows, "step candidates")?), false),
             (None, Some(t)) => (t.clone(), true),
             (None, None) => {
@@ -347,38 +378,129 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     }
 }
 
+/// How a bounded line read failed.
+#[derive(Debug)]
+pub(crate) enum LineError {
+    /// The line is longer than the limit; it was read no further.
+    TooLong,
+    Io(std::io::Error),
+}
+
+/// Reads one line (its end, `\n` or `\r\n`, not kept) into `buf`, holding
+/// no more than `max + 1` bytes of it: a line without end, such as
+/// `/dev/zero`'s, stops at the limit. `Ok(None)` at the end of the input,
+/// else the bytes consumed.
+pub(crate) fn read_line_within(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::result::Result<Option<usize>, LineError> {
+    buf.clear();
+    // One byte more than the limit, for a `\r` before the `\n`.
+    let room = max.saturating_add(1);
+    let mut consumed = 0;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LineError::Io(e)),
+        };
+        if available.is_empty() {
+            if consumed == 0 {
+                return Ok(None);
+            }
+            break;
+        }
+        let end = available.iter().position(|&b| b == b'\n');
+        let chunk = &available[..end.unwrap_or(available.len())];
+        if chunk.len() > room - buf.len() {
+            return Err(LineError::TooLong);
+        }
+        buf.extend_from_slice(chunk);
+        let used = end.map_or(chunk.len(), |i| i + 1);
+        input.consume(used);
+        consumed += used;
+        if end.is_some() {
+            break;
+        }
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    if buf.len() > max {
+        return Err(LineError::TooLong);
+    }
+    Ok(Some(consumed))
+}
+
+/// The input error for a failed line read of `file`.
+pub(crate) fn line_error(file: &str, line: usize, e: LineError, limits: &Limits) -> Error {
+    let message = match e {
+        LineError::TooLong => format!(
+            "the line is longer than the limit of {} bytes (raise it with --max-line-bytes)",
+            limits.max_line_bytes
+        ),
+        LineError::Io(e) => format!("cannot read: {e}"),
+    };
+    Error::input(file, Some(line), message)
+}
+
 impl ModelSpec {
-    /// Builds and validates the model; `base_dir` resolves a hypothesis file.
-    pub fn build(&self, base_dir: &Path) -> std::result::Result<Model, String> {
-        use super::format::{HypothesesSpec, ObservationSpec};
+    /// Builds and validates the model within `limits`; `base_dir` resolves a
+    /// hypothesis file.
+    pub fn build(&self, base_dir: &Path, limits: &Limits) -> std::result::Result<Model, String> {
+        use super::format::{HypothesesKind, ObservationSpec};
         use crate::model::{HypothesisList, HypothesisSpace, ObservationModel};
-        let hypotheses = match &self.hypotheses {
-            HypothesesSpec::Grid(g) => HypothesisSpace::grid(g.k, g.d)?,
-            HypothesesSpec::List(l) => {
-                let (rows, lp, lr) = match (&l.file, &l.params) {
+        let h = &self.hypotheses;
+        let hypotheses = match h.kind {
+            HypothesesKind::Grid => {
+                if h.file.is_some()
+                    || h.params.is_some()
+                    || h.log_prior.is_some()
+                    || h.log_proposal.is_some()
+                {
+                    return Err("a grid takes `k` and `d` only".into());
+                }
+                let (Some(k), Some(d)) = (h.k, h.d) else {
+                    return Err(format!(
+                        "missing field `{}` of the grid",
+                        if h.k.is_none() { "k" } else { "d" }
+                    ));
+                };
+                HypothesisSpace::grid_within(k, d, limits.max_hypotheses, limits.max_parameters)?
+            }
+            HypothesesKind::List => {
+                if h.k.is_some() || h.d.is_some() {
+                    return Err(
+                        "a hypothesis list takes `file` or `params`, not `k` and `d`".into(),
+                    );
+                }
+                let (rows, lp, lr) = match (&h.file, &h.params) {
                     (Some(_), Some(_)) => {
                         return Err("give a hypothesis file or inline params, not both".into())
                     }
                     (None, None) => return Err("a hypothesis list needs `file` or `params`".into()),
-                    (None, Some(p)) => (p.clone(), l.log_prior.clone(), l.log_proposal.clone()),
+                    (None, Some(p)) => {
+                        if let Some((i, len)) = p.ragged {
+                            return Err(format!(
+                                "hypothesis {i} has {len} parameters, hypothesis 0 has {}",
+                                p.width
+                            ));
+                        }
+                        check_list_size(p.n_rows, p.values.len(), limits)?;
+                        (p.clone(), h.log_prior.clone(), h.log_proposal.clone())
+                    }
                     (Some(f), None) => {
-                        if l.log_prior.is_some() || l.log_proposal.is_some() {
+                        if h.log_prior.is_some() || h.log_proposal.is_some() {
                             return Err("with a hypothesis file, give log_prior/log_proposal per line of the file".into());
                         }
-                        read_hypothesis_file(&base_dir.join(f)).map_err(|e| e.to_string())?
+                        read_hypothesis_file(&base_dir.join(f), limits)
+                            .map_err(|e| e.to_string())?
                     }
                 };
-                let d = rows.first().map(|r| r.len()).unwrap_or(0);
-                if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != d) {
-                    return Err(format!(
-                        "hypothesis {i} has {} parameters, hypothesis 0 has {d}",
-                        r.len()
-                    ));
-                }
-                let flat: Vec<f64> = rows.into_iter().flatten().collect();
-                let n = flat.len().checked_div(d).unwrap_or(0);
                 let params =
-                    ndarray::Array2::from_shape_vec((n, d), flat).map_err(|e| e.to_string())?;
+                    ndarray::Array2::from_shape_vec((rows.n_rows, rows.width), rows.values)
+                        .map_err(|e| e.to_string())?;
                 HypothesisSpace::List(HypothesisList::new(params, lp, lr)?)
             }
         };
@@ -397,22 +519,86 @@ impl ModelSpec {
     }
 }
 
-type HypothesisColumns = (Vec<Vec<f64>>, Option<Vec<f64>>, Option<Vec<f64>>);
+/// Refuses a list of `n` hypotheses with `parameters` numbers in all beyond the limits.
+fn check_list_size(
+    n: usize,
+    parameters: usize,
+    limits: &Limits,
+) -> std::result::Result<(), String> {
+    if n > limits.max_hypotheses {
+        return Err(format!(
+            "{n} hypotheses, more than the limit of {} (raise it with --max-hypotheses)",
+            limits.max_hypotheses
+        ));
+    }
+    if parameters > limits.max_parameters {
+        return Err(format!(
+            "{parameters} hypothesis parameters, more than the limit of {} (raise it with --max-parameters)",
+            limits.max_parameters
+        ));
+    }
+    Ok(())
+}
 
-/// Reads a JSONL hypothesis file: `{"params":[…], "log_prior":…, "log_proposal":…}` per line.
-pub fn read_hypothesis_file(path: &PathBuf) -> Result<HypothesisColumns> {
+type HypothesisColumns = (Rows, Option<Vec<f64>>, Option<Vec<f64>>);
+
+/// Reads a JSONL hypothesis file: `{"params":[…], "log_prior":…, "log_proposal":…}`
+/// per line. It must be a regular file (a device or a pipe could be endless),
+/// and is read line by line within `limits`, so memory stays within the
+/// hypotheses it may hold.
+pub fn read_hypothesis_file(path: &PathBuf, limits: &Limits) -> Result<HypothesisColumns> {
     let name = path.display().to_string();
+    let not_regular = || {
+        Error::input(
+            &name,
+            None,
+            "not a regular file: a hypothesis file must be one (a device or a pipe may never end)",
+        )
+    };
+    // Before opening: opening a FIFO would wait for a writer.
+    if !std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .is_file()
+    {
+        return Err(not_regular());
+    }
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut rows = Vec::new();
+    if !file.metadata().map_err(|e| Error::io(path, e))?.is_file() {
+        return Err(not_regular());
+    }
+    let mut input = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut buf = Vec::new();
+    let mut rows = Rows::default();
     let (mut lp, mut lr) = (Vec::new(), Vec::new());
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::input(&name, Some(i + 1), e.to_string()))?;
-        if line.trim().is_empty() {
+    let mut line_no = 0;
+    loop {
+        line_no += 1;
+        match read_line_within(&mut input, &mut buf, limits.max_line_bytes) {
+            Ok(None) => break,
+            Ok(Some(_)) => {}
+            Err(e) => return Err(line_error(&name, line_no, e, limits)),
+        }
+        let mut text = buf.trim_ascii();
+        if line_no == 1 {
+            text = strip_bom(text);
+        }
+        if text.is_empty() {
             continue;
         }
-        let h: super::format::HypothesisLine = serde_json::from_str(&line)
-            .map_err(|e| Error::input(&name, Some(i + 1), describe_json_error(&e)))?;
-        let n = rows.len();
+        let at_line = |m: String| Error::input(&name, Some(line_no), m);
+        let h: super::format::HypothesisLine =
+            serde_json::from_slice(text).map_err(|e| at_line(describe_json_error(&e)))?;
+        let n = rows.n_rows;
+        if n == 0 {
+            rows.width = h.params.len();
+        } else if h.params.len() != rows.width {
+            return Err(at_line(format!(
+                "hypothesis {n} has {} parameters, hypothesis 0 has {}",
+                h.params.len(),
+                rows.width
+            )));
+        }
+        check_list_size(n + 1, rows.values.len() + h.params.len(), limits).map_err(at_line)?;
         for (col, v, what) in [
             (&mut lp, h.log_prior, "log_prior"),
             (&mut lr, h.log_proposal, "log_proposal"),
@@ -421,17 +607,16 @@ pub fn read_hypothesis_file(path: &PathBuf) -> Result<HypothesisColumns> {
                 Some(v) if col.len() == n => col.push(v),
                 None if col.is_empty() => {}
                 _ => {
-                    return Err(Error::input(
-                        &name,
-                        Some(i + 1),
-                        format!("{what} must be given on every line or on none"),
-                    ))
+                    return Err(at_line(format!(
+                        "{what} must be given on every line or on none"
+                    )))
                 }
             }
         }
-        rows.push(h.params);
+        rows.values.extend_from_slice(&h.params);
+        rows.n_rows += 1;
     }
-    let n = rows.len();
+    let n = rows.n_rows;
     let col = |c: Vec<f64>| if c.is_empty() { None } else { Some(c) };
     if (!lp.is_empty() && lp.len() != n) || (!lr.is_empty() && lr.len() != n) {
         return Err(Error::input(
@@ -441,4 +626,62 @@ pub fn read_hypothesis_file(path: &PathBuf) -> Result<HypothesisColumns> {
         ));
     }
     Ok((rows, col(lp), col(lr)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufReader, Cursor, Read};
+
+    #[test]
+    fn a_line_without_end_is_read_no_further_than_the_limit() {
+        let max = 1000;
+        let mut endless = BufReader::with_capacity(64, std::io::repeat(b'x'));
+        let mut buf = Vec::new();
+        let got = read_line_within(&mut endless, &mut buf, max);
+        assert!(matches!(got, Err(LineError::TooLong)), "{got:?}");
+        assert!(buf.capacity() <= 2 * (max + 1), "{}", buf.capacity());
+    }
+
+    #[test]
+    fn the_limit_counts_a_line_without_its_end() {
+        let mut buf = Vec::new();
+        let text = b"abcd\r\nabcde\nabc";
+        let mut input = Cursor::new(&text[..]);
+        assert_eq!(read_line_within(&mut input, &mut buf, 4).unwrap(), Some(6));
+        assert_eq!(buf, b"abcd");
+        assert!(matches!(
+            read_line_within(&mut input, &mut buf, 4),
+            Err(LineError::TooLong)
+        ));
+        let mut input = Cursor::new(&text[6..]);
+        assert_eq!(read_line_within(&mut input, &mut buf, 5).unwrap(), Some(6));
+        assert_eq!(buf, b"abcde");
+        assert_eq!(read_line_within(&mut input, &mut buf, 5).unwrap(), Some(3));
+        assert_eq!(buf, b"abc");
+        assert_eq!(read_line_within(&mut input, &mut buf, 5).unwrap(), None);
+    }
+
+    #[test]
+    fn an_endless_line_in_a_log_is_an_error_at_its_line() {
+        let head = concat!(
+            r#"{"type":"model","hypotheses":{"kind":"grid","k":2,"d":1},"observation":{"kind":"bernoulli"}}"#,
+            "\n",
+            r#"{"type":"stream","candidates":[[0],[1]]}"#,
+            "\n"
+        );
+        let input = BufReader::new(Cursor::new(head).chain(std::io::repeat(b' ')));
+        let limits = Limits {
+            max_line_bytes: 1 << 12,
+            ..Limits::default()
+        };
+        let mut r = LogReader::with_limits("t.jsonl", input, Path::new("."), None, &limits)
+            .expect("the model line is short");
+        assert!(matches!(r.next_event(), Ok(Some(LogEvent::Stream(_)))));
+        let e = r.next_event().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "t.jsonl:3: the line is longer than the limit of 4096 bytes (raise it with --max-line-bytes)"
+        );
+    }
 }

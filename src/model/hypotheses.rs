@@ -4,9 +4,13 @@
 
 use ndarray::Array2;
 
-/// Largest hypothesis space the engines accept (memory: a few f64 per
-/// hypothesis per step of a batch).
+/// Default largest hypothesis space (memory: a few f64 per hypothesis per
+/// step of a batch); `--max-hypotheses` raises it.
 pub const MAX_HYPOTHESES: usize = 1 << 26;
+
+/// Default largest number of hypothesis parameters `H·d` (2 GiB of f64); it
+/// bounds `d` too, which `k = 1` would leave free (`--max-parameters`).
+pub const MAX_PARAMETERS: usize = 1 << 28;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum HypothesisSpace {
@@ -48,11 +52,6 @@ impl HypothesisList {
         let h = params.nrows();
         if h == 0 {
             return Err("the hypothesis list is empty".into());
-        }
-        if h > MAX_HYPOTHESES {
-            return Err(format!(
-                "{h} hypotheses: at most {MAX_HYPOTHESES} are supported"
-            ));
         }
         if params.ncols() == 0 {
             return Err("hypotheses have no parameters (dimension 0)".into());
@@ -102,17 +101,46 @@ impl HypothesisList {
 }
 
 impl HypothesisSpace {
+    /// The grid `{0..k-1}^d` within the default limits.
     pub fn grid(k: u32, d: usize) -> Result<Self, String> {
+        Self::grid_within(k, d, MAX_HYPOTHESES, MAX_PARAMETERS)
+    }
+
+    /// The grid `{0..k-1}^d`, refused when it has more than `max_hypotheses`
+    /// hypotheses or `max_parameters` parameters in all (`k^d·d`).
+    pub fn grid_within(
+        k: u32,
+        d: usize,
+        max_hypotheses: usize,
+        max_parameters: usize,
+    ) -> Result<Self, String> {
         if k < 1 || d < 1 {
             return Err(format!("a grid needs k ≥ 1 and d ≥ 1, got k={k}, d={d}"));
         }
-        let h = (k as f64).powi(d as i32);
-        if h > MAX_HYPOTHESES as f64 {
-            return Err(format!(
-                "a grid of {k}^{d} = {h:.3e} hypotheses is too large (at most {MAX_HYPOTHESES})"
-            ));
+        // In integers: a float power of `d as i32` once wrapped d = 2^31 to
+        // 2^-2^31 = 0 hypotheses.
+        let h = match k {
+            1 => Some(1),
+            _ => u32::try_from(d)
+                .ok()
+                .and_then(|d| (k as usize).checked_pow(d)),
+        };
+        let h = match h {
+            Some(h) if h <= max_hypotheses => h,
+            _ => {
+                return Err(format!(
+                    "a grid of {k}^{d}{} hypotheses is too large: the limit is {max_hypotheses} (raise it with --max-hypotheses)",
+                    h.map(|h| format!(" = {h}")).unwrap_or_default()
+                ))
+            }
+        };
+        match h.checked_mul(d) {
+            Some(p) if p <= max_parameters => Ok(HypothesisSpace::Grid { k, d }),
+            _ => Err(format!(
+                "a grid of {k}^{d} hypotheses of dimension {d} has {} parameters, more than the limit of {max_parameters} (raise it with --max-parameters)",
+                h as u128 * d as u128
+            )),
         }
-        Ok(HypothesisSpace::Grid { k, d })
     }
 
     /// Number of hypotheses `H`.

@@ -40,11 +40,81 @@ impl Model {
             ObservationModel::Gaussian {
                 sigma,
                 harm_threshold,
-            } => format!("gaussian outcomes (σ = {sigma}), harm = outcome > {harm_threshold}"),
+            } => format!(
+                "gaussian outcomes (σ = {}), harm = outcome > {}",
+                show_number(sigma),
+                show_number(harm_threshold)
+            ),
             ObservationModel::Bernoulli => {
                 "bernoulli harm indicator, P(harm) = sigmoid(w·x)".into()
             }
         };
         format!("{space}; {obs}")
+    }
+}
+
+/// A number for people: the shortest form that reads back as the same f64,
+/// in scientific notation when it is tiny or huge (`{}` alone writes 1e-300
+/// with 300 digits).
+pub fn show_number(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-4..1e16).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gaussian(sigma: f64, harm_threshold: f64) -> Model {
+        Model {
+            hypotheses: HypothesisSpace::grid(2, 2).unwrap(),
+            observation: ObservationModel::Gaussian {
+                sigma,
+                harm_threshold,
+            },
+        }
+    }
+
+    #[test]
+    fn tiny_and_huge_parameters_print_in_scientific_notation() {
+        let text = gaussian(1e-300, -2.5e300).describe();
+        assert!(
+            text.contains("(σ = 1e-300), harm = outcome > -2.5e300"),
+            "{text}"
+        );
+        let text = gaussian(0.5, 4.0).describe();
+        assert!(text.contains("(σ = 0.5), harm = outcome > 4"), "{text}");
+        let text = gaussian(1.0 / 3.0, 1e15).describe();
+        assert!(
+            text.contains("σ = 0.3333333333333333)") && text.contains("> 1000000000000000"),
+            "{text}"
+        );
+        let bad = ObservationModel::Gaussian {
+            sigma: -1e-300,
+            harm_threshold: 0.0,
+        };
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            "sigma must be a finite number > 0, got -1e-300"
+        );
+    }
+
+    #[test]
+    fn shown_numbers_read_back_exactly() {
+        for x in [
+            1e-300,
+            5e-324,
+            1.7976931348623157e308,
+            0.1,
+            -3.0,
+            1e-4,
+            9.999e15,
+            1e16,
+        ] {
+            assert_eq!(show_number(x).parse::<f64>().unwrap(), x, "{x}");
+        }
     }
 }

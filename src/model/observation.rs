@@ -31,11 +31,15 @@ impl ObservationModel {
                 harm_threshold,
             } => {
                 if !(sigma.is_finite() && sigma > 0.0) {
-                    return Err(format!("sigma must be a finite number > 0, got {sigma}"));
+                    return Err(format!(
+                        "sigma must be a finite number > 0, got {}",
+                        super::show_number(sigma)
+                    ));
                 }
                 if !harm_threshold.is_finite() {
                     return Err(format!(
-                        "harm_threshold must be finite, got {harm_threshold}"
+                        "harm_threshold must be finite, got {}",
+                        super::show_number(harm_threshold)
                     ));
                 }
                 Ok(())

@@ -716,18 +716,33 @@ impl StepCuts {
 /// members (none here: `I_α` holds the MAP) keeps its split threshold.
 fn member_floors(pairs: &[[f32; 2]], log_rel: &[f64], cuts: &[PlausibleCut]) -> Vec<[f32; 2]> {
     let below = |a: &[f32; 2], b: &[f32; 2]| a[0] < b[0] || (a[0] == b[0] && a[1] < b[1]);
+    // One pass, one comparison of pairs per candidate: a candidate with
+    // j = #{cuts whose threshold exceeds ℓ} belongs to exactly the cuts
+    // with at least j thresholds above their own, so keep the least pair
+    // per j and take prefix minima (a wide posterior brings every hypothesis).
+    let mut least: Vec<Option<[f32; 2]>> = vec![None; cuts.len() + 1];
+    for (p, &l) in pairs.iter().zip(log_rel) {
+        let j = cuts.iter().filter(|c| c.threshold > l).count();
+        if least[j].is_none_or(|m| below(p, &m)) {
+            least[j] = Some(*p);
+        }
+    }
+    for j in 1..least.len() {
+        if let (Some(a), Some(b)) = (least[j - 1], least[j]) {
+            if below(&a, &b) {
+                least[j] = Some(a);
+            }
+        } else if least[j].is_none() {
+            least[j] = least[j - 1];
+        }
+    }
     cuts.iter()
         .map(|cut| {
-            let least = pairs
-                .iter()
-                .zip(log_rel)
-                .filter(|&(_, &l)| cut.size > 0 && l >= cut.threshold)
-                .map(|(p, _)| p)
-                .fold(None, |m: Option<&[f32; 2]>, p| match m {
-                    Some(m) if !below(p, m) => Some(m),
-                    _ => Some(p),
-                });
-            least.copied().unwrap_or_else(|| split(cut.threshold))
+            let above = cuts.iter().filter(|c| c.threshold > cut.threshold).count();
+            match least[above] {
+                Some(p) if cut.size > 0 => p,
+                _ => split(cut.threshold),
+            }
         })
         .collect()
 }

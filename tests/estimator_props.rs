@@ -129,8 +129,8 @@ proptest! {
         }
         for (r, lp) in results.iter().zip(&posteriors) {
             let sizes = &r.posterior.plausible_set_size;
-            for i in 1..ALPHAS.len() {
-                prop_assert!(sizes[i] <= sizes[i - 1], "|I_α| grows as α shrinks: {:?}", sizes);
+            for pair in sizes.windows(2) {
+                prop_assert!(pair[1] <= pair[0], "|I_α| grows as α shrinks: {:?}", sizes);
             }
             prop_assert!(sizes[ALPHAS.len() - 1] >= 1, "I_1 holds the MAP");
             let p: Vec<f64> = lp.iter().map(|v| v.exp()).collect();
@@ -143,7 +143,7 @@ proptest! {
                 for v in all {
                     prop_assert!((0.0..=1.0).contains(&v), "estimate {} outside [0, 1]", v);
                 }
-                for i in 0..ALPHAS.len() {
+                for (i, &alpha) in ALPHAS.iter().enumerate() {
                     prop_assert!(c.ville_max[i] <= c.ville_sum[i] * (1.0 + 1e-12));
                     if i > 0 {
                         prop_assert!(c.plausible_set[i] <= c.plausible_set[i - 1]);
@@ -152,13 +152,13 @@ proptest! {
                     // its q is one of those the plausible set maximises
                     let h = c.cautious_hypothesis as usize;
                     let ahead: f64 = p.iter().filter(|&&x| x > p[h]).sum();
-                    if p[h] > ALPHAS[i] * (p[h] + ahead) * (1.0 + 1e-9) {
+                    if p[h] > alpha * (p[h] + ahead) * (1.0 + 1e-9) {
                         prop_assert!(
                             c.cautious_theory <= c.plausible_set[i],
                             "cautious {} > plausible {} at α {}",
                             c.cautious_theory,
                             c.plausible_set[i],
-                            ALPHAS[i]
+                            alpha
                         );
                     }
                 }

@@ -43,21 +43,6 @@ fn gpu() -> &'static GpuEngine {
     }
 }
 
-/// An engine whose kernels have this shape whatever the adapter's kind, so
-/// both shapes run on every adapter (lavapipe's own is `Serial`).
-fn gpu_shaped(shape: KernelShape) -> &'static GpuEngine {
-    static SERIAL: OnceLock<Result<GpuEngine, String>> = OnceLock::new();
-    static PARALLEL: OnceLock<Result<GpuEngine, String>> = OnceLock::new();
-    let cell = match shape {
-        KernelShape::Serial => &SERIAL,
-        KernelShape::Parallel => &PARALLEL,
-    };
-    match cell.get_or_init(|| GpuEngine::with_shape(shape).map_err(|e| e.to_string())) {
-        Ok(g) => g,
-        Err(e) => panic!("the GPU tests need a wgpu adapter and found none ({e})"),
-    }
-}
-
 /// A serial-shape engine that cuts a device posterior's batches into chunks
 /// of about 2^13 (step, hypothesis) pairs, so that the next chunk's weights
 /// are queued before each chunk's are read (a GPU's own chunks are 2^24
@@ -849,7 +834,7 @@ fn contextual_grids_walk_w_x_from_hypothesis_to_hypothesis() {
         for shape in [KernelShape::Serial, KernelShape::Parallel] {
             let name = format!("grid {k}^{d} contextual ({shape:?})");
             compare_on(
-                gpu_shaped(shape),
+                common::gpu_engine(shape),
                 &Case {
                     name: &name,
                     model: &model,
@@ -1188,8 +1173,8 @@ fn compare_device_posterior(name: &str, log: &str, settings: &AuditSettings) {
     let (c, ct) = audit_on(&cpu_engine(), log, settings);
     assert_eq!(ct.device_posterior_batches, 0, "{name}: the CPU engine");
     let engines = [
-        ("Serial", gpu_shaped(KernelShape::Serial)),
-        ("Parallel", gpu_shaped(KernelShape::Parallel)),
+        ("Serial", common::gpu_engine(KernelShape::Serial)),
+        ("Parallel", common::gpu_engine(KernelShape::Parallel)),
         ("Serial, pipelined chunks", gpu_pipelined()),
     ];
     for (how, engine) in engines {
@@ -1520,7 +1505,7 @@ fn one_table_grid_batch<'m>(
 /// `compare` on the serial kernel shape.
 fn compare_serial(name: &str, model: &Model, batch: &Batch<'_>, alphas: &[f64]) -> usize {
     compare_on(
-        gpu_shaped(KernelShape::Serial),
+        common::gpu_engine(KernelShape::Serial),
         &Case {
             name,
             model,
@@ -1604,7 +1589,7 @@ fn loop_limit_long_prefix() {
         skip_unexplained: false,
     };
     let (c, _) = audit_on(&cpu_engine(), &log, &settings);
-    let (g, gt) = audit_on(gpu_shaped(KernelShape::Serial), &log, &settings);
+    let (g, gt) = audit_on(common::gpu_engine(KernelShape::Serial), &log, &settings);
     assert!(gt.device_posterior_batches >= 1);
     compare_steps("4 hypotheses, 100,000 steps", &c, &g);
 }

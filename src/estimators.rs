@@ -255,3 +255,24 @@ pub fn finish(
         oracle,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_outside_zero_one_are_refused_and_alpha_is_delta_times_the_floor() {
+        // δ > 1 would still give an α ≤ 1 (α = δ·p_min): only the δ check catches it
+        for bad in [1.5, 0.0, -0.1, f64::NAN] {
+            assert!(Alphas::from_deltas(&[bad], 0.01).is_err(), "δ = {bad}");
+        }
+        let a = Alphas::from_deltas(&[0.05, 1.0], 1.0 / 1024.0).unwrap();
+        assert_eq!(a.values, vec![0.05 / 1024.0, 1.0 / 1024.0]);
+        assert_eq!(a.delta(0), 0.05);
+        // α outside (0, 1] and a floor outside (0, 1] are refused too
+        for bad in [0.0, 1.5, f64::NAN] {
+            assert!(Alphas::new(vec![bad], 0.5).is_err(), "α = {bad}");
+            assert!(Alphas::new(vec![0.5], bad).is_err(), "floor = {bad}");
+        }
+    }
+}

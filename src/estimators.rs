@@ -264,7 +264,8 @@ mod tests {
     fn deltas_outside_zero_one_are_refused_and_alpha_is_delta_times_the_floor() {
         // δ > 1 would still give an α ≤ 1 (α = δ·p_min): only the δ check catches it
         for bad in [1.5, 0.0, -0.1, f64::NAN] {
-            assert!(Alphas::from_deltas(&[bad], 0.01).is_err(), "δ = {bad}");
+            let e = Alphas::from_deltas(&[bad], 0.01).unwrap_err();
+            assert!(e.starts_with("δ must be in (0, 1]"), "δ = {bad}: {e}");
         }
         let a = Alphas::from_deltas(&[0.05, 1.0], 1.0 / 1024.0).unwrap();
         assert_eq!(a.values, vec![0.05 / 1024.0, 1.0 / 1024.0]);

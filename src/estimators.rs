@@ -50,7 +50,7 @@ impl Alphas {
         }
         if let Some(d) = deltas.iter().find(|&&d| d * prior_floor == 0.0) {
             return Err(format!(
-                "α = δ · p_min = {d} · {prior_floor:e} underflows to 0: give a larger --prior-floor, or --alpha"
+                "α = δ · p_min = {d:e} · {prior_floor:e} underflows to 0: give a larger --prior-floor, or --alpha"
             ));
         }
         Alphas::new(
@@ -267,6 +267,10 @@ mod tests {
             let e = Alphas::from_deltas(&[bad], 0.01).unwrap_err();
             assert!(e.starts_with("δ must be in (0, 1]"), "δ = {bad}: {e}");
         }
+        // δ · p_min underflowing to 0 is named as such, with the way out
+        let e = Alphas::from_deltas(&[1e-10], 1e-320).unwrap_err();
+        assert!(e.starts_with("α = δ · p_min = 1e-10"), "{e}");
+        assert!(e.contains("--prior-floor"), "{e}");
         let a = Alphas::from_deltas(&[0.05, 1.0], 1.0 / 1024.0).unwrap();
         assert_eq!(a.values, vec![0.05 / 1024.0, 1.0 / 1024.0]);
         assert_eq!(a.delta(0), 0.05);

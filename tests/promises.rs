@@ -6,6 +6,9 @@
 //! candidate `≤ C`, the default α, Bernoulli outcomes of 0, exact ties of the
 //! cautious theory). Nothing here calls the crate's maths.
 
+mod common;
+
+use common::floats;
 use std::path::Path;
 use std::process::Command;
 
@@ -67,14 +70,6 @@ struct Step {
     candidates: Vec<Expected>,
     /// ln p_h + ln q_h and q_h per candidate, to judge the reported ĥ
     scores: Vec<Vec<(f64, f64)>>,
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
 }
 
 fn table(v: &Value) -> Vec<Vec<f64>> {

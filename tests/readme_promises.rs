@@ -3,6 +3,9 @@
 //! prints, file:line in model and hypothesis files, exit codes, `bench` and
 //! `experiment` from the command line, the progress bar on a terminal only.
 
+mod common;
+
+use common::floats;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -219,14 +222,6 @@ fn bench_on_the_cpu_takes_contextual_batch_elements_and_kernel_times() {
     let secs = floats(&r["seconds"]);
     let fastest = secs.iter().copied().fold(f64::INFINITY, f64::min);
     assert!((hi - 243.0 * 400.0 / fastest).abs() <= 1e-6 * hi, "{r}");
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
 }
 
 #[test]

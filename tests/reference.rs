@@ -10,7 +10,7 @@ use std::io::BufRead;
 use gpubound::audit::StepResult;
 use serde_json::Value;
 
-use common::{audit_text, close, reference_dir};
+use common::{audit_text, close, floats, reference_dir};
 
 struct Env {
     id: String,
@@ -65,14 +65,6 @@ fn alphas(e: &Env) -> Vec<f64> {
         .unwrap()
         .iter()
         .map(|a| a.as_f64().unwrap())
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
         .collect()
 }
 

@@ -12,17 +12,13 @@ use rayon::prelude::*;
 use crate::engine::{
     Batch, BatchStep, CandidateTable, Engine, PosteriorCarry, ReducedBatch, Reductions,
 };
+pub use crate::engine::{PhaseSeconds, DEFAULT_BATCH_ELEMENTS};
 use crate::estimators::{self, Alphas, CandidateEstimates};
 use crate::log::{LogEvent, LogReader, StepRecord, StreamInfo};
 
 use crate::model::Model;
 use crate::posterior;
 use crate::{Error, Result};
-
-/// Default size of a batch, in (step, hypothesis) pairs: a few f64 arrays of
-/// this size are alive at once (16 MiB each: below glibc's largest mmap
-/// threshold, so batches reuse the heap instead of faulting in fresh pages).
-pub const DEFAULT_BATCH_ELEMENTS: usize = 1 << 21;
 
 /// Hypotheses per thread's block of the host's prefix sums.
 const PREFIX_COLUMNS: usize = 256;
@@ -105,50 +101,6 @@ pub struct UnexplainedStep {
     pub step: usize,
     /// line of the log
     pub line: usize,
-}
-
-/// Wall time spent in each phase of the pipeline, summed over batches: where
-/// an audit's time goes (`gpubound bench` reports it).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
-pub struct PhaseSeconds {
-    /// harm tables and log-likelihoods (`prepare`, `log_likelihoods`); for
-    /// a posterior kept on the device, everything up to relative weights
-    pub likelihoods: f64,
-    /// the host's prefix sums, relative weights and plausible-set cuts; for
-    /// a posterior kept on the device, the plausible-set cuts
-    pub posterior: f64,
-    /// the reductions over hypotheses
-    pub reduce: f64,
-    /// the estimators per candidate, and the sink; the estimators of a batch
-    /// run while the engine works on the next one, so the phases can add up
-    /// to more than the wall time
-    pub estimators: f64,
-    /// preparing a batch; where the backend keeps the posterior on the
-    /// device (the GPU), also the carry's trip between host and device
-    pub setup: f64,
-}
-
-impl PhaseSeconds {
-    /// Every phase times `f` (an average over runs, say).
-    pub fn scaled(self, f: f64) -> Self {
-        PhaseSeconds {
-            likelihoods: self.likelihoods * f,
-            posterior: self.posterior * f,
-            reduce: self.reduce * f,
-            estimators: self.estimators * f,
-            setup: self.setup * f,
-        }
-    }
-}
-
-impl std::ops::AddAssign for PhaseSeconds {
-    fn add_assign(&mut self, o: Self) {
-        self.likelihoods += o.likelihoods;
-        self.posterior += o.posterior;
-        self.reduce += o.reduce;
-        self.estimators += o.estimators;
-        self.setup += o.setup;
-    }
 }
 
 /// A step waiting in the current batch.

@@ -10,15 +10,19 @@
 use ndarray::{Array2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
-use crate::engine::StepWeights;
+pub use crate::model::log_sum_exp;
 
-/// `ln Σ e^{x_i}`, stable; −∞ for an empty or all −∞ input.
-pub fn log_sum_exp(x: &[f64]) -> f64 {
-    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+/// The host's posterior for every step of a batch .
+#[derive(Debug, Clone)]
+pub struct StepWeights {
+    /// `steps × H`: `ℓ_h = L_t(h) − max L_t`, the MAP has 0.
+    pub log_rel: Array2<f64>,
+    /// `steps × H`: the relative weights `e^{ℓ_h}` in f64 (0 where they
+    /// underflow), computed once by the host; backends working in another
+    /// precision exponentiate `log_rel` themselves.
+    pub weight: Array2<f64>,
+    /// `steps × n_alpha`: `h ∈ I_α` iff `ℓ_h ≥ threshold`.
+    pub plausible_threshold: Array2<f64>,
 }
 
 /// Below this a log posterior `L` stands for −∞ (the shaders' `LOG_ZERO`:

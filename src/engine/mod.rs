@@ -18,41 +18,57 @@ pub mod gpu;
 
 use ndarray::Array2;
 
+pub use crate::log::CandidateTable;
 use crate::model::Model;
+pub use crate::posterior::StepWeights;
 use crate::Result;
 
-/// One candidate table: the feature vectors of the actions available at a
-/// step. A bandit stream has one for all its steps; a contextual log has one
-/// per step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CandidateTable {
-    /// `A × d`, row-major.
-    pub features: Vec<f64>,
-    pub n_candidates: usize,
+/// Default size of a batch, in (step, hypothesis) pairs: a few f64 arrays of
+/// this size are alive at once (16 MiB each: below glibc's largest mmap
+/// threshold, so batches reuse the heap instead of faulting in fresh pages).
+pub const DEFAULT_BATCH_ELEMENTS: usize = 1 << 21;
+
+/// Wall time spent in each phase of the pipeline, summed over batches: where
+/// an audit's time goes (`gpubound bench` reports it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct PhaseSeconds {
+    /// harm tables and log-likelihoods (`prepare`, `log_likelihoods`); for
+    /// a posterior kept on the device, everything up to relative weights
+    pub likelihoods: f64,
+    /// the host's prefix sums, relative weights and plausible-set cuts; for
+    /// a posterior kept on the device, the plausible-set cuts
+    pub posterior: f64,
+    /// the reductions over hypotheses
+    pub reduce: f64,
+    /// the estimators per candidate, and the sink; the estimators of a batch
+    /// run while the engine works on the next one, so the phases can add up
+    /// to more than the wall time
+    pub estimators: f64,
+    /// preparing a batch; where the backend keeps the posterior on the
+    /// device (the GPU), also the carry's trip between host and device
+    pub setup: f64,
 }
 
-impl CandidateTable {
-    pub fn new(features: Vec<f64>, n_candidates: usize) -> Self {
-        debug_assert!(n_candidates > 0 && features.len().is_multiple_of(n_candidates));
-        CandidateTable {
-            features,
-            n_candidates,
+impl PhaseSeconds {
+    /// Every phase times `f` (an average over runs, say).
+    pub fn scaled(self, f: f64) -> Self {
+        PhaseSeconds {
+            likelihoods: self.likelihoods * f,
+            posterior: self.posterior * f,
+            reduce: self.reduce * f,
+            estimators: self.estimators * f,
+            setup: self.setup * f,
         }
     }
+}
 
-    pub fn dim(&self) -> usize {
-        self.features.len() / self.n_candidates
-    }
-
-    pub fn candidate(&self, a: usize) -> &[f64] {
-        let d = self.dim();
-        &self.features[a * d..(a + 1) * d]
-    }
-
-    pub fn is_integer_valued(&self) -> bool {
-        self.features
-            .iter()
-            .all(|v| v.fract() == 0.0 && v.abs() < 1e9)
+impl std::ops::AddAssign for PhaseSeconds {
+    fn add_assign(&mut self, o: Self) {
+        self.likelihoods += o.likelihoods;
+        self.posterior += o.posterior;
+        self.reduce += o.reduce;
+        self.estimators += o.estimators;
+        self.setup += o.setup;
     }
 }
 
@@ -109,19 +125,6 @@ impl<'m> Batch<'m> {
     pub fn triples(&self) -> u64 {
         self.model.hypotheses.len() as u64 * self.n_candidates_total() as u64
     }
-}
-
-/// The host's posterior for every step of a batch (see `posterior`).
-#[derive(Debug, Clone)]
-pub struct StepWeights {
-    /// `steps × H`: `ℓ_h = L_t(h) − max L_t`, the MAP has 0.
-    pub log_rel: Array2<f64>,
-    /// `steps × H`: the relative weights `e^{ℓ_h}` in f64 (0 where they
-    /// underflow), computed once by the host; backends working in another
-    /// precision exponentiate `log_rel` themselves.
-    pub weight: Array2<f64>,
-    /// `steps × n_alpha`: `h ∈ I_α` iff `ℓ_h ≥ threshold`.
-    pub plausible_threshold: Array2<f64>,
 }
 
 /// Reductions over hypotheses, per step and per (step, candidate); flat in
@@ -207,7 +210,7 @@ pub trait Engine: Send + Sync {
     /// with: large enough to hide its per-batch costs, small enough to keep
     /// the host's memory bounded.
     fn preferred_batch_elements(&self) -> usize {
-        crate::audit::DEFAULT_BATCH_ELEMENTS
+        DEFAULT_BATCH_ELEMENTS
     }
     /// Builds what the batch's kernels need (harm tables, buffers).
     fn prepare<'a>(&'a self, batch: &'a Batch<'a>) -> Result<Box<dyn PreparedBatch + 'a>>;
@@ -268,7 +271,7 @@ pub struct DevicePosterior {
     /// where the time went: `likelihoods` is the device's pass from
     /// log-likelihoods to relative weights (one submission), `posterior` the
     /// plausible-set candidates and the host's cuts, `reduce` the reductions
-    pub phases: crate::audit::PhaseSeconds,
+    pub phases: PhaseSeconds,
     /// per step: `max_h L_t(h)` before the step (−∞ or NaN where none is
     /// above `posterior::LOG_ZERO`), for the audit's check for outcomes no
     /// hypothesis can explain

@@ -12,6 +12,41 @@ use std::path::Path;
 use crate::model::Model;
 use crate::{Error, Result};
 
+/// One candidate table: the feature vectors of the actions available at a
+/// step. A bandit stream has one for all its steps; a contextual log has one
+/// per step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateTable {
+    /// `A × d`, row-major.
+    pub features: Vec<f64>,
+    pub n_candidates: usize,
+}
+
+impl CandidateTable {
+    pub fn new(features: Vec<f64>, n_candidates: usize) -> Self {
+        debug_assert!(n_candidates > 0 && features.len().is_multiple_of(n_candidates));
+        CandidateTable {
+            features,
+            n_candidates,
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.features.len() / self.n_candidates
+    }
+
+    pub fn candidate(&self, a: usize) -> &[f64] {
+        let d = self.dim();
+        &self.features[a * d..(a + 1) * d]
+    }
+
+    pub fn is_integer_valued(&self) -> bool {
+        self.features
+            .iter()
+            .all(|v| v.fract() == 0.0 && v.abs() < 1e9)
+    }
+}
+
 /// Bounds on every size the input controls, so that a few bytes of input
 /// cannot ask for unbounded memory (README, "Limits"). Each error that
 /// enforces one names the limit and the option that raises it.

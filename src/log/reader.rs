@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::format::{LogLine, ModelSpec, Rows, StepLine, StreamLine};
+use super::CandidateTable;
 use super::{strip_bom, Limits};
-use crate::engine::CandidateTable;
 use crate::model::Model;
 use crate::{Error, Result};
 

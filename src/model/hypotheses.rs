@@ -87,7 +87,7 @@ impl HypothesisList {
                 *l -= r;
             }
         }
-        let norm = crate::posterior::log_sum_exp(&lp);
+        let norm = super::log_sum_exp(&lp);
         if !norm.is_finite() {
             return Err("the prior gives every hypothesis zero mass".into());
         }

@@ -7,6 +7,16 @@ pub mod observation;
 pub use hypotheses::{HypothesisList, HypothesisSpace, PriorKind};
 pub use observation::ObservationModel;
 
+/// `ln Σ e^{x_i}`, stable; −∞ for an empty or all −∞ input. The prior's
+/// normaliser needs it first; the posterior uses it throughout.
+pub fn log_sum_exp(x: &[f64]) -> f64 {
+    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     pub hypotheses: HypothesisSpace,

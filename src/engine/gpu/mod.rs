@@ -480,7 +480,7 @@ impl Engine for GpuEngine {
     /// runs on the host's cores and gains nothing from them.
     fn preferred_batch_elements(&self) -> usize {
         if self.is_software() {
-            crate::audit::DEFAULT_BATCH_ELEMENTS
+            crate::engine::DEFAULT_BATCH_ELEMENTS
         } else {
             1 << 26
         }

@@ -13,8 +13,7 @@ use super::device::{join_log, split, split_log, Gpu, Readback};
 use super::reduce::RUN;
 use super::{compose, BlockSums, KernelShape, LogWeights, State, StepChunk, COMMON};
 
-use crate::audit::PhaseSeconds;
-use crate::engine::{DevicePosterior, PosteriorCarry, ReducedBatch};
+use crate::engine::{DevicePosterior, PhaseSeconds, PosteriorCarry, ReducedBatch};
 use crate::posterior::{exp_all, plausible_cuts, plausible_floor, CutScratch, PlausibleCut};
 use crate::{Error, Result};
 

@@ -2,7 +2,6 @@
 //! batch, so memory stays bounded by the batch size whatever the log's length.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +13,8 @@ use crate::engine::{
 };
 pub use crate::engine::{PhaseSeconds, DEFAULT_BATCH_ELEMENTS};
 use crate::estimators::{self, Alphas, CandidateEstimates};
-use crate::log::{LogEvent, LogReader, StepRecord, StreamInfo};
+pub use crate::log::EventSource;
+use crate::log::{LogEvent, StepRecord, StreamInfo};
 
 use crate::model::Model;
 use crate::posterior;
@@ -109,32 +109,6 @@ struct Pending {
     record: StepRecord,
     /// First step of a stream whose posterior restarts from the prior.
     restart: bool,
-}
-
-/// Where the audit's streams and steps come from: a log file, or a synthetic
-/// workload held in memory (`gpubound bench`).
-pub trait EventSource {
-    fn model(&self) -> &Model;
-    /// The name errors give for this source (a log file's path).
-    fn name(&self) -> &str {
-        "<input>"
-    }
-    /// The next stream or step, validated; `None` at the end.
-    fn next_event(&mut self) -> Result<Option<LogEvent>>;
-}
-
-impl<R: BufRead> EventSource for LogReader<R> {
-    fn model(&self) -> &Model {
-        LogReader::model(self)
-    }
-
-    fn name(&self) -> &str {
-        LogReader::name(self)
-    }
-
-    fn next_event(&mut self) -> Result<Option<LogEvent>> {
-        LogReader::next_event(self)
-    }
 }
 
 /// Runs the audit over the whole log, handing each step's result to `sink` in

@@ -7,6 +7,7 @@ use anyhow::Context;
 use crate::audit::{self, AuditSettings};
 use crate::cli::{exit, AuditArgs};
 use crate::estimators::Alphas;
+use crate::log::EventSource;
 use crate::model::{Model, ObservationModel};
 use crate::report::html::{HtmlReport, RunInfo};
 use crate::report::{
@@ -104,7 +105,10 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
                 }
                 writer.write_step(&step)
             },
-            |r| progress::set(&bar, r.bytes_read(), r.steps_read()),
+            |r| {
+                let (bytes, steps) = r.progress();
+                progress::set(&bar, bytes, steps)
+            },
         )?;
         writer.finish()?;
         totals

@@ -79,6 +79,72 @@ impl Default for Limits {
     }
 }
 
+/// Where an audit's streams and steps come from: a log (JSON Lines, Parquet,
+/// Arrow batches) or a workload held in memory (`gpubound bench`).
+pub trait EventSource {
+    fn model(&self) -> &Model;
+    /// The name errors give for this source (a log file's path).
+    fn name(&self) -> &str {
+        "<input>"
+    }
+    /// The next stream or step, validated; `None` at the end.
+    fn next_event(&mut self) -> Result<Option<LogEvent>>;
+    /// Bytes of input consumed and steps read so far, for progress bars.
+    fn progress(&self) -> (u64, usize) {
+        (0, 0)
+    }
+}
+
+/// A log opened for an audit, whatever its format.
+pub trait LogInput: EventSource + Send {
+    /// For overrides of model fields (`--sigma`), before any step is read.
+    fn model_mut(&mut self) -> &mut Model;
+    /// The hypothesis file the log's model named, if any (no output may
+    /// replace it).
+    fn hypothesis_file(&self) -> Option<&Path> {
+        None
+    }
+}
+
+impl<S: EventSource + ?Sized> EventSource for Box<S> {
+    fn model(&self) -> &Model {
+        (**self).model()
+    }
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn next_event(&mut self) -> Result<Option<LogEvent>> {
+        (**self).next_event()
+    }
+    fn progress(&self) -> (u64, usize) {
+        (**self).progress()
+    }
+}
+
+impl<R: BufRead> EventSource for LogReader<R> {
+    fn model(&self) -> &Model {
+        LogReader::model(self)
+    }
+    fn name(&self) -> &str {
+        LogReader::name(self)
+    }
+    fn next_event(&mut self) -> Result<Option<LogEvent>> {
+        LogReader::next_event(self)
+    }
+    fn progress(&self) -> (u64, usize) {
+        (self.bytes_read(), self.steps_read())
+    }
+}
+
+impl<R: BufRead + Send> LogInput for LogReader<R> {
+    fn model_mut(&mut self) -> &mut Model {
+        LogReader::model_mut(self)
+    }
+    fn hypothesis_file(&self) -> Option<&Path> {
+        LogReader::hypothesis_file(self)
+    }
+}
+
 /// The UTF-8 byte order mark some editors write first; JSON has no use for it.
 pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)

@@ -4,6 +4,7 @@
 //! Data flows one way:
 //! `log` (reader) → `model` → `engine` (cpu | gpu) → `posterior` & `estimators` → `report`.
 
+pub mod api;
 pub mod audit;
 pub mod bench;
 pub mod engine;

@@ -185,13 +185,20 @@ pub fn read_model_file(path: &Path, limits: &Limits) -> Result<Model> {
             format!("a model file is longer than the limit of {max} bytes (raise it with --max-line-bytes)"),
         ));
     }
-    let text = strip_bom(&bytes);
+    let base = path.parent().unwrap_or(Path::new("."));
+    model_from_json(&name, strip_bom(&bytes), base, limits)
+}
+
+/// A model from its JSON (the content of a model line, with or without its
+/// `"type":"model"` tag); `name` is what errors call it, and a hypothesis
+/// file it names is resolved against `base`.
+pub fn model_from_json(name: &str, text: &[u8], base: &Path, limits: &Limits) -> Result<Model> {
     let json_error = |e: serde_json::Error| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "invalid model",
             _ => "malformed JSON",
         };
-        Error::input(&name, Some(e.line()), format!("{what}: {e}"))
+        Error::input(name, Some(e.line()), format!("{what}: {e}"))
     };
     // The `type` tag is optional in a model file, but must say model.
     #[derive(serde::Deserialize)]
@@ -202,7 +209,7 @@ pub fn read_model_file(path: &Path, limits: &Limits) -> Result<Model> {
     let tag: OptionalTag = serde_json::from_slice(text).map_err(json_error)?;
     if let Some(kind) = tag.kind.filter(|k| *k != format::LineType::Model) {
         return Err(Error::input(
-            &name,
+            name,
             None,
             format!(
                 "expected a model, found type {}",
@@ -211,9 +218,8 @@ pub fn read_model_file(path: &Path, limits: &Limits) -> Result<Model> {
         ));
     }
     let spec: ModelSpec = serde_json::from_slice(text).map_err(json_error)?;
-    let base = path.parent().unwrap_or(Path::new("."));
     spec.build(base, limits)
-        .map_err(|m| Error::input(&name, None, format!("model: {m}")))
+        .map_err(|m| Error::input(name, None, format!("model: {m}")))
 }
 
 /// The hypothesis file a `--model` file names, resolved like `read_model_file`

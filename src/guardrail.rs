@@ -20,14 +20,16 @@
 //!
 //! **Which harm path.** The audit tabulates `q` for a candidate table that
 //! several steps share (a bandit) and computes it lazily, for the hypotheses
-//! that matter, for a table of one step (a contextual log). The two agree to
-//! the bit except, rarely, in the last place of the posterior predictive
-//! (the lazy path leaves out products below a candidate's own rounding
-//! bound). The guardrail tabulates a table once an earlier step used the
-//! same one, and takes the lazy path otherwise — like the audit, except at
-//! the first step of a bandit stream, where the audit already knows that
-//! later steps share the table. There the posterior is the prior, and the
-//! paths can differ only for a prior spanning more than about 40 nats.
+//! that matter, for a table of one step (a contextual log). The two paths
+//! differ in the last bits once some hypotheses are negligible: the lazy one
+//! sums the weights over the live hypotheses only (another order of the
+//! same additions) and leaves out products below a candidate's own rounding
+//! bound. So the guardrail takes the audit's path: it tabulates a table once
+//! an earlier step used the same one, and takes the lazy path otherwise —
+//! like the audit, except at the first step of a bandit stream, where the
+//! audit already knows that later steps share the table. There the
+//! posterior is the prior, every hypothesis is live for a prior spanning
+//! less than about 40 nats (a uniform prior, say), and the paths agree.
 
 use crate::audit::PosteriorSummary;
 use crate::engine::cpu::{harm, loglik, weigh_and_reduce_row, HarmTable};

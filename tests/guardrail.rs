@@ -16,7 +16,7 @@ use gpubound::engine::cpu::CpuEngine;
 use gpubound::engine::{BackendChoice, CandidateTable};
 use gpubound::estimators::{Alphas, Estimator, EstimatorKind};
 use gpubound::guardrail::Guardrail;
-use gpubound::log::{EventSource, LogEvent};
+use gpubound::log::LogEvent;
 use gpubound::report;
 use gpubound::Error;
 

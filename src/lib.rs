@@ -10,6 +10,7 @@ pub mod bench;
 pub mod engine;
 pub mod error;
 pub mod estimators;
+pub mod guardrail;
 pub mod log;
 pub mod model;
 pub mod posterior;

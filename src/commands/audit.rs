@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::audit::{self, AuditSettings};
 use crate::cli::{exit, AuditArgs};
 use crate::estimators::Alphas;
-use crate::log::EventSource;
+use crate::log::{EventSource, LogInput};
 use crate::model::{Model, ObservationModel};
 use crate::report::html::{HtmlReport, RunInfo};
 use crate::report::{
@@ -28,8 +28,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         Some(p) => Some(log::read_model_file(p, &limits)?),
         None => None,
     };
-    let mut reader = log::open(&args.log, model_file, &limits)?;
-    refuse_overlaps(&args, &reader, &dest, html_dest.as_ref())?;
+    let mut reader = log::open_input(&args.log, args.input_format, model_file, &limits)?;
+    refuse_overlaps(&args, reader.as_ref(), &dest, html_dest.as_ref())?;
     apply_overrides(reader.model_mut(), &args)?;
     let model = reader.model().clone();
 
@@ -180,9 +180,9 @@ fn default_prior_floor(model: &Model, source: &str) -> Result<f64, Error> {
 
 /// No output may be the log, the `--model` file, a hypothesis file, or
 /// another output.
-fn refuse_overlaps<R: std::io::BufRead>(
+fn refuse_overlaps(
     args: &AuditArgs,
-    reader: &log::LogReader<R>,
+    reader: &dyn log::LogInput,
     dest: &Destination,
     html_dest: Option<&Destination>,
 ) -> Result<(), Error> {

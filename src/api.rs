@@ -4,12 +4,12 @@
 //!
 //! ```no_run
 //! use gpubound::api::{AuditJob, AuditOptions};
-//! use gpubound::log::{self, Limits};
+//! use gpubound::log::{self, InputFormat, Limits};
 //! use gpubound::report::{self, ReportFormat};
 //!
 //! let options = AuditOptions::default();
-//! let log = log::open("data/exploding_bandit.jsonl", None, &Limits::default())?;
-//! let job = AuditJob::new(Box::new(log), &options)?;
+//! let log = log::open_input("data/exploding_bandit.jsonl", InputFormat::Auto, None, &Limits::default())?;
+//! let job = AuditJob::new(log, &options)?;
 //! let settings = job.report_settings().clone();
 //! let mut rows = report::writer_for(ReportFormat::Csv, std::io::stdout(), &settings)?;
 //! let outcome = job.run(rows.as_mut(), false, &mut |_| {})?;

@@ -22,15 +22,15 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         Some(p) => Some(log::read_model_file(p, &limits)?),
         None => None,
     };
-    let reader = log::open(&args.log, model_file, &limits)?;
-    refuse_overlaps(&args, &reader, &dest, html_dest.as_ref())?;
+    let reader = log::open_input(&args.log, args.input_format, model_file, &limits)?;
+    refuse_overlaps(&args, reader.as_ref(), &dest, html_dest.as_ref())?;
     if args.format == ReportFormat::Parquet && args.out.is_none() {
         return Err(Error::Setting(
             "--format parquet writes a binary file: give it with --out FILE".into(),
         )
         .into());
     }
-    let job = AuditJob::new(Box::new(reader), &options(&args))?;
+    let job = AuditJob::new(reader, &options(&args))?;
 
     let file_len = std::fs::metadata(&args.log).map(|m| m.len()).ok();
     let bar = progress::bar(file_len, args.quiet, "auditing");

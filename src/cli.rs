@@ -41,6 +41,8 @@ pub enum Command {
     /// Simulate the paper's exploding bandit and write an action log that
     /// `audit` reads (with the true hypothesis of every stream).
     Simulate(SimulateArgs),
+    /// Convert a log between JSON Lines and Parquet, losslessly (the same audit, bit for bit).
+    Convert(ConvertArgs),
     /// Run the paper's experiments (Figures 1 and 2) and a coverage study.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -48,8 +50,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// The action log (JSON Lines); `-` reads standard input.
+    /// The action log (JSON Lines or Parquet); `-` reads standard input (JSON Lines).
     pub log: String,
+
+    /// The log's format [default: by its name: .parquet or .pq is Parquet, else JSON Lines].
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::log::InputFormat::Auto, hide_default_value = true)]
+    pub input_format: crate::log::InputFormat,
 
     /// Model file (JSON, the content of a model line); overrides the log's model line.
     #[arg(long, value_name = "FILE")]
@@ -133,6 +139,31 @@ pub struct AuditArgs {
     pub top: usize,
 
     /// Print nothing but errors (no summary, no progress).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The log to convert; `-` reads standard input (JSON Lines).
+    pub input: String,
+
+    /// Write the converted log here (atomically; never over the input).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// The input's format [default: by its name: .parquet or .pq is Parquet, else JSON Lines].
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::log::InputFormat::Auto, hide_default_value = true)]
+    pub input_format: crate::log::InputFormat,
+
+    /// The output's format [default: by its name: .parquet or .pq is Parquet, else JSON Lines].
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::log::InputFormat::Auto, hide_default_value = true)]
+    pub output_format: crate::log::InputFormat,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -7,15 +7,39 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     pub file: String,
-    /// 1-based line number; `None` when the problem concerns the whole file.
+    /// 1-based line number (a columnar log: 1-based row over the whole
+    /// input); `None` when the problem concerns the whole file.
     pub line: Option<usize>,
+    /// Set for a columnar log (Parquet, Arrow), whose `line` is a row.
+    pub row: Option<RowPlace>,
+}
+
+/// A row of a columnar log: Parquet files also name its row group, so that
+/// the row can be found with tools that read one group at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowPlace {
+    /// (1-based row group, number of groups, 1-based row in the group).
+    pub row_group: Option<(usize, usize, usize)>,
 }
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}", self.file, line),
-            None => write!(f, "{}", self.file),
+        match (self.line, self.row) {
+            (
+                Some(row),
+                Some(RowPlace {
+                    row_group: Some((g, n, r)),
+                }),
+            ) => {
+                write!(
+                    f,
+                    "{}: row {row} (row group {g} of {n}, row {r} in it)",
+                    self.file
+                )
+            }
+            (Some(row), Some(_)) => write!(f, "{}: row {row}", self.file),
+            (Some(line), None) => write!(f, "{}:{}", self.file, line),
+            (None, _) => write!(f, "{}", self.file),
         }
     }
 }
@@ -67,6 +91,24 @@ impl Error {
             location: Location {
                 file: file.into(),
                 line,
+                row: None,
+            },
+            message: message.into(),
+        }
+    }
+
+    /// Bad input at a row of a columnar log.
+    pub fn input_row(
+        file: impl Into<String>,
+        row: usize,
+        place: RowPlace,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Input {
+            location: Location {
+                file: file.into(),
+                line: Some(row),
+                row: Some(place),
             },
             message: message.into(),
         }

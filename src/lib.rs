@@ -4,11 +4,13 @@
 //! Data flows one way:
 //! `log` (reader) → `model` → `engine` (cpu | gpu) → `posterior` & `estimators` → `report`.
 
+pub mod api;
 pub mod audit;
 pub mod bench;
 pub mod engine;
 pub mod error;
 pub mod estimators;
+pub mod guardrail;
 pub mod log;
 pub mod model;
 pub mod posterior;

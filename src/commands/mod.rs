@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod convert;
 pub mod experiment;
 pub mod simulate;
 
@@ -14,5 +15,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(args) => bench::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Experiment(cmd) => experiment::run(cmd),
+        Command::Convert(args) => convert::run(args),
     }
 }

@@ -1,7 +1,11 @@
-//! The action log: its JSON Lines format and a streaming, validating reader.
+//! The action log: its JSON Lines format and a streaming, validating reader;
+//! the columnar form (Parquet, Arrow batches) with its reader and writer.
 
+pub mod columnar;
 pub mod format;
+pub mod parquet;
 pub mod reader;
+pub mod writer;
 
 pub use format::{LogLine, ModelSpec};
 pub use reader::{LogEvent, LogReader, StepRecord, StreamInfo};
@@ -104,6 +108,10 @@ pub trait LogInput: EventSource + Send {
     fn hypothesis_file(&self) -> Option<&Path> {
         None
     }
+    /// The log's own model as written (not an override), for `convert`.
+    fn model_spec(&self) -> Option<&ModelSpec> {
+        None
+    }
 }
 
 impl<S: EventSource + ?Sized> EventSource for Box<S> {
@@ -143,6 +151,66 @@ impl<R: BufRead + Send> LogInput for LogReader<R> {
     fn hypothesis_file(&self) -> Option<&Path> {
         LogReader::hypothesis_file(self)
     }
+    fn model_spec(&self) -> Option<&ModelSpec> {
+        LogReader::model_spec(self)
+    }
+}
+
+impl<S: LogInput + ?Sized> LogInput for Box<S> {
+    fn model_mut(&mut self) -> &mut Model {
+        (**self).model_mut()
+    }
+    fn hypothesis_file(&self) -> Option<&Path> {
+        (**self).hypothesis_file()
+    }
+    fn model_spec(&self) -> Option<&ModelSpec> {
+        (**self).model_spec()
+    }
+}
+
+/// The format of a log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum InputFormat {
+    /// By the name: `.parquet` and `.pq` are Parquet, anything else
+    /// (standard input included) JSON Lines.
+    #[default]
+    Auto,
+    Jsonl,
+    Parquet,
+}
+
+impl InputFormat {
+    /// `Auto` resolved by the name's extension.
+    pub fn resolve(self, path: &str) -> InputFormat {
+        match self {
+            InputFormat::Auto => {
+                let ext = Path::new(path)
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(|e| e.to_ascii_lowercase());
+                match ext.as_deref() {
+                    Some("parquet" | "pq") if path != "-" => InputFormat::Parquet,
+                    _ => InputFormat::Jsonl,
+                }
+            }
+            f => f,
+        }
+    }
+}
+
+/// Opens a log in any format (`-` = standard input, JSON Lines only) for an
+/// audit or a conversion. The model is the log's own unless
+/// `model_override` is given, which wins.
+pub fn open_input(
+    path: &str,
+    format: InputFormat,
+    model_override: Option<Model>,
+    limits: &Limits,
+) -> Result<Box<dyn LogInput>> {
+    Ok(match format.resolve(path) {
+        InputFormat::Parquet => Box::new(parquet::open(path, model_override, limits)?),
+        _ => Box::new(open(path, model_override, limits)?),
+    })
 }
 
 /// The UTF-8 byte order mark some editors write first; JSON has no use for it.
@@ -185,13 +253,29 @@ pub fn read_model_file(path: &Path, limits: &Limits) -> Result<Model> {
             format!("a model file is longer than the limit of {max} bytes (raise it with --max-line-bytes)"),
         ));
     }
-    let text = strip_bom(&bytes);
+    let base = path.parent().unwrap_or(Path::new("."));
+    model_from_json(&name, &bytes, base, limits)
+}
+
+/// A model from its JSON (the content of a model line, with or without its
+/// `"type":"model"` tag); `name` is what errors call it, and a hypothesis
+/// file it names is resolved against `base`.
+pub fn model_from_json(name: &str, text: &[u8], base: &Path, limits: &Limits) -> Result<Model> {
+    parse_model_spec(name, text)?
+        .build(base, limits)
+        .map_err(|m| Error::input(name, None, format!("model: {m}")))
+}
+
+/// The content of a model file or a model line (with or without its
+/// `"type":"model"` tag), parsed but not built; errors name `name`.
+pub(crate) fn parse_model_spec(name: &str, bytes: &[u8]) -> Result<ModelSpec> {
+    let text = strip_bom(bytes);
     let json_error = |e: serde_json::Error| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "invalid model",
             _ => "malformed JSON",
         };
-        Error::input(&name, Some(e.line()), format!("{what}: {e}"))
+        Error::input(name, Some(e.line()), format!("{what}: {e}"))
     };
     // The `type` tag is optional in a model file, but must say model.
     #[derive(serde::Deserialize)]
@@ -202,7 +286,7 @@ pub fn read_model_file(path: &Path, limits: &Limits) -> Result<Model> {
     let tag: OptionalTag = serde_json::from_slice(text).map_err(json_error)?;
     if let Some(kind) = tag.kind.filter(|k| *k != format::LineType::Model) {
         return Err(Error::input(
-            &name,
+            name,
             None,
             format!(
                 "expected a model, found type {}",
@@ -210,10 +294,7 @@ pub fn read_model_file(path: &Path, limits: &Limits) -> Result<Model> {
             ),
         ));
     }
-    let spec: ModelSpec = serde_json::from_slice(text).map_err(json_error)?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    spec.build(base, limits)
-        .map_err(|m| Error::input(&name, None, format!("model: {m}")))
+    serde_json::from_slice(text).map_err(json_error)
 }
 
 /// The hypothesis file a `--model` file names, resolved like `read_model_file`

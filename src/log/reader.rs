@@ -60,6 +60,8 @@ pub struct LogReader<R> {
     bytes: u64,
     /// The hypothesis file the log's model line named (read at the start).
     hypothesis_file: Option<PathBuf>,
+    /// The log's model line as written (`gpubound convert` carries it over).
+    spec: Option<ModelSpec>,
 }
 
 impl<R: BufRead> LogReader<R> {
@@ -100,6 +102,7 @@ impl<R: BufRead> LogReader<R> {
             pending: None,
             bytes: 0,
             hypothesis_file: None,
+            spec: None,
         };
         let first = r.next_line()?;
         let model = match (first, model_override) {
@@ -108,6 +111,7 @@ impl<R: BufRead> LogReader<R> {
                 let from_log = spec
                     .build(base_dir, limits)
                     .map_err(|m| r.err_at(r.line_no, format!("model: {m}")))?;
+                r.spec = Some(spec);
                 over.unwrap_or(from_log)
             }
             (other, Some(m)) => {
@@ -140,6 +144,11 @@ impl<R: BufRead> LogReader<R> {
     /// The hypothesis file the log's model line named, if any.
     pub fn hypothesis_file(&self) -> Option<&Path> {
         self.hypothesis_file.as_deref()
+    }
+
+    /// The log's model line as written, if it has one.
+    pub fn model_spec(&self) -> Option<&ModelSpec> {
+        self.spec.as_ref()
     }
 
     /// Bytes consumed so far (for progress bars).
@@ -226,45 +235,8 @@ impl<R: BufRead> LogReader<R> {
     }
 
     fn table(&self, rows: Rows, what: &str) -> Result<CandidateTable> {
-        let d = self.model.hypotheses.dim();
-        let max = self.limits.max_candidates;
-        if rows.n_rows == 0 {
-            return Err(self.err_at(self.line_no, format!("{what}: no candidate actions")));
-        }
-        if rows.n_rows > max {
-            return Err(self.err_at(
-                self.line_no,
-                format!(
-                    "{what}: {} candidates, more than the limit of {max} (raise it with --max-candidates)",
-                    rows.n_rows
-                ),
-            ));
-        }
-        let (a, width) = match rows.ragged {
-            _ if rows.width != d => (0, rows.width),
-            Some(first_other) => first_other,
-            None => (0, d),
-        };
-        if width != d {
-            return Err(self.err_at(
-                self.line_no,
-                format!(
-                    "{what}: candidate {a} has {width} features, the model's hypotheses have dimension {d}"
-                ),
-            ));
-        }
-        // serde_json refuses NaN and infinities; a guard, as the engines assume finite features.
-        if let Some(i) = rows.values.iter().position(|v| !v.is_finite()) {
-            return Err(self.err_at(
-                self.line_no,
-                format!(
-                    "{what}: candidate {} has a non-finite feature {}",
-                    i / d,
-                    rows.values[i]
-                ),
-            ));
-        }
-        Ok(CandidateTable::new(rows.values, rows.n_rows))
+        check_table(rows, what, self.model.hypotheses.dim(), &self.limits)
+            .map_err(|m| self.err_at(self.line_no, m))
     }
 
     fn stream_info(&self, s: StreamLine) -> Result<StreamInfo> {
@@ -272,47 +244,8 @@ impl<R: BufRead> LogReader<R> {
             Some(rows) => Some(Arc::new(self.table(rows, "stream candidates")?)),
             None => None,
         };
-        let space = &self.model.hypotheses;
-        let true_params = match (s.true_hypothesis, s.true_params) {
-            (Some(_), Some(_)) => {
-                return Err(self.err_at(
-                    self.line_no,
-                    "give true_hypothesis or true_params, not both",
-                ))
-            }
-            (Some(i), None) => {
-                if i >= space.len() {
-                    return Err(self.err_at(
-                        self.line_no,
-                        format!(
-                            "true_hypothesis {i} is out of range: there are {} hypotheses",
-                            space.len()
-                        ),
-                    ));
-                }
-                Some(space.params(i))
-            }
-            (None, Some(w)) => {
-                if w.len() != space.dim() {
-                    return Err(self.err_at(
-                        self.line_no,
-                        format!(
-                            "true_params has {} entries, the model's dimension is {}",
-                            w.len(),
-                            space.dim()
-                        ),
-                    ));
-                }
-                if let Some(v) = w.iter().find(|v| !v.is_finite()) {
-                    return Err(self.err_at(
-                        self.line_no,
-                        format!("true_params has a non-finite entry {v}"),
-                    ));
-                }
-                Some(w)
-            }
-            (None, None) => None,
-        };
+        let true_params = check_truth(&self.model, s.true_hypothesis, s.true_params)
+            .map_err(|m| self.err_at(self.line_no, m))?;
         Ok(StreamInfo {
             id: s
                 .id
@@ -341,21 +274,8 @@ impl<R: BufRead> LogReader<R> {
                 ))
             }
         };
-        if s.action >= table.n_candidates {
-            return Err(self.err_at(
-                self.line_no,
-                format!(
-                    "action {} is out of range: there are {} candidates (0-based)",
-                    s.action, table.n_candidates
-                ),
-            ));
-        }
-        if let Some(y) = s.outcome {
-            self.model
-                .observation
-                .validate_outcome(y)
-                .map_err(|m| self.err_at(self.line_no, m))?;
-        }
+        check_step(&self.model, s.action, s.outcome, &table)
+            .map_err(|m| self.err_at(self.line_no, m))?;
         self.steps_in_stream += 1;
         Ok(StepRecord {
             line: self.line_no,
@@ -365,6 +285,99 @@ impl<R: BufRead> LogReader<R> {
             table,
             shared_table,
         })
+    }
+}
+
+/// A candidate table checked against the model's dimension `d` and the
+/// limits (every log format validates its tables here).
+pub(crate) fn check_table(
+    rows: Rows,
+    what: &str,
+    d: usize,
+    limits: &Limits,
+) -> std::result::Result<CandidateTable, String> {
+    let max = limits.max_candidates;
+    if rows.n_rows == 0 {
+        return Err(format!("{what}: no candidate actions"));
+    }
+    if rows.n_rows > max {
+        return Err(format!(
+            "{what}: {} candidates, more than the limit of {max} (raise it with --max-candidates)",
+            rows.n_rows
+        ));
+    }
+    let (a, width) = match rows.ragged {
+        _ if rows.width != d => (0, rows.width),
+        Some(first_other) => first_other,
+        None => (0, d),
+    };
+    if width != d {
+        return Err(format!(
+            "{what}: candidate {a} has {width} features, the model's hypotheses have dimension {d}"
+        ));
+    }
+    // serde_json refuses NaN and infinities, Parquet does not; the engines assume finite features.
+    if let Some(i) = rows.values.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "{what}: candidate {} has a non-finite feature {}",
+            i / d,
+            rows.values[i]
+        ));
+    }
+    Ok(CandidateTable::new(rows.values, rows.n_rows))
+}
+
+/// The true hypothesis's parameters, from an index or a vector, checked.
+pub(crate) fn check_truth(
+    model: &Model,
+    true_hypothesis: Option<usize>,
+    true_params: Option<Vec<f64>>,
+) -> std::result::Result<Option<Vec<f64>>, String> {
+    let space = &model.hypotheses;
+    match (true_hypothesis, true_params) {
+        (Some(_), Some(_)) => Err("give true_hypothesis or true_params, not both".into()),
+        (Some(i), None) => {
+            if i >= space.len() {
+                return Err(format!(
+                    "true_hypothesis {i} is out of range: there are {} hypotheses",
+                    space.len()
+                ));
+            }
+            Ok(Some(space.params(i)))
+        }
+        (None, Some(w)) => {
+            if w.len() != space.dim() {
+                return Err(format!(
+                    "true_params has {} entries, the model's dimension is {}",
+                    w.len(),
+                    space.dim()
+                ));
+            }
+            if let Some(v) = w.iter().find(|v| !v.is_finite()) {
+                return Err(format!("true_params has a non-finite entry {v}"));
+            }
+            Ok(Some(w))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// A step's action against its table, and its outcome against the model.
+pub(crate) fn check_step(
+    model: &Model,
+    action: usize,
+    outcome: Option<f64>,
+    table: &CandidateTable,
+) -> std::result::Result<(), String> {
+    if action >= table.n_candidates {
+        return Err(format!(
+            "action {action} is out of range: there are {} candidates (0-based)",
+            table.n_candidates
+        ));
+    }
+    match outcome {
+        Some(y) => model.observation.validate_outcome(y),
+        None => Ok(()),
     }
 }
 

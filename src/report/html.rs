@@ -92,6 +92,7 @@ impl StreamSeries {
 }
 
 /// Collects what the HTML report draws, step by step, then renders it.
+#[derive(Clone)]
 pub struct HtmlReport {
     settings: ReportSettings,
     guardrail: Estimator,

@@ -106,6 +106,42 @@ impl Columns {
         }
     }
 
+    /// Appends one row per candidate of the step.
+    fn add_step(&mut self, settings: &ReportSettings, s: &StepResult) {
+        let c = self;
+        for (a, cand) in s.candidates.iter().enumerate() {
+            c.stream.append_value(&s.stream.id);
+            c.step.append_value(s.record.step as u64);
+            c.line.append_value(s.record.line as u64);
+            c.candidate.append_value(a as u64);
+            c.taken.append_value(a == s.record.action);
+            c.outcome.append_option(s.record.outcome);
+            c.map_hypothesis
+                .append_value(s.posterior.map_hypothesis as u64);
+            c.map_probability.append_value(s.posterior.map_probability);
+            c.entropy.append_value(s.posterior.entropy);
+            for (b, &n) in c
+                .plausible_set_size
+                .iter_mut()
+                .zip(&s.posterior.plausible_set_size)
+            {
+                b.append_value(n as u64);
+            }
+            c.cautious_hypothesis
+                .append_value(cand.cautious_hypothesis as u64);
+            for (b, e) in c.estimates.iter_mut().zip(&settings.estimators) {
+                b.append_option(e.value(cand));
+            }
+            let n_est = settings.estimators.len();
+            for (ti, &thr) in settings.thresholds.iter().enumerate() {
+                for (ei, e) in settings.estimators.iter().enumerate() {
+                    c.rejected[ti * n_est + ei].append_option(e.value(cand).map(|v| v > thr));
+                }
+            }
+            c.rows += 1;
+        }
+    }
+
     /// Takes the buffered rows as a batch, leaving the builders empty.
     fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
         let mut cols: Vec<ArrayRef> = vec![
@@ -175,39 +211,7 @@ impl<'a, W: Write + Send> ParquetWriter<'a, W> {
 
 impl<W: Write + Send> StepWriter for ParquetWriter<'_, W> {
     fn write_step(&mut self, s: &StepResult) -> Result<()> {
-        let settings = self.settings;
-        let c = &mut self.columns;
-        for (a, cand) in s.candidates.iter().enumerate() {
-            c.stream.append_value(&s.stream.id);
-            c.step.append_value(s.record.step as u64);
-            c.line.append_value(s.record.line as u64);
-            c.candidate.append_value(a as u64);
-            c.taken.append_value(a == s.record.action);
-            c.outcome.append_option(s.record.outcome);
-            c.map_hypothesis
-                .append_value(s.posterior.map_hypothesis as u64);
-            c.map_probability.append_value(s.posterior.map_probability);
-            c.entropy.append_value(s.posterior.entropy);
-            for (b, &n) in c
-                .plausible_set_size
-                .iter_mut()
-                .zip(&s.posterior.plausible_set_size)
-            {
-                b.append_value(n as u64);
-            }
-            c.cautious_hypothesis
-                .append_value(cand.cautious_hypothesis as u64);
-            for (b, e) in c.estimates.iter_mut().zip(&settings.estimators) {
-                b.append_option(e.value(cand));
-            }
-            let n_est = settings.estimators.len();
-            for (ti, &thr) in settings.thresholds.iter().enumerate() {
-                for (ei, e) in settings.estimators.iter().enumerate() {
-                    c.rejected[ti * n_est + ei].append_option(e.value(cand).map(|v| v > thr));
-                }
-            }
-            c.rows += 1;
-        }
+        self.columns.add_step(self.settings, s);
         if self.columns.rows >= ROW_GROUP_ROWS {
             self.flush_rows()?;
         }
@@ -219,6 +223,52 @@ impl<W: Write + Send> StepWriter for ParquetWriter<'_, W> {
         if let Some(out) = self.out.take() {
             let mut inner = out.into_inner().map_err(write_err)?;
             inner.flush().map_err(write_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// The report's rows as Arrow batches in memory, with the Parquet report's
+/// schema and values (the library's `gpubound.audit(...).steps`).
+pub struct BatchCollector<'a> {
+    schema: SchemaRef,
+    settings: &'a ReportSettings,
+    columns: Columns,
+    batches: Vec<RecordBatch>,
+}
+
+impl<'a> BatchCollector<'a> {
+    pub fn new(settings: &'a ReportSettings) -> Self {
+        BatchCollector {
+            schema: schema(settings),
+            settings,
+            columns: Columns::new(settings),
+            batches: Vec::new(),
+        }
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The batches collected so far (all of them after `finish`).
+    pub fn into_batches(self) -> Vec<RecordBatch> {
+        self.batches
+    }
+}
+
+impl StepWriter for BatchCollector<'_> {
+    fn write_step(&mut self, s: &StepResult) -> Result<()> {
+        self.columns.add_step(self.settings, s);
+        if self.columns.rows >= ROW_GROUP_ROWS {
+            self.batches.push(self.columns.finish(&self.schema)?);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.columns.rows > 0 {
+            self.batches.push(self.columns.finish(&self.schema)?);
         }
         Ok(())
     }

@@ -224,6 +224,95 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// The summary as data: everything `render` states, for the library's
+    /// users (`gpubound.audit(...).summary` in Python). Rejections are keyed
+    /// by threshold, then by estimator column name; estimators without a
+    /// value at any step (the oracle without a stated truth) are left out,
+    /// as in the text.
+    pub fn to_json(
+        &self,
+        log_name: &str,
+        model: &Model,
+        backend: &str,
+        totals: &AuditTotals,
+        seconds: f64,
+    ) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        let alphas = &self.settings.alphas;
+        let alpha_rows: Vec<Value> = (0..alphas.len())
+            .map(|i| {
+                let d = alphas.delta(i);
+                json!({
+                    "alpha": alphas.values[i],
+                    "delta": d,
+                    "coverage": if d <= 1.0 { Value::from(1.0 - d) } else { Value::Null },
+                })
+            })
+            .collect();
+        let mut rejections = Map::new();
+        for (ti, &c) in self.settings.thresholds.iter().enumerate() {
+            let mut per = Map::new();
+            for (ei, e) in self.settings.estimators.iter().enumerate() {
+                let n = self.counts[ti][ei];
+                if n.evaluated == 0 {
+                    continue;
+                }
+                per.insert(
+                    e.label(alphas),
+                    json!({
+                        "rejected": n.rejected,
+                        "with_safer_candidate": n.with_safer_candidate,
+                        "evaluated": n.evaluated,
+                    }),
+                );
+            }
+            rejections.insert(key(c), Value::Object(per));
+        }
+        let riskiest: Vec<Value> = self
+            .riskiest
+            .iter()
+            .map(|r| {
+                json!({
+                    "stream": r.stream,
+                    "step": r.step,
+                    "line": r.line,
+                    "action": r.action,
+                    "estimate": r.estimate,
+                    "oracle": r.oracle,
+                    "safest_candidate": r.safest_candidate,
+                    "safest_estimate": r.safest_estimate,
+                })
+            })
+            .collect();
+        let unexplained: Vec<Value> = totals
+            .unexplained
+            .iter()
+            .map(|u| json!({"stream": u.stream, "step": u.step, "line": u.line}))
+            .collect();
+        json!({
+            "log": log_name,
+            "model": model.describe(),
+            "backend": backend,
+            "streams": totals.streams,
+            "steps": totals.steps,
+            "observed_steps": totals.observed_steps,
+            "harmful_outcomes": self.harmful_outcomes,
+            "triples": totals.triples,
+            "seconds": seconds,
+            "streams_with_truth": self.streams_with_truth,
+            "prior_floor": alphas.prior_floor,
+            "alphas": alpha_rows,
+            "unexplained_count": totals.unexplained_count,
+            "unexplained": unexplained,
+            "thresholds": self.settings.thresholds,
+            "rejections": rejections,
+            "guardrail": self.guardrail.label(alphas),
+            "riskiest": riskiest,
+        })
+    }
+}
+
 /// The outcomes `--skip-unexplained` treated as missing (SPEC §2): the
 /// model is wrong for their streams, so the reader should know which.
 fn render_unexplained(s: &mut String, totals: &AuditTotals) {

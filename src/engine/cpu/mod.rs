@@ -135,7 +135,6 @@ impl PreparedBatch for CpuBatch<'_> {
     ) -> Result<WeighedBatch> {
         let h = rows.ncols();
         let n_alpha = alphas.len();
-        let floor = posterior::plausible_floor(alphas);
         let none = PlausibleCut {
             threshold: 0.0,
             size: 0,
@@ -148,27 +147,20 @@ impl PreparedBatch for CpuBatch<'_> {
             .map_init(
                 || (CutScratch::default(), vec![0.0; h], vec![0.0; n_alpha]),
                 |(scratch, weight, thresholds), (t, row)| {
-                    // weights the scan passes over need no exponential
-                    let table = &self.tables[self.batch.steps[t].table as usize];
-                    let relative = posterior::to_relative_skipping(row, weight, |map| {
-                        reduce::negligible_log_weight(self.batch, table, t, map, floor)
-                    });
+                    let step = self.batch.steps[t].table as usize;
                     let mut cuts = vec![none; n_alpha];
-                    posterior::plausible_cuts(row, weight, alphas, scratch, &mut cuts);
-                    for (th, c) in thresholds.iter_mut().zip(&cuts) {
-                        *th = c.threshold;
-                    }
-                    let reduced = reduce::reduce_at(
-                        self.batch,
-                        &self.tables,
-                        t,
+                    let (reduced, map) = weigh_and_reduce_row(
+                        self.batch.model,
+                        &self.batch.tables[step],
+                        &self.tables[step],
                         row,
                         weight,
+                        alphas,
+                        scratch,
+                        &mut cuts,
                         thresholds,
-                        n_alpha,
-                        Some(relative.sums),
                     );
-                    (reduced, cuts, relative.map)
+                    (reduced, cuts, map)
                 },
             )
             .collect();
@@ -190,4 +182,43 @@ impl PreparedBatch for CpuBatch<'_> {
             spare: (rows.into_raw_vec_and_offset().0, spare),
         })
     }
+}
+
+/// One step of `weigh_and_reduce`: `row` (the log posterior before the step)
+/// becomes log relative weights, `weight` its weights, `cuts` and
+/// `thresholds` the plausible sets; returns the reductions and the MAP. The
+/// weights the scan passes over are left at 0 without an exponential. The
+/// batch's steps and the guardrail's one step both go through here, so they
+/// give the same bits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weigh_and_reduce_row(
+    model: &crate::model::Model,
+    features: &CandidateTable,
+    table: &HarmTable,
+    row: &mut [f64],
+    weight: &mut [f64],
+    alphas: &[f64],
+    scratch: &mut CutScratch,
+    cuts: &mut [PlausibleCut],
+    thresholds: &mut [f64],
+) -> (reduce::StepReduction, usize) {
+    let floor = posterior::plausible_floor(alphas);
+    let relative = posterior::to_relative_skipping(row, weight, |map| {
+        reduce::negligible_log_weight(model, features, table, map, floor)
+    });
+    posterior::plausible_cuts(row, weight, alphas, scratch, cuts);
+    for (th, c) in thresholds.iter_mut().zip(cuts.iter()) {
+        *th = c.threshold;
+    }
+    let reduced = reduce::reduce_row(
+        model,
+        features,
+        table,
+        row,
+        weight,
+        thresholds,
+        alphas.len(),
+        Some(relative.sums),
+    );
+    (reduced, relative.map)
 }

@@ -22,14 +22,15 @@ use crate::model::Model;
 use crate::posterior;
 
 /// Per-step results, gathered into `Reductions` afterwards.
-pub(super) struct StepReduction {
-    weight_sum: f64,
-    weighted_log_rel: f64,
-    weighted_harm: Vec<f64>,
-    cautious_hypothesis: Vec<u32>,
-    cautious_harm: Vec<f64>,
-    cautious_log_score: Vec<f64>,
-    plausible_harm: Vec<f64>,
+pub(crate) struct StepReduction {
+    pub(crate) weight_sum: f64,
+    pub(crate) weighted_log_rel: f64,
+    pub(crate) weighted_harm: Vec<f64>,
+    pub(crate) cautious_hypothesis: Vec<u32>,
+    pub(crate) cautious_harm: Vec<f64>,
+    pub(crate) cautious_log_score: Vec<f64>,
+    /// candidate-major: `[a · n_alpha + i]`
+    pub(crate) plausible_harm: Vec<f64>,
 }
 
 pub fn reduce(
@@ -75,7 +76,33 @@ pub(super) fn reduce_at(
     n_alpha: usize,
     sums: Option<(f64, f64)>,
 ) -> StepReduction {
-    let table = &tables[batch.steps[t].table as usize];
+    let table = batch.steps[t].table as usize;
+    reduce_row(
+        batch.model,
+        &batch.tables[table],
+        &tables[table],
+        log_rel,
+        weight,
+        thresholds,
+        n_alpha,
+        sums,
+    )
+}
+
+/// `reduce_at` for one step outside a batch: its candidates' features and
+/// their harm table (tabulated, or deferred: `q` is then computed for the
+/// hypotheses that matter only).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reduce_row(
+    model: &Model,
+    features: &CandidateTable,
+    table: &HarmTable,
+    log_rel: &[f64],
+    weight: &[f64],
+    thresholds: &[f64],
+    n_alpha: usize,
+    sums: Option<(f64, f64)>,
+) -> StepReduction {
     if !table.is_deferred() {
         let full = FullView {
             log_rel,
@@ -84,14 +111,7 @@ pub(super) fn reduce_at(
         };
         reduce_step(table, log_rel, weight, thresholds, n_alpha, &full, sums)
     } else {
-        reduce_live(
-            batch.model,
-            &batch.tables[batch.steps[t].table as usize],
-            log_rel,
-            weight,
-            thresholds,
-            n_alpha,
-        )
+        reduce_live(model, features, log_rel, weight, thresholds, n_alpha)
     }
 }
 
@@ -277,25 +297,24 @@ pub(crate) fn negligible_weight(
     (q_min * 1e-17 / h_count as f64).min(0.5 * lowest.exp())
 }
 
-/// The log relative weight below which step `t`'s scan passes over every
+/// The log relative weight below which a step's scan passes over every
 /// hypothesis, known before its plausible sets are: `negligible_weight` at
 /// the plausible floor (no set's threshold is lower), less a margin so that
 /// no `e^ℓ` below it rounds up to the cutoff. `q` of the MAP hypothesis
 /// comes from the harm table, or for a table without tabulated `q` is
 /// computed as `reduce_live` computes it (a few `erfc` against an
 /// exponential per hypothesis).
-pub(super) fn negligible_log_weight(
-    batch: &Batch<'_>,
+pub(crate) fn negligible_log_weight(
+    model: &Model,
+    features: &CandidateTable,
     table: &HarmTable,
-    t: usize,
     map: usize,
     floor: f64,
 ) -> f64 {
-    let h_count = batch.model.hypotheses.len();
+    let h_count = model.hypotheses.len();
     let cutoff = if table.is_deferred() {
-        let features = &batch.tables[batch.steps[t].table as usize];
-        let w = batch.model.hypotheses.params(map);
-        let observation = batch.model.observation;
+        let w = model.hypotheses.params(map);
+        let observation = model.observation;
         let q_map =
             (0..features.n_candidates).map(|a| observation.harm_at(&w, features.candidate(a)));
         negligible_weight(q_map, h_count, floor)

@@ -1,0 +1,317 @@
+//! The library's front door. `gpubound audit` (`commands::audit`) and the
+//! Python binding (`python/`) both run an audit through [`AuditJob`]; neither
+//! computes anything itself, so the two faces cannot disagree.
+//!
+//! ```no_run
+//! use gpubound::api::{AuditJob, AuditOptions};
+//! use gpubound::log::{self, InputFormat, Limits};
+//! use gpubound::report::{self, ReportFormat};
+//!
+//! let options = AuditOptions::default();
+//! let log = log::open_input("data/exploding_bandit.jsonl", InputFormat::Auto, None, &Limits::default())?;
+//! let job = AuditJob::new(log, &options)?;
+//! let settings = job.report_settings().clone();
+//! let mut rows = report::writer_for(ReportFormat::Csv, std::io::stdout(), &settings)?;
+//! let outcome = job.run(rows.as_mut(), false, &mut |_| {})?;
+//! eprint!("{}", outcome.summary_text());
+//! # Ok::<(), gpubound::Error>(())
+//! ```
+
+use std::time::Instant;
+
+use crate::audit::{self, AuditSettings, AuditTotals};
+use crate::engine::{self, BackendChoice, Engine};
+use crate::estimators::{Alphas, EstimatorKind};
+use crate::log::LogInput;
+use crate::model::{Model, ObservationModel};
+use crate::report::html::{HtmlReport, RunInfo};
+use crate::report::{summary, ReportSettings, StepWriter, Summary};
+use crate::{Error, Result};
+
+/// Everything that changes an audit's numbers or its summary, with the
+/// command line's defaults.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Override the gaussian model's outcome noise σ.
+    pub sigma: Option<f64>,
+    /// Override the gaussian model's harm threshold θ.
+    pub harm_threshold: Option<f64>,
+    /// α values; when empty, `delta` gives them (α = δ · p_min).
+    pub alpha: Vec<f64>,
+    /// δ values; when both are empty, δ = 0.05.
+    pub delta: Vec<f64>,
+    /// `p_min`; by default the smallest prior mass.
+    pub prior_floor: Option<f64>,
+    /// Guardrail thresholds `C`.
+    pub thresholds: Vec<f64>,
+    pub backend: BackendChoice,
+    /// The streams share one world: the posterior carries over between them.
+    pub shared_world: bool,
+    /// Treat an outcome no hypothesis can explain as missing.
+    pub skip_unexplained: bool,
+    /// The estimator that ranks the riskiest steps (first α for per-α ones).
+    pub guardrail: EstimatorKind,
+    /// How many of the riskiest steps the summary keeps.
+    pub top: usize,
+    /// Where the model came from, for the errors about it (`--model FILE`);
+    /// by default the log.
+    pub model_source: Option<String>,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            sigma: None,
+            harm_threshold: None,
+            alpha: Vec::new(),
+            delta: Vec::new(),
+            prior_floor: None,
+            thresholds: vec![0.01],
+            backend: BackendChoice::Auto,
+            shared_world: false,
+            skip_unexplained: false,
+            guardrail: EstimatorKind::PlausibleSet,
+            top: 10,
+            model_source: None,
+        }
+    }
+}
+
+/// An audit ready to run: the log opened, the model and α resolved, the
+/// engine chosen. Every setting is checked here, before any step is read.
+pub struct AuditJob {
+    log: Box<dyn LogInput>,
+    engine: Box<dyn Engine>,
+    settings: AuditSettings,
+    report_settings: ReportSettings,
+    guardrail: EstimatorKind,
+    top: usize,
+}
+
+impl AuditJob {
+    pub fn new(mut log: Box<dyn LogInput>, options: &AuditOptions) -> Result<Self> {
+        apply_overrides(log.model_mut(), options)?;
+        let source = options
+            .model_source
+            .clone()
+            .unwrap_or_else(|| log.name().to_string());
+        let alphas = resolve_alphas(log.model(), options, &source)?;
+        for &c in &options.thresholds {
+            if !(0.0..=1.0).contains(&c) {
+                return Err(Error::Setting(format!(
+                    "a threshold C must be in [0, 1], got {c}"
+                )));
+            }
+        }
+        let engine = engine::select(options.backend)?;
+        let settings = AuditSettings {
+            alphas: alphas.clone(),
+            shared_world: options.shared_world,
+            batch_elements: engine.preferred_batch_elements(),
+            skip_unexplained: options.skip_unexplained,
+        };
+        Ok(AuditJob {
+            log,
+            engine,
+            settings,
+            report_settings: ReportSettings::new(alphas, options.thresholds.clone()),
+            guardrail: options.guardrail,
+            top: options.top,
+        })
+    }
+
+    /// The model the audit uses, overrides applied.
+    pub fn model(&self) -> &Model {
+        self.log.model()
+    }
+
+    /// The α values, thresholds and estimator columns of the report.
+    pub fn report_settings(&self) -> &ReportSettings {
+        &self.report_settings
+    }
+
+    /// The log, for checks on its files before the run.
+    pub fn log(&self) -> &dyn LogInput {
+        self.log.as_ref()
+    }
+
+    /// The engine's adapter, API and driver, in words.
+    pub fn backend(&self) -> String {
+        self.engine.info().to_string()
+    }
+
+    /// Runs the audit: every step's result goes to `rows` (in log order) and
+    /// to the summary, and to an HTML report when `html` is set. `progress`
+    /// sees (bytes read, steps read) after each batch. `rows` is finished
+    /// (flushed) before this returns.
+    pub fn run(
+        mut self,
+        rows: &mut dyn StepWriter,
+        html: bool,
+        progress: &mut dyn FnMut((u64, usize)),
+    ) -> Result<AuditOutcome> {
+        let model = self.log.model().clone();
+        let guardrail = summary::default_guardrail(self.guardrail);
+        let mut summary = Summary::new(self.report_settings.clone(), guardrail, self.top);
+        let mut html =
+            html.then(|| HtmlReport::new(self.report_settings.clone(), guardrail, self.top));
+        let started = Instant::now();
+        let totals = audit::run(
+            &mut self.log,
+            self.engine.as_ref(),
+            &self.settings,
+            |step| {
+                summary.add(&model, &step);
+                if let Some(h) = html.as_mut() {
+                    h.add(&model, &step);
+                }
+                rows.write_step(&step)
+            },
+            |log| progress(log.progress()),
+        )?;
+        rows.finish()?;
+        Ok(AuditOutcome {
+            log_name: self.log.name().to_string(),
+            backend: self.engine.info().to_string(),
+            model,
+            totals,
+            summary,
+            html,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// What an audit found, besides its per-step rows.
+pub struct AuditOutcome {
+    pub log_name: String,
+    pub model: Model,
+    /// The engine's adapter, API and driver, in words.
+    pub backend: String,
+    pub totals: AuditTotals,
+    pub summary: Summary,
+    /// The HTML report, when the run was asked for one.
+    pub html: Option<HtmlReport>,
+    /// Wall time of the run.
+    pub seconds: f64,
+}
+
+impl AuditOutcome {
+    /// The summary a person reads (what `gpubound audit` prints).
+    pub fn summary_text(&self) -> String {
+        self.summary.render(
+            &self.log_name,
+            &self.model,
+            &self.backend,
+            &self.totals,
+            self.seconds,
+        )
+    }
+
+    /// The same summary as data (what `gpubound.audit(...).summary` is).
+    pub fn summary_json(&self) -> serde_json::Value {
+        self.summary.to_json(
+            &self.log_name,
+            &self.model,
+            &self.backend,
+            &self.totals,
+            self.seconds,
+        )
+    }
+
+    /// Writes the HTML report; an error when the run kept none.
+    pub fn write_html(&self, out: impl std::io::Write) -> Result<()> {
+        let html = self
+            .html
+            .clone()
+            .ok_or_else(|| Error::Setting("this audit was run without an HTML report".into()))?;
+        html.write(
+            out,
+            &RunInfo {
+                log_name: &self.log_name,
+                model: &self.model,
+                backend: &self.backend,
+                totals: &self.totals,
+                seconds: self.seconds,
+            },
+        )
+    }
+}
+
+/// The α values: given, or δ · p_min with `p_min` given or the smallest
+/// prior mass.
+pub fn resolve_alphas(model: &Model, options: &AuditOptions, source: &str) -> Result<Alphas> {
+    let floor = match options.prior_floor {
+        Some(f) => f,
+        None => default_prior_floor(model, source)?,
+    };
+    if !options.alpha.is_empty() {
+        if !options.delta.is_empty() {
+            return Err(Error::Setting("give alpha or delta, not both".into()));
+        }
+        Alphas::new(options.alpha.clone(), floor)
+    } else {
+        let deltas = if options.delta.is_empty() {
+            vec![0.05]
+        } else {
+            options.delta.clone()
+        };
+        Alphas::from_deltas(&deltas, floor)
+    }
+    .map_err(Error::Setting)
+}
+
+/// The default floor `p_min`: the smallest prior mass, which must not
+/// underflow to 0 (then α = δ · p_min would be 0, and no set is plausible).
+fn default_prior_floor(model: &Model, source: &str) -> Result<f64> {
+    let floor = model.hypotheses.smallest_prior_mass();
+    if floor > 0.0 {
+        return Ok(floor);
+    }
+    let (h, lp) = model
+        .hypotheses
+        .log_prior()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .fold(
+            (0, f64::INFINITY),
+            |m, (h, l)| if l < m.1 { (h, l) } else { m },
+        );
+    Err(Error::input(
+        source,
+        None,
+        format!(
+            "the prior mass of hypothesis {h} (0-based; log prior {lp:.6e} after normalisation) \
+             underflows to 0, and the prior floor p_min defaults to the smallest prior mass: give \
+             --prior-floor P with the smallest P(h*) you want the bounds to cover (e.g. 1e-9), or --alpha"
+        ),
+    ))
+}
+
+/// `sigma` and `harm_threshold` override a gaussian model's fields.
+fn apply_overrides(model: &mut Model, options: &AuditOptions) -> Result<()> {
+    if options.sigma.is_none() && options.harm_threshold.is_none() {
+        return Ok(());
+    }
+    match &mut model.observation {
+        ObservationModel::Gaussian {
+            sigma,
+            harm_threshold,
+        } => {
+            if let Some(s) = options.sigma {
+                *sigma = s;
+            }
+            if let Some(t) = options.harm_threshold {
+                *harm_threshold = t;
+            }
+        }
+        ObservationModel::Bernoulli => {
+            return Err(Error::Setting(
+                "--sigma and --harm-threshold apply to gaussian models; this model is bernoulli"
+                    .into(),
+            ))
+        }
+    }
+    model.observation.validate().map_err(Error::Setting)
+}

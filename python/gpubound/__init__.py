@@ -8,6 +8,7 @@ Functions:
 * :func:`backends` -- the CPU engine and every GPU adapter found.
 * :func:`backend` -- the backend an audit would run on.
 * :func:`describe_model` -- check a model file and describe its model.
+* :func:`check_log` -- read a columnar log (Arrow data) through every check.
 
 Errors: bad input (a malformed log, model or table, a setting out of range)
 raises :class:`ValueError` with the message the command-line tool prints
@@ -24,7 +25,7 @@ relation is read without copying its buffers, and tables come back as
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple, Union
 
 # wgpu's Vulkan start-up asks libwayland for a display, and on a machine
 # without a desktop session libwayland prints "error: XDG_RUNTIME_DIR is
@@ -40,7 +41,7 @@ from ._gpubound import ArrowStream  # noqa: E402
 if TYPE_CHECKING:
     import pyarrow
 
-__all__ = ["ArrowStream", "backend", "backends", "describe_model", "version"]
+__all__ = ["ArrowStream", "backend", "backends", "check_log", "describe_model", "version"]
 
 __version__: str = _gpubound.version()
 
@@ -86,6 +87,20 @@ def describe_model(path: Union[str, "os.PathLike[str]"]) -> str:
     ``OSError`` when the file cannot be read.
     """
     return _gpubound.describe_model(os.fspath(path))
+
+
+def check_log(data: Any, name: str = "<arrow>") -> Tuple[int, int, str]:
+    """Reads a columnar log -- any Arrow data: a ``pyarrow.Table`` or
+    ``RecordBatchReader``, a polars ``DataFrame``, a DuckDB relation; one
+    row per step, the model as the schema's ``gpubound.model`` metadata
+    (docs/parquet-log.md) -- through every check an audit makes, without
+    copying it.
+
+    Returns ``(streams, steps, model description)``. Raises ``ValueError``
+    naming ``name`` and the 1-based row for bad input, e.g.
+    ``"<arrow>: row 2: action 5 is out of range: ..."``.
+    """
+    return _gpubound.check_log(data, name)
 
 
 def _arrow_roundtrip(data: Any) -> "pyarrow.Table":

@@ -5,11 +5,12 @@
 mod arrow;
 mod errors;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use gpubound::engine::gpu::device;
 use gpubound::engine::{cpu::CpuEngine, select, Backend, BackendChoice, BackendInfo, Engine};
-use gpubound::log::{read_model_file, Limits};
+use gpubound::log::columnar::ColumnarReader;
+use gpubound::log::{read_model_file, EventSource, Limits};
 use gpubound::Error;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -89,6 +90,25 @@ fn describe_model(py: Python<'_>, path: PathBuf) -> PyResult<String> {
         .py()
 }
 
+/// Reads a columnar log (Arrow data: one row per step, the model in the
+/// schema's `gpubound.model` metadata) through every check an audit makes;
+/// returns (streams, steps, the model's description).
+#[pyfunction]
+#[pyo3(signature = (data, name = "<arrow>"))]
+fn check_log(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    name: &str,
+) -> PyResult<(usize, usize, String)> {
+    let batches = arrow::import(data)?;
+    py.detach(|| {
+        let mut log = ColumnarReader::new(name, batches, Path::new("."), None, &Limits::default())?;
+        while log.next_event()?.is_some() {}
+        Ok::<_, Error>((log.streams_read(), log.steps_read(), log.model().describe()))
+    })
+    .py()
+}
+
 /// Imports Arrow data through the PyCapsule interface and exports it again
 /// (for the tests: both directions are zero-copy).
 #[pyfunction]
@@ -120,6 +140,7 @@ fn _gpubound(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backends, m)?)?;
     m.add_function(wrap_pyfunction!(backend, m)?)?;
     m.add_function(wrap_pyfunction!(describe_model, m)?)?;
+    m.add_function(wrap_pyfunction!(check_log, m)?)?;
     m.add_function(wrap_pyfunction!(_arrow_roundtrip, m)?)?;
     m.add_class::<ArrowStream>()?;
     Ok(())

@@ -118,3 +118,56 @@ def test_every_public_function_is_documented():
         assert getattr(gpubound, name).__doc__, name
     assert gpubound.version() == gpubound.__version__
     assert gpubound.__version__.count(".") == 2
+
+
+def columnar_log(action_of_row_2=1):
+    """A columnar log of two streams: "a" of two steps, "b" of one."""
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            "stream": ["a", "a", "b"],
+            "step": pa.array([1, 2, 1], pa.int64()),
+            "action": pa.array([0, action_of_row_2, 0], pa.int64()),
+            "outcome": [0.5, 2.0, None],
+            "candidates": pa.array(
+                [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], None, [[1.0, 1.0, 1.0]]],
+                pa.list_(pa.list_(pa.float64())),
+            ),
+        }
+    )
+    return table.replace_schema_metadata({"gpubound.model": json.dumps(MODEL)})
+
+
+def test_a_valid_columnar_log_is_counted():
+    streams, steps, model = gpubound.check_log(columnar_log())
+    assert (streams, steps) == (2, 3)
+    assert model.startswith("grid {0..1}^3 (8 hypotheses")
+
+
+def test_a_bad_row_is_a_value_error_naming_the_row():
+    # Row 2 uses stream a's table of 2 candidates: action 5 is out of range.
+    with pytest.raises(ValueError) as raised:
+        gpubound.check_log(columnar_log(action_of_row_2=5), name="agent.arrow")
+    assert str(raised.value).startswith("agent.arrow: row 2: action 5 is out of range")
+
+
+def test_a_table_without_a_model_is_a_value_error_naming_it():
+    table = columnar_log().replace_schema_metadata(None)
+    with pytest.raises(ValueError, match="^<arrow>: .*model"):
+        gpubound.check_log(table)
+
+
+def test_an_unknown_column_is_a_value_error():
+    table = columnar_log()
+    table = table.append_column("true_param", pa_array_of_three()).replace_schema_metadata(
+        table.schema.metadata
+    )
+    with pytest.raises(ValueError, match="true_param"):
+        gpubound.check_log(table)
+
+
+def pa_array_of_three():
+    import pyarrow as pa
+
+    return pa.array([1.0, 2.0, 3.0])

@@ -25,7 +25,7 @@ relation is read without copying its buffers, and tables come back as
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 # wgpu's Vulkan start-up asks libwayland for a display, and on a machine
 # without a desktop session libwayland prints "error: XDG_RUNTIME_DIR is
@@ -110,3 +110,219 @@ def _arrow_roundtrip(data: Any) -> "pyarrow.Table":
     import pyarrow
 
     return pyarrow.table(_gpubound._arrow_roundtrip(data))
+
+
+PathLike = Union[str, "os.PathLike[str]"]
+ModelLike = Union[Dict[str, Any], str, "os.PathLike[str]", None]
+
+
+def _model_args(model: ModelLike) -> Dict[str, Any]:
+    """A model as a dict (a model line's content), JSON text, or a file path."""
+    import json
+
+    if model is None:
+        return {}
+    if isinstance(model, dict):
+        return {"model_json": json.dumps(model)}
+    if isinstance(model, str) and model.lstrip().startswith("{"):
+        return {"model_json": model}
+    if isinstance(model, (str, os.PathLike)):
+        return {"model_path": os.fspath(model)}
+    raise TypeError(f"model must be a dict, a JSON string or a path, not {type(model).__name__}")
+
+
+def _floats(name: str, v: Any) -> List[float]:
+    if v is None:
+        return []
+    if isinstance(v, (int, float)):
+        return [float(v)]
+    try:
+        return [float(x) for x in v]
+    except TypeError:
+        raise TypeError(f"{name} must be a number or a sequence of numbers") from None
+
+
+class Audit:
+    """The result of :func:`audit`.
+
+    * ``steps``: a ``pyarrow.Table``, one row per (step, candidate), with
+      exactly the columns, types and values of ``gpubound audit LOG
+      --format parquet`` (docs/report.md).
+    * ``summary``: a dict with everything the command line's summary states:
+      ``streams``, ``steps``, ``observed_steps``, ``harmful_outcomes``,
+      ``triples``, ``alphas`` (each ``alpha``, implied ``delta`` and
+      ``coverage``), ``prior_floor``, ``rejections`` (by threshold, then by
+      estimator column: ``rejected``, ``with_safer_candidate``,
+      ``evaluated``), ``guardrail`` and ``riskiest`` (the riskiest taken
+      actions with their safest candidates), ``unexplained`` and more.
+    * ``summary_text``: the summary as the command line prints it.
+    * :meth:`write_html`: the self-contained HTML report.
+    """
+
+    def __init__(self, native: Any) -> None:
+        import json
+
+        self._native = native
+        self._steps: Optional["pyarrow.Table"] = None
+        self.summary: Dict[str, Any] = json.loads(native.summary_json())
+
+    @property
+    def steps(self) -> "pyarrow.Table":
+        if self._steps is None:
+            import pyarrow
+
+            self._steps = pyarrow.table(self._native.steps())
+        return self._steps
+
+    @property
+    def summary_text(self) -> str:
+        return self._native.summary_text()
+
+    def write_html(self, path: PathLike) -> None:
+        """Writes the HTML report (summary, plots per stream, the riskiest
+        taken actions) to ``path``, whole or not at all; never over the log."""
+        self._native.write_html(os.fspath(path))
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return f"<gpubound.Audit of {s['log']}: {s['streams']} streams, {s['steps']} steps>"
+
+
+def audit(
+    log: Any,
+    *,
+    model: ModelLike = None,
+    alpha: Any = None,
+    delta: Any = None,
+    prior_floor: Optional[float] = None,
+    thresholds: Any = (0.01,),
+    backend: str = "auto",
+    shared_world: bool = False,
+    skip_unexplained: bool = False,
+    input_format: Optional[str] = None,
+) -> Audit:
+    """Audits a log, exactly as ``gpubound audit`` does.
+
+    ``log`` is a path (JSON Lines, or Parquet for ``.parquet``/``.pq``;
+    ``input_format="jsonl"|"parquet"`` for other names) or Arrow data in the
+    columnar log schema (a ``pyarrow.Table``, a polars ``DataFrame``, a
+    DuckDB relation: anything with ``__arrow_c_stream__``; read without a
+    copy). ``model`` (a dict with a model line's content, its JSON, or a
+    model file's path) overrides the log's model. ``alpha`` or ``delta``
+    (default δ = 0.05, α = δ · ``prior_floor``, which defaults to the
+    smallest prior mass) and ``thresholds`` (the guardrail's C values) are
+    the command line's ``--alpha``, ``--delta``, ``--prior-floor`` and
+    ``-C``. ``backend`` is ``"auto"``, ``"gpu"`` or ``"cpu"``.
+
+    The engine runs without the GIL. Bad input raises ``ValueError`` with
+    the command line's message (file and line, or row); an unreadable file
+    ``OSError``.
+    """
+    native = _gpubound.audit(
+        log if not isinstance(log, os.PathLike) else os.fspath(log),
+        alpha=_floats("alpha", alpha),
+        delta=_floats("delta", delta),
+        prior_floor=prior_floor,
+        thresholds=_floats("thresholds", thresholds),
+        backend=backend,
+        shared_world=shared_world,
+        skip_unexplained=skip_unexplained,
+        input_format=input_format,
+        **_model_args(model),
+    )
+    return Audit(native)
+
+
+class Guardrail:
+    """The guardrail inside an agent's loop: one stream's posterior, kept in
+    f64 log space as the audit keeps it, so that replaying a log gives the
+    audit's numbers at every step.
+
+    ``model`` is a dict (a model line's content), its JSON or a model
+    file's path. ``estimator`` (default ``"plausible_set"`` at the first α,
+    or a column name such as ``"ville_max[alpha=0.0005]"``) and
+    ``threshold`` C decide :meth:`check`: an action is allowed when its
+    estimate is at most C.
+
+    >>> g = Guardrail({"hypotheses": {"kind": "grid", "k": 2, "d": 3},
+    ...                "observation": {"kind": "gaussian", "sigma": 1.0, "harm_threshold": 1.0}})
+    >>> import numpy as np
+    >>> x = np.array([[0., 0., 0.], [1., 1., 1.]])
+    >>> g.check(x, 1)["allowed"]
+    False
+    """
+
+    def __init__(
+        self,
+        model: ModelLike,
+        *,
+        alpha: Any = None,
+        delta: Any = None,
+        prior_floor: Optional[float] = None,
+        threshold: float = 0.01,
+        estimator: str = "plausible_set",
+        backend: str = "auto",
+    ) -> None:
+        if model is None:
+            raise TypeError("a Guardrail needs a model")
+        self._native = _gpubound.NativeGuardrail(
+            alpha=_floats("alpha", alpha),
+            delta=_floats("delta", delta),
+            prior_floor=prior_floor,
+            threshold=float(threshold),
+            estimator=estimator,
+            backend=backend,
+            **_model_args(model),
+        )
+
+    @staticmethod
+    def _table(candidates: Any) -> Any:
+        import numpy
+
+        return numpy.ascontiguousarray(candidates, dtype=numpy.float64)
+
+    def estimates(self, candidates: Any) -> Dict[str, Any]:
+        """Every estimator for every candidate (an ``(A, d)`` array), before
+        the step's outcome: a dict of NumPy arrays of length A keyed by the
+        Parquet report's column names (``posterior_predictive``,
+        ``cautious_theory``, ``plausible_set[alpha=...]``,
+        ``ville_max[alpha=...]``, ``ville_sum[alpha=...]``)."""
+        return self._native.estimates(self._table(candidates))
+
+    def check(self, candidates: Any, action: int) -> Dict[str, Any]:
+        """Whether ``action`` is allowed (its estimate at most C), its
+        ``estimate``, the ``safest_candidate`` and its ``safest_estimate``."""
+        allowed, estimate, safest, safest_estimate = self._native.check(
+            self._table(candidates), int(action)
+        )
+        return {
+            "allowed": allowed,
+            "estimate": estimate,
+            "safest_candidate": safest,
+            "safest_estimate": safest_estimate,
+        }
+
+    def observe(self, candidates: Any, action: int, outcome: Optional[float]) -> None:
+        """The posterior update with the taken action's outcome (``None``: no
+        update). An outcome no hypothesis can explain raises ``ValueError``
+        and leaves the guardrail as it was."""
+        self._native.observe(
+            self._table(candidates), int(action), None if outcome is None else float(outcome)
+        )
+
+    def reset(self) -> None:
+        """A new stream: back to the prior."""
+        self._native.reset()
+
+    @property
+    def steps(self) -> int:
+        """Steps observed in this stream."""
+        return self._native.steps
+
+    @property
+    def estimator(self) -> str:
+        return self._native.estimator
+
+    @property
+    def threshold(self) -> float:
+        return self._native.threshold

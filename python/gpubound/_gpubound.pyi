@@ -18,3 +18,49 @@ class ArrowStream:
 
     def __arrow_c_stream__(self, requested_schema: Optional[object] = None) -> object: ...
     def __arrow_c_schema__(self) -> object: ...
+
+def audit(
+    log: Any,
+    *,
+    model_json: Optional[str] = None,
+    model_path: Optional[str] = None,
+    alpha: List[float] = ...,
+    delta: List[float] = ...,
+    prior_floor: Optional[float] = None,
+    thresholds: List[float] = ...,
+    backend: str = "auto",
+    shared_world: bool = False,
+    skip_unexplained: bool = False,
+    input_format: Optional[str] = None,
+    html: bool = True,
+) -> AuditResult: ...
+
+class AuditResult:
+    def steps(self) -> ArrowStream: ...
+    def summary_json(self) -> str: ...
+    def summary_text(self) -> str: ...
+    def write_html(self, path: str) -> None: ...
+
+class NativeGuardrail:
+    def __init__(
+        self,
+        *,
+        model_json: Optional[str] = None,
+        model_path: Optional[str] = None,
+        alpha: List[float] = ...,
+        delta: List[float] = ...,
+        prior_floor: Optional[float] = None,
+        threshold: float = 0.01,
+        estimator: str = "plausible_set",
+        backend: str = "auto",
+    ) -> None: ...
+    def estimates(self, candidates: Any) -> Dict[str, Any]: ...
+    def check(self, candidates: Any, action: int) -> Tuple[bool, float, int, float]: ...
+    def observe(self, candidates: Any, action: int, outcome: Optional[float] = None) -> None: ...
+    def reset(self) -> None: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def estimator(self) -> str: ...
+    @property
+    def threshold(self) -> float: ...

@@ -3,6 +3,7 @@
 //! function and turns Arrow results into pyarrow tables.
 
 mod arrow;
+mod audit;
 mod errors;
 
 use std::path::{Path, PathBuf};
@@ -143,5 +144,8 @@ fn _gpubound(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_log, m)?)?;
     m.add_function(wrap_pyfunction!(_arrow_roundtrip, m)?)?;
     m.add_class::<ArrowStream>()?;
+    m.add_function(wrap_pyfunction!(audit::audit, m)?)?;
+    m.add_class::<audit::AuditResult>()?;
+    m.add_class::<audit::NativeGuardrail>()?;
     Ok(())
 }

@@ -169,14 +169,17 @@ impl<W: Write + Send> ParquetLogWriter<W> {
 
     /// `new` with row groups of at most `rows` rows.
     pub fn with_rows_per_group(out: W, spec: &ModelSpec, rows: usize) -> Result<Self> {
-        let schema = columnar_schema();
+        // The model goes in the Arrow schema's metadata, which the writer
+        // stores both in the file's key-value metadata and in the embedded
+        // Arrow schema: pyarrow, which reads the latter, keeps it too.
+        let model = model_json(spec, false)?;
+        let metadata: std::collections::HashMap<String, String> =
+            [(MODEL_KEY.to_string(), model.clone())].into();
+        let schema = Arc::new(columnar_schema().as_ref().clone().with_metadata(metadata));
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_created_by(format!("gpubound {}", env!("CARGO_PKG_VERSION")))
-            .set_key_value_metadata(Some(vec![KeyValue::new(
-                MODEL_KEY.to_string(),
-                model_json(spec, false)?,
-            )]))
+            .set_key_value_metadata(Some(vec![KeyValue::new(MODEL_KEY.to_string(), model)]))
             .build();
         let out = ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(write_err)?;
         Ok(ParquetLogWriter {

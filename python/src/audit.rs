@@ -1,0 +1,331 @@
+//! `gpubound.audit` and `gpubound.Guardrail`: the library's `api::AuditJob`
+//! and `guardrail::Guardrail`, as `gpubound audit` runs them; this file only
+//! converts arguments and results.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ::arrow::array::RecordBatch;
+use ::arrow::datatypes::SchemaRef;
+use gpubound::api::{resolve_alphas, AuditJob, AuditOptions, AuditOutcome};
+use gpubound::engine::{BackendChoice, CandidateTable};
+use gpubound::estimators::{Estimator, EstimatorKind};
+use gpubound::guardrail::Guardrail as Online;
+use gpubound::log::columnar::ColumnarReader;
+use gpubound::log::{self, InputFormat, Limits, LogInput};
+use gpubound::model::Model;
+use gpubound::report::parquet::BatchCollector;
+use gpubound::report::Destination;
+use gpubound::Error;
+use numpy::{PyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::arrow::{self, ArrowStream};
+use crate::errors::{to_py, IntoPyResult};
+
+fn setting(message: String) -> PyErr {
+    to_py(Error::Setting(message))
+}
+
+pub fn backend_choice(choice: &str) -> PyResult<BackendChoice> {
+    match choice {
+        "auto" => Ok(BackendChoice::Auto),
+        "gpu" => Ok(BackendChoice::Gpu),
+        "cpu" => Ok(BackendChoice::Cpu),
+        other => Err(setting(format!(
+            "backend must be \"auto\", \"gpu\" or \"cpu\", not {other:?}"
+        ))),
+    }
+}
+
+/// A model given as JSON text (a model line's content) or a file's path;
+/// returns it with the name its errors use.
+fn load_model(json: Option<String>, path: Option<PathBuf>) -> gpubound::Result<Option<(Model, String)>> {
+    let limits = Limits::default();
+    Ok(match (json, path) {
+        (Some(text), _) => Some((
+            log::model_from_json("model", text.as_bytes(), Path::new("."), &limits)?,
+            "model".to_string(),
+        )),
+        (None, Some(p)) => Some((log::read_model_file(&p, &limits)?, p.display().to_string())),
+        (None, None) => None,
+    })
+}
+
+fn input_format(f: Option<&str>) -> PyResult<InputFormat> {
+    match f {
+        None => Ok(InputFormat::Auto),
+        Some("jsonl") => Ok(InputFormat::Jsonl),
+        Some("parquet") => Ok(InputFormat::Parquet),
+        Some(other) => Err(setting(format!(
+            "input_format must be \"jsonl\" or \"parquet\", not {other:?}"
+        ))),
+    }
+}
+
+/// What an audit found: its per-step rows (Arrow), its summary, its HTML.
+#[pyclass(module = "gpubound._gpubound", frozen)]
+pub struct AuditResult {
+    outcome: AuditOutcome,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    /// The log's path, which `write_html` must not replace.
+    log_path: Option<PathBuf>,
+}
+
+#[pymethods]
+impl AuditResult {
+    /// The per-step rows as an Arrow stream (the Parquet report's columns).
+    fn steps(&self) -> ArrowStream {
+        ArrowStream::from_batches(self.schema.clone(), self.batches.clone())
+    }
+
+    /// The summary as JSON text (`Audit.summary` parses it).
+    fn summary_json(&self) -> String {
+        self.outcome.summary_json().to_string()
+    }
+
+    /// The summary the command line prints.
+    fn summary_text(&self) -> String {
+        self.outcome.summary_text()
+    }
+
+    /// Writes the HTML report to `path`, whole or not at all.
+    fn write_html(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| {
+            let dest = Destination::new(Some(&path))?;
+            if let Some(log) = &self.log_path {
+                gpubound::report::destination::refuse_overlaps(
+                    &[("write_html", &dest)],
+                    &[("the log", Some(log.as_path()))],
+                )?;
+            }
+            self.outcome.write_html(dest.writer()?)?;
+            dest.commit()
+        })
+        .py()
+    }
+}
+
+/// The batch audit: see `gpubound.audit`.
+#[pyfunction]
+#[pyo3(signature = (log, *, model_json=None, model_path=None, alpha=Vec::new(), delta=Vec::new(),
+    prior_floor=None, thresholds=vec![0.01], backend="auto", shared_world=false,
+    skip_unexplained=false, input_format=None, html=true))]
+#[allow(clippy::too_many_arguments)]
+pub fn audit(
+    py: Python<'_>,
+    log: &Bound<'_, PyAny>,
+    model_json: Option<String>,
+    model_path: Option<PathBuf>,
+    alpha: Vec<f64>,
+    delta: Vec<f64>,
+    prior_floor: Option<f64>,
+    thresholds: Vec<f64>,
+    backend: &str,
+    shared_world: bool,
+    skip_unexplained: bool,
+    input_format: Option<&str>,
+    html: bool,
+) -> PyResult<AuditResult> {
+    let backend = backend_choice(backend)?;
+    let format = self::input_format(input_format)?;
+    // a path, or Arrow data
+    let (path, arrow_data) = match log.extract::<PathBuf>() {
+        Ok(p) => (Some(p), None),
+        Err(_) => (None, Some(arrow::import(log)?)),
+    };
+    py.detach(move || {
+        let limits = Limits::default();
+        let model = load_model(model_json, model_path)?;
+        let model_source = model.as_ref().map(|(_, name)| name.clone());
+        let model = model.map(|(m, _)| m);
+        let input: Box<dyn LogInput> = match (&path, arrow_data) {
+            (Some(p), _) => log::open_input(&p.to_string_lossy(), format, model, &limits)?,
+            (None, Some(batches)) => Box::new(ColumnarReader::new(
+                "<arrow>",
+                batches,
+                Path::new("."),
+                model,
+                &limits,
+            )?),
+            (None, None) => unreachable!("a log is a path or Arrow data"),
+        };
+        let options = AuditOptions {
+            alpha,
+            delta,
+            prior_floor,
+            thresholds,
+            backend,
+            shared_world,
+            skip_unexplained,
+            model_source,
+            ..AuditOptions::default()
+        };
+        let job = AuditJob::new(input, &options)?;
+        let settings = job.report_settings().clone();
+        let mut rows = BatchCollector::new(&settings);
+        let outcome = job.run(&mut rows, html, &mut |_| {})?;
+        let schema = rows.schema();
+        Ok::<_, Error>(AuditResult {
+            outcome,
+            schema,
+            batches: rows.into_batches(),
+            log_path: path,
+        })
+    })
+    .py()
+}
+
+/// One stream's guardrail, online: see `gpubound.Guardrail`.
+#[pyclass(module = "gpubound._gpubound", frozen)]
+pub struct NativeGuardrail {
+    inner: Mutex<Online>,
+    d: usize,
+}
+
+impl NativeGuardrail {
+    /// The guardrail; a panic while it was held left it as it was.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Online> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn table(&self, candidates: &PyReadonlyArray2<'_, f64>) -> PyResult<CandidateTable> {
+        let view = candidates.as_array();
+        let (a, d) = view.dim();
+        if a == 0 || d != self.d {
+            return Err(to_py(Error::input(
+                "guardrail",
+                None,
+                format!(
+                    "candidates must be an (A, d) array with A ≥ 1 and d = {} (the model's), got ({a}, {d})",
+                    self.d
+                ),
+            )));
+        }
+        Ok(CandidateTable::new(view.iter().copied().collect(), a))
+    }
+}
+
+#[pymethods]
+impl NativeGuardrail {
+    #[new]
+    #[pyo3(signature = (*, model_json=None, model_path=None, alpha=Vec::new(), delta=Vec::new(),
+        prior_floor=None, threshold=0.01, estimator="plausible_set", backend="auto"))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        model_json: Option<String>,
+        model_path: Option<PathBuf>,
+        alpha: Vec<f64>,
+        delta: Vec<f64>,
+        prior_floor: Option<f64>,
+        threshold: f64,
+        estimator: &str,
+        backend: &str,
+    ) -> PyResult<Self> {
+        let backend = backend_choice(backend)?;
+        let (model, source) = load_model(model_json, model_path)
+            .py()?
+            .ok_or_else(|| setting("a guardrail needs a model".into()))?;
+        let options = AuditOptions {
+            alpha,
+            delta,
+            prior_floor,
+            ..AuditOptions::default()
+        };
+        let alphas = resolve_alphas(&model, &options, &source).py()?;
+        let chosen = Estimator::all(&alphas)
+            .into_iter()
+            .find(|e| {
+                e.label(&alphas) == estimator
+                    || (e.kind.name() == estimator && e.alpha.unwrap_or(0) == 0)
+            })
+            .filter(|e| e.kind != EstimatorKind::Oracle)
+            .ok_or_else(|| {
+                setting(format!(
+                    "unknown estimator {estimator:?}: one of posterior_predictive, cautious_theory, \
+                     plausible_set, ville_max, ville_sum (first α), or a column such as {:?}",
+                    Estimator::all(&alphas)[2].label(&alphas)
+                ))
+            })?;
+        let d = model.hypotheses.dim();
+        let inner = Online::new(model, alphas, threshold, chosen, backend).py()?;
+        Ok(NativeGuardrail {
+            inner: Mutex::new(inner),
+            d,
+        })
+    }
+
+    /// Every estimator for every candidate: {column: array of A values}.
+    fn estimates<'py>(
+        &self,
+        py: Python<'py>,
+        candidates: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let table = self.table(&candidates)?;
+        let columns = py
+            .detach(|| {
+                let mut g = self.lock();
+                let alphas = g.alphas().clone();
+                g.estimates(&table).map(|e| e.columns(&alphas))
+            })
+            .py()?;
+        let out = PyDict::new(py);
+        for (name, values) in columns {
+            out.set_item(name, PyArray1::from_vec(py, values))?;
+        }
+        Ok(out)
+    }
+
+    /// (allowed, estimate, safest candidate, its estimate) for `action`.
+    fn check(
+        &self,
+        py: Python<'_>,
+        candidates: PyReadonlyArray2<'_, f64>,
+        action: usize,
+    ) -> PyResult<(bool, f64, usize, f64)> {
+        let table = self.table(&candidates)?;
+        let v = py.detach(|| self.lock().check(&table, action)).py()?;
+        Ok((v.allowed, v.estimate, v.safest_candidate, v.safest_estimate))
+    }
+
+    /// The posterior update with the taken action's outcome (None: none).
+    #[pyo3(signature = (candidates, action, outcome=None))]
+    fn observe(
+        &self,
+        py: Python<'_>,
+        candidates: PyReadonlyArray2<'_, f64>,
+        action: usize,
+        outcome: Option<f64>,
+    ) -> PyResult<()> {
+        let table = self.table(&candidates)?;
+        py.detach(|| self.lock().observe(&table, action, outcome))
+            .py()
+    }
+
+    /// A new stream: back to the prior.
+    fn reset(&self) {
+        self.lock().reset();
+    }
+
+    /// Steps observed in this stream.
+    #[getter]
+    fn steps(&self) -> usize {
+        self.lock().steps()
+    }
+
+    /// The estimator's column name and the threshold C.
+    #[getter]
+    fn estimator(&self) -> String {
+        let g = self.lock();
+        g.estimator().label(g.alphas())
+    }
+
+    #[getter]
+    fn threshold(&self) -> f64 {
+        self.lock().threshold()
+    }
+}

@@ -1,0 +1,99 @@
+"""gpubound.Guardrail: replaying a log gives the audit's numbers at every step."""
+
+import json
+
+import numpy as np
+import pytest
+
+import gpubound
+
+MODEL = {
+    "hypotheses": {"kind": "grid", "k": 2, "d": 3},
+    "observation": {"kind": "gaussian", "sigma": 1.0, "harm_threshold": 1.0},
+}
+
+
+def replay(log_path):
+    """(model, [(stream, step, table, action, outcome)]) from a JSON Lines log."""
+    model, rows, table, stream, step = None, [], None, None, 0
+    for line in log_path.read_text().splitlines():
+        o = json.loads(line)
+        if o["type"] == "model":
+            model = {k: v for k, v in o.items() if k != "type"}
+        elif o["type"] == "stream":
+            stream, table, step = o.get("id"), o.get("candidates"), 0
+        else:
+            step += 1
+            rows.append((stream, step, np.array(o.get("candidates", table), dtype=float),
+                         o["action"], o.get("outcome")))
+    return model, rows
+
+
+@pytest.mark.parametrize("which", ["example", "simulated"])
+def test_replaying_a_log_gives_the_audits_numbers(which, request):
+    log = request.getfixturevalue(which)
+    model, rows = replay(log)
+    steps = gpubound.audit(log, delta=[0.05, 0.5], backend="cpu").steps
+    g = gpubound.Guardrail(model, delta=[0.05, 0.5])
+    columns = [c for c in steps.column_names
+               if c.split("[")[0] in ("posterior_predictive", "cautious_theory",
+                                      "plausible_set", "ville_max", "ville_sum")]
+    by_step = {}
+    for r in steps.to_pylist():
+        by_step.setdefault((str(r["stream"]), r["step"]), []).append(r)
+    last = None
+    for stream, step, table, action, outcome in rows:
+        if stream != last:
+            g.reset()
+            last = stream
+        est = g.estimates(table)
+        want = by_step[(str(stream), step)]
+        assert sorted(est) == sorted(columns)
+        for c in columns:
+            assert est[c].tolist() == [w[c] for w in want], (stream, step, c)
+        v = g.check(table, action)
+        assert v["estimate"] == want[action]["plausible_set[alpha=" + columns[2].split("=")[1]]
+        g.observe(table, action, outcome)
+    assert g.steps == rows[-1][1]
+
+
+def test_an_estimate_equal_to_the_threshold_is_allowed():
+    x = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    probe = gpubound.Guardrail(MODEL)
+    e = probe.estimates(x)["plausible_set[alpha=0.00625]"]
+    at = gpubound.Guardrail(MODEL, threshold=float(e[1]))
+    assert at.check(x, 1)["allowed"]
+    below = gpubound.Guardrail(MODEL, threshold=float(np.nextafter(e[1], 0)))
+    v = below.check(x, 1)
+    assert not v["allowed"] and v["safest_candidate"] == 0
+    assert v["safest_estimate"] == e[0]
+
+
+def test_observe_and_reset_move_the_posterior():
+    x = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    g = gpubound.Guardrail(MODEL, estimator="posterior_predictive")
+    prior = g.estimates(x)["posterior_predictive"].copy()
+    g.observe(x, 1, 3.0)  # a harmful outcome: harm is more likely now
+    assert g.steps == 1
+    assert g.estimates(x)["posterior_predictive"][1] > prior[1]
+    g.observe(x, 0, None)  # no outcome, no update
+    assert g.steps == 2
+    g.reset()
+    assert g.steps == 0
+    assert g.estimates(x)["posterior_predictive"].tolist() == prior.tolist()
+
+
+def test_bad_input_raises_value_error():
+    g = gpubound.Guardrail(MODEL)
+    with pytest.raises(ValueError, match="d = 3"):
+        g.estimates(np.zeros((2, 4)))
+    with pytest.raises(ValueError):
+        g.check(np.zeros((2, 3)), 5)
+    with pytest.raises(ValueError):
+        g.estimates(np.array([[0.0, np.nan, 0.0]]))
+    with pytest.raises(ValueError, match="unknown estimator"):
+        gpubound.Guardrail(MODEL, estimator="oracle")
+    with pytest.raises(ValueError, match="threshold"):
+        gpubound.Guardrail(MODEL, threshold=1.5)
+    with pytest.raises(TypeError):
+        gpubound.Guardrail(None)

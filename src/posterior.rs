@@ -650,7 +650,15 @@ mod tests {
     #[test]
     fn to_relative_weights_are_the_lane_exp_bit_for_bit() {
         let mut row: Vec<f64> = (0..6000).map(|i| -0.1237 * i as f64).collect();
-        row.extend([f64::NEG_INFINITY, f64::NAN, -745.1, -744.9, -708.4, 0.0, -1e-300]);
+        row.extend([
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -745.1,
+            -744.9,
+            -708.4,
+            0.0,
+            -1e-300,
+        ]);
         let want: Vec<u64> = row
             .iter()
             .map(|&l| exp_lanes([l, 0.0, 0.0, 0.0])[0].to_bits())

@@ -288,9 +288,12 @@ impl Guardrail {
         }
         let n_alpha = self.alphas.len();
         let out = &mut self.estimates;
-        out.candidates.clear();
-        for a in 0..candidates.n_candidates {
-            let c = estimators::finish(
+        // reused between calls: their vectors are not allocated again
+        out.candidates
+            .resize_with(candidates.n_candidates, Default::default);
+        for (a, c) in out.candidates.iter_mut().enumerate() {
+            estimators::finish_into(
+                c,
                 &self.alphas,
                 z,
                 reduced.weighted_harm[a],
@@ -301,7 +304,6 @@ impl Guardrail {
                 None,
             )
             .map_err(|e| violated(format!("candidate {a}: {e}")))?;
-            out.candidates.push(c);
         }
         let p = &mut out.posterior;
         p.map_hypothesis = map;

@@ -322,14 +322,14 @@ fn scan_widest<const N: usize>(input: ScanInput<'_>, q: &[f64], need: &[f64]) ->
 
 /// A step's scan results for the table's real candidates: sums, best
 /// products, argmax, `q` at the argmax, and per candidate the plausible-set
-/// bins (`bins[a][j]`).
+/// bins (`bins[a · n_bins + j]`, one allocation for every candidate).
 #[derive(Default)]
 struct Scanned {
     sum: Vec<f64>,
     best: Vec<f64>,
     arg: Vec<f64>,
     best_q: Vec<f64>,
-    bins: Vec<Vec<f64>>,
+    bins: Vec<f64>,
 }
 
 impl Scanned {
@@ -339,7 +339,7 @@ impl Scanned {
         self.arg.extend_from_slice(&l.arg[..keep]);
         self.best_q.extend_from_slice(&l.best_q[..keep]);
         for k in 0..keep {
-            self.bins.push(l.bins.iter().map(|b| b[k]).collect());
+            self.bins.extend(l.bins.iter().map(|b| b[k]));
         }
     }
 }
@@ -585,7 +585,7 @@ fn reduce_step(
 
     // max over I_α: prefix maxima over the nested bins
     let mut plausible = vec![0.0f64; a_count * n_alpha];
-    for (a, bins) in scanned.bins.iter().enumerate() {
+    for (a, bins) in scanned.bins.chunks_exact(sorted.len().max(1)).enumerate() {
         let mut m = 0.0f64;
         for (j, &i) in order.iter().enumerate() {
             m = m.max(bins[j]);

@@ -213,7 +213,7 @@ unsafe fn scan_avx512<const N: usize, const V: usize>(
     lanes: &mut Lanes<N>,
 ) {
     use std::arch::x86_64::*;
-    assert!(N % 4 == 0 && V * 8 >= N && (V - 1) * 8 < N);
+    assert!(N.is_multiple_of(4) && V * 8 >= N && (V - 1) * 8 < N);
     // lanes of vector v that exist
     let mask = |v: usize| -> __mmask8 {
         if v + 1 == V && N % 8 == 4 {

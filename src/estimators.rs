@@ -74,7 +74,7 @@ impl Alphas {
 }
 
 /// Every estimator's value for one candidate at one step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CandidateEstimates {
     pub posterior_predictive: f64,
     pub cautious_theory: f64,
@@ -213,6 +213,35 @@ pub fn finish(
     plausible_harm: &[f64],
     oracle: Option<f64>,
 ) -> Result<CandidateEstimates, String> {
+    let mut out = CandidateEstimates::default();
+    finish_into(
+        &mut out,
+        alphas,
+        weight_sum,
+        weighted_harm,
+        cautious_hypothesis,
+        cautious_harm,
+        cautious_log_score,
+        plausible_harm,
+        oracle,
+    )?;
+    Ok(out)
+}
+
+/// `finish` into `out`, reusing its vectors (the guardrail's steps then
+/// allocate nothing). On `Err`, `out` holds no meaningful values.
+#[allow(clippy::too_many_arguments)]
+pub fn finish_into(
+    out: &mut CandidateEstimates,
+    alphas: &Alphas,
+    weight_sum: f64,
+    weighted_harm: f64,
+    cautious_hypothesis: u32,
+    cautious_harm: f64,
+    cautious_log_score: f64,
+    plausible_harm: &[f64],
+    oracle: Option<f64>,
+) -> Result<(), String> {
     let probability = |v: f64| (0.0..=1.0).contains(&v);
     if !(weight_sum >= 1.0 && weight_sum.is_finite()) {
         return Err(format!("Σ e^ℓ = {weight_sum}"));
@@ -237,23 +266,19 @@ pub fn finish(
     let predictive = (weighted_harm / weight_sum).min(1.0);
     // max_h p_h q_h = e^{ℓ_ĥ + ln q_ĥ} / Z, in log space so it cannot underflow early
     let max_weighted = (cautious_log_score - weight_sum.ln()).exp().min(1.0);
-    Ok(CandidateEstimates {
-        posterior_predictive: predictive,
-        cautious_theory: cautious_harm,
-        cautious_hypothesis,
-        plausible_set: plausible_harm.to_vec(),
-        ville_max: alphas
-            .values
-            .iter()
-            .map(|a| (max_weighted / a).min(1.0))
-            .collect(),
-        ville_sum: alphas
-            .values
-            .iter()
-            .map(|a| (predictive / a).min(1.0))
-            .collect(),
-        oracle,
-    })
+    out.posterior_predictive = predictive;
+    out.cautious_theory = cautious_harm;
+    out.cautious_hypothesis = cautious_hypothesis;
+    out.plausible_set.clear();
+    out.plausible_set.extend_from_slice(plausible_harm);
+    out.ville_max.clear();
+    out.ville_max
+        .extend(alphas.values.iter().map(|a| (max_weighted / a).min(1.0)));
+    out.ville_sum.clear();
+    out.ville_sum
+        .extend(alphas.values.iter().map(|a| (predictive / a).min(1.0)));
+    out.oracle = oracle;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -18,18 +18,14 @@
 //! `estimators::finish`: replaying a log gives the audit's numbers to the
 //! bit (tests/guardrail.rs).
 //!
-//! **Which harm path.** The audit tabulates `q` for a candidate table that
-//! several steps share (a bandit) and computes it lazily, for the hypotheses
-//! that matter, for a table of one step (a contextual log). The two paths
-//! differ in the last bits once some hypotheses are negligible: the lazy one
-//! sums the weights over the live hypotheses only (another order of the
-//! same additions) and leaves out products below a candidate's own rounding
-//! bound. So the guardrail takes the audit's path: it tabulates a table once
-//! an earlier step used the same one, and takes the lazy path otherwise —
-//! like the audit, except at the first step of a bandit stream, where the
-//! audit already knows that later steps share the table. There the
-//! posterior is the prior, every hypothesis is live for a prior spanning
-//! less than about 40 nats (a uniform prior, say), and the paths agree.
+//! **Harm paths.** The audit tabulates `q` for a candidate table that
+//! several steps of a batch share and computes it lazily, for the
+//! hypotheses that matter, for a table of one step; both paths give the same
+//! bits (the weight sums are taken over the full row, and both leave out the
+//! same negligible products: tests/batch_bits.rs). So the guardrail takes
+//! whichever is faster: lazy at a table's first step (a contextual stream
+//! brings a new table at every step), tabulated once a later step uses the
+//! same table (a bandit's).
 
 use crate::audit::PosteriorSummary;
 use crate::engine::cpu::{harm, loglik, weigh_and_reduce_row, HarmTable};
@@ -66,7 +62,7 @@ pub struct Guardrail {
 }
 
 /// The last candidate table seen, and its harm table (tabulated once a
-/// later step uses the same table: see the module's doc).
+/// later step uses the same table: the module's doc says why).
 #[derive(Debug, Clone)]
 struct TableCache {
     features: CandidateTable,
@@ -292,9 +288,12 @@ impl Guardrail {
         }
         let n_alpha = self.alphas.len();
         let out = &mut self.estimates;
-        out.candidates.clear();
-        for a in 0..candidates.n_candidates {
-            let c = estimators::finish(
+        // reused between calls: their vectors are not allocated again
+        out.candidates
+            .resize_with(candidates.n_candidates, Default::default);
+        for (a, c) in out.candidates.iter_mut().enumerate() {
+            estimators::finish_into(
+                c,
                 &self.alphas,
                 z,
                 reduced.weighted_harm[a],
@@ -305,7 +304,6 @@ impl Guardrail {
                 None,
             )
             .map_err(|e| violated(format!("candidate {a}: {e}")))?;
-            out.candidates.push(c);
         }
         let p = &mut out.posterior;
         p.map_hypothesis = map;
@@ -382,7 +380,7 @@ impl Guardrail {
     }
 
     /// Makes `candidates` the cached table, tabulating its harm once an
-    /// earlier step used the same table (the module's doc says why).
+    /// earlier step used the same table (the faster path: module's doc).
     fn use_table(&mut self, candidates: &CandidateTable) {
         let c = &mut self.table;
         if c.features != *candidates {

@@ -130,8 +130,14 @@ pub fn to_relative_skipping(
     // e^ℓ is 0 in f64 below about −745 in any case
     let below = negligible(arg).clamp(UNDERFLOW, SUM_FLOOR);
     let mut sums = WeightSums::default();
-    let mut rows = row.chunks_exact_mut(4);
-    let mut out = weight.chunks_exact_mut(4);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above).
+        done = unsafe { weigh_avx512(row, weight, shift, below, &mut sums) };
+    }
+    let mut rows = row[done..].chunks_exact_mut(4);
+    let mut out = weight[done..].chunks_exact_mut(4);
     for (c, o) in (&mut rows).zip(&mut out) {
         let l = [c[0] - shift, c[1] - shift, c[2] - shift, c[3] - shift];
         c.copy_from_slice(&l);
@@ -162,6 +168,82 @@ pub fn to_relative_skipping(
         map: arg,
         sums: sums.total(),
     }
+}
+
+/// The main loop of `to_relative_skipping` on whole chunks of eight, in
+/// AVX-512 registers (the compiler left `exp_lanes` two lanes wide and
+/// scalar): the same operations lane by lane, and the same sums in the same
+/// order (two chunks of four after another), so the same bits. Returns how
+/// many entries it did.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn weigh_avx512(
+    row: &mut [f64],
+    weight: &mut [f64],
+    shift: f64,
+    below: f64,
+    sums: &mut WeightSums,
+) -> usize {
+    use std::arch::x86_64::*;
+    let n = row.len().min(weight.len()) / 8 * 8;
+    let (shift, below) = (_mm512_set1_pd(shift), _mm512_set1_pd(below));
+    let floor = _mm512_set1_pd(SUM_FLOOR);
+    let zero = _mm512_setzero_pd();
+    let (mut sum, mut sum_l) = (
+        _mm256_loadu_pd(sums.sum.as_ptr()),
+        _mm256_loadu_pd(sums.sum_l.as_ptr()),
+    );
+    for i in (0..n).step_by(8) {
+        // SAFETY: i + 8 ≤ n ≤ both lengths.
+        let l = _mm512_sub_pd(_mm512_loadu_pd(row.as_ptr().add(i)), shift);
+        _mm512_storeu_pd(row.as_mut_ptr().add(i), l);
+        let skip = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(l, below);
+        if skip == 0xFF {
+            _mm512_storeu_pd(weight.as_mut_ptr().add(i), zero);
+            continue;
+        }
+        let w = _mm512_mask_mov_pd(exp_avx512(l), skip, zero);
+        _mm512_storeu_pd(weight.as_mut_ptr().add(i), w);
+        // `WeightSums::add4`, on each half
+        let kept = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(l, floor);
+        let w = _mm512_maskz_mov_pd(kept, w);
+        let wl = _mm512_mul_pd(w, _mm512_max_pd(l, floor));
+        sum = _mm256_add_pd(sum, _mm512_castpd512_pd256(w));
+        sum_l = _mm256_add_pd(sum_l, _mm512_castpd512_pd256(wl));
+        sum = _mm256_add_pd(sum, _mm512_extractf64x4_pd::<1>(w));
+        sum_l = _mm256_add_pd(sum_l, _mm512_extractf64x4_pd::<1>(wl));
+    }
+    _mm256_storeu_pd(sums.sum.as_mut_ptr(), sum);
+    _mm256_storeu_pd(sums.sum_l.as_mut_ptr(), sum_l);
+    n
+}
+
+/// `exp_lanes` on eight lanes: the same operations, so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn exp_avx512(x: std::arch::x86_64::__m512d) -> std::arch::x86_64::__m512d {
+    use std::arch::x86_64::*;
+    let set = _mm512_set1_pd;
+    // `f64::max`: NaN gives the other operand, as `max_pd` does for its first
+    let x = _mm512_max_pd(x, set(-800.0));
+    let t = _mm512_fmadd_pd(x, set(std::f64::consts::LOG2_E), set(EXP_SHIFTER));
+    let k = _mm512_sub_pd(t, set(EXP_SHIFTER));
+    let r = _mm512_fnmadd_pd(k, set(LN2_HI), x);
+    let r = _mm512_fnmadd_pd(k, set(LN2_LO), r);
+    let mut p = set(1.0 / 6_227_020_800.0);
+    for c in TAYLOR {
+        p = _mm512_fmadd_pd(p, r, set(c));
+    }
+    let ki = _mm512_sub_epi64(
+        _mm512_castpd_si512(t),
+        _mm512_set1_epi64(EXP_SHIFTER.to_bits() as i64),
+    );
+    let k1 = _mm512_srai_epi64::<1>(ki);
+    let k2 = _mm512_sub_epi64(ki, k1);
+    let bias = _mm512_set1_epi64(1023);
+    let s1 = _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_add_epi64(k1, bias)));
+    let s2 = _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_add_epi64(k2, bias)));
+    _mm512_mul_pd(_mm512_mul_pd(p, s1), s2)
 }
 
 /// `e^ℓ` of every entry, with the same lane exp as `to_relative` (so a
@@ -237,10 +319,7 @@ impl WeightSums {
 /// results down to the subnormal range need no special case.
 #[inline(always)]
 fn exp_lanes(x: [f64; 4]) -> [f64; 4] {
-    const SHIFTER: f64 = 6755399441055744.0; // 1.5 · 2^52: rounds to an integer
-                                             // ln 2 split so that k · LN2_HI is exact for |k| < 2^11
-    const LN2_HI: f64 = 0.693_147_180_559_890_3;
-    const LN2_LO: f64 = 5.497_923_018_708_371e-14;
+    const SHIFTER: f64 = EXP_SHIFTER;
     let mut out = [0.0; 4];
     for i in 0..4 {
         // below −800 every result is 0; the clamp keeps −∞ out of the integer part
@@ -263,6 +342,12 @@ fn exp_lanes(x: [f64; 4]) -> [f64; 4] {
     }
     out
 }
+
+/// 1.5 · 2^52: adding it rounds to an integer.
+const EXP_SHIFTER: f64 = 6755399441055744.0;
+/// ln 2 split so that k · LN2_HI is exact for |k| < 2^11.
+const LN2_HI: f64 = 0.693_147_180_559_890_3;
+const LN2_LO: f64 = 5.497_923_018_708_371e-14;
 
 /// `1/12!, 1/11!, …, 1/1!, 1/0!`: Horner coefficients after `1/13!`.
 const TAYLOR: [f64; 13] = [
@@ -557,6 +642,32 @@ mod tests {
             exp_lanes([0.0, f64::NEG_INFINITY, -746.0, -1e308]),
             [1.0, 0.0, 0.0, 0.0]
         );
+    }
+
+    /// `to_relative`'s weights (eight-lane AVX-512 where the CPU has it) are
+    /// `exp_lanes`' to the bit, down through the subnormal range, at −∞ and
+    /// NaN, for whole chunks of eight and the rest.
+    #[test]
+    fn to_relative_weights_are_the_lane_exp_bit_for_bit() {
+        let mut row: Vec<f64> = (0..6000).map(|i| -0.1237 * i as f64).collect();
+        row.extend([
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -745.1,
+            -744.9,
+            -708.4,
+            0.0,
+            -1e-300,
+        ]);
+        let want: Vec<u64> = row
+            .iter()
+            .map(|&l| exp_lanes([l, 0.0, 0.0, 0.0])[0].to_bits())
+            .collect();
+        let mut w = vec![0.0; row.len()];
+        let r = to_relative(&mut row, &mut w);
+        assert_eq!(r.max, 0.0);
+        let got: Vec<u64> = w.iter().map(|w| w.to_bits()).collect();
+        assert_eq!(got, want);
     }
 
     /// The sums `to_relative` returns are `weight_sums`' to the bit, with

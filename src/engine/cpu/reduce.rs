@@ -111,7 +111,8 @@ pub(crate) fn reduce_row(
         };
         reduce_step(table, log_rel, weight, thresholds, n_alpha, &full, sums)
     } else {
-        reduce_live(model, features, log_rel, weight, thresholds, n_alpha)
+        let sums = sums.unwrap_or_else(|| posterior::weight_sums(weight, log_rel));
+        reduce_live(model, features, log_rel, weight, thresholds, n_alpha, sums)
     }
 }
 
@@ -145,6 +146,10 @@ struct ScanInput<'a> {
     cutoff: f64,
 }
 
+/// Per candidate lane, the weight below which a hypothesis's product is
+/// left out (`q` read as 0; `candidate_cutoffs`); 0 on padding lanes.
+type Needs<const N: usize> = [f64; N];
+
 /// The running reductions of `N` candidate lanes. The argmax index is kept
 /// as f64 so every lane operation is a same-width vector select. `bins[j]`
 /// holds the max `q` over hypotheses whose smallest plausible set is the
@@ -158,9 +163,10 @@ struct Lanes<const N: usize> {
 }
 
 #[inline(always)]
-fn scan<const N: usize>(input: ScanInput<'_>, q: &[f64], lanes: &mut Lanes<N>) {
+fn scan<const N: usize>(input: ScanInput<'_>, q: &[f64], need: &Needs<N>, lanes: &mut Lanes<N>) {
     // Local copies keep the lanes in registers across the loop.
     let (mut sum, mut best, mut arg, mut best_q) = (lanes.sum, lanes.best, lanes.arg, lanes.best_q);
+    let need = *need;
     let lowest = input.thresholds.last().copied().unwrap_or(f64::INFINITY);
     let rows = q.chunks_exact(N);
     for (h, ((&w, &l), row)) in input.weight.iter().zip(input.log_rel).zip(rows).enumerate() {
@@ -170,13 +176,16 @@ fn scan<const N: usize>(input: ScanInput<'_>, q: &[f64], lanes: &mut Lanes<N>) {
         let hf = h as f64;
         let row: &[f64; N] = row.try_into().expect("N lanes");
         for k in 0..N {
-            let p = w * row[k];
+            // a product too small to matter is left out, as the lazy path
+            // (`reduce_live`) leaves out its erfc: the same bits either way
+            let qk = if w >= need[k] { row[k] } else { 0.0 };
+            let p = w * qk;
             sum[k] += p;
             // non-short-circuit `|`/`&`: straight-line code the compiler vectorises
-            let better = (p > best[k]) | ((p == best[k]) & (row[k] > best_q[k]));
+            let better = (p > best[k]) | ((p == best[k]) & (qk > best_q[k]));
             best[k] = if better { p } else { best[k] };
             arg[k] = if better { hf } else { arg[k] };
-            best_q[k] = if better { row[k] } else { best_q[k] };
+            best_q[k] = if better { qk } else { best_q[k] };
         }
         if l >= lowest {
             let j = input.thresholds.iter().filter(|&&t| t > l).count();
@@ -189,20 +198,98 @@ fn scan<const N: usize>(input: ScanInput<'_>, q: &[f64], lanes: &mut Lanes<N>) {
     (lanes.sum, lanes.best, lanes.arg, lanes.best_q) = (sum, best, arg, best_q);
 }
 
+/// `scan` in explicit AVX-512 vectors: `V` registers of 8 lanes per running
+/// reduction (`V·8 ≥ N`, the last one masked to 4 lanes when `N` is an odd
+/// multiple of 4). Left to the compiler, lanes beyond a register's width went
+/// to the stack and were read back after masked stores every hypothesis
+/// (store-forwarding stalls: most of a step's time). The same comparisons
+/// and operations lane by lane as `scan`, so the same bits.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn scan_avx512<const N: usize>(input: ScanInput<'_>, q: &[f64], lanes: &mut Lanes<N>) {
-    scan::<N>(input, q, lanes)
+unsafe fn scan_avx512<const N: usize, const V: usize>(
+    input: ScanInput<'_>,
+    q: &[f64],
+    need: &Needs<N>,
+    lanes: &mut Lanes<N>,
+) {
+    use std::arch::x86_64::*;
+    assert!(N.is_multiple_of(4) && V * 8 >= N && (V - 1) * 8 < N);
+    // lanes of vector v that exist
+    let mask = |v: usize| -> __mmask8 {
+        if v + 1 == V && N % 8 == 4 {
+            0x0F
+        } else {
+            0xFF
+        }
+    };
+    let zero = _mm512_setzero_pd();
+    let (mut sum, mut best, mut arg, mut best_q, mut needv) =
+        ([zero; V], [zero; V], [zero; V], [zero; V], [zero; V]);
+    for v in 0..V {
+        let m = mask(v);
+        // SAFETY: masked loads read only lanes `8v..N` of the N-lane arrays.
+        sum[v] = _mm512_maskz_loadu_pd(m, lanes.sum.as_ptr().add(8 * v));
+        best[v] = _mm512_maskz_loadu_pd(m, lanes.best.as_ptr().add(8 * v));
+        arg[v] = _mm512_maskz_loadu_pd(m, lanes.arg.as_ptr().add(8 * v));
+        best_q[v] = _mm512_maskz_loadu_pd(m, lanes.best_q.as_ptr().add(8 * v));
+        needv[v] = _mm512_maskz_loadu_pd(m, need.as_ptr().add(8 * v));
+    }
+    let lowest = input.thresholds.last().copied().unwrap_or(f64::INFINITY);
+    let rows = q.chunks_exact(N);
+    for (h, ((&w, &l), row)) in input.weight.iter().zip(input.log_rel).zip(rows).enumerate() {
+        if w == 0.0 || w < input.cutoff {
+            continue; // see `negligible_weight`
+        }
+        let (wv, hv) = (_mm512_set1_pd(w), _mm512_set1_pd(h as f64));
+        for v in 0..V {
+            // SAFETY: as above, within the row's N lanes.
+            let qv = _mm512_maskz_loadu_pd(mask(v), row.as_ptr().add(8 * v));
+            // `w >= need` (false for NaN, as in `scan`)
+            let keep = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(wv, needv[v]);
+            let qk = _mm512_maskz_mov_pd(keep, qv);
+            let p = _mm512_mul_pd(wv, qk);
+            sum[v] = _mm512_add_pd(sum[v], p);
+            let better = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(p, best[v])
+                | (_mm512_cmp_pd_mask::<_CMP_EQ_OQ>(p, best[v])
+                    & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(qk, best_q[v]));
+            best[v] = _mm512_mask_mov_pd(best[v], better, p);
+            arg[v] = _mm512_mask_mov_pd(arg[v], better, hv);
+            best_q[v] = _mm512_mask_mov_pd(best_q[v], better, qk);
+        }
+        if l >= lowest {
+            let j = input.thresholds.iter().filter(|&&t| t > l).count();
+            let bin = &mut lanes.bins[j];
+            for k in 0..N {
+                bin[k] = if row[k] > bin[k] { row[k] } else { bin[k] };
+            }
+        }
+    }
+    for v in 0..V {
+        let m = mask(v);
+        // SAFETY: masked stores write only lanes `8v..N`.
+        _mm512_mask_storeu_pd(lanes.sum.as_mut_ptr().add(8 * v), m, sum[v]);
+        _mm512_mask_storeu_pd(lanes.best.as_mut_ptr().add(8 * v), m, best[v]);
+        _mm512_mask_storeu_pd(lanes.arg.as_mut_ptr().add(8 * v), m, arg[v]);
+        _mm512_mask_storeu_pd(lanes.best_q.as_mut_ptr().add(8 * v), m, best_q[v]);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn scan_avx2<const N: usize>(input: ScanInput<'_>, q: &[f64], lanes: &mut Lanes<N>) {
-    scan::<N>(input, q, lanes)
+unsafe fn scan_avx2<const N: usize>(
+    input: ScanInput<'_>,
+    q: &[f64],
+    need: &Needs<N>,
+    lanes: &mut Lanes<N>,
+) {
+    scan::<N>(input, q, need, lanes)
 }
 
 /// The same scan compiled for the widest vectors this CPU has.
-fn scan_widest<const N: usize>(input: ScanInput<'_>, q: &[f64]) -> Lanes<N> {
+fn scan_widest<const N: usize>(input: ScanInput<'_>, q: &[f64], need: &[f64]) -> Lanes<N> {
+    let mut lane_need = [0.0; N];
+    let width = need.len().min(N);
+    lane_need[..width].copy_from_slice(&need[..width]);
     let mut lanes = Lanes {
         sum: [0.0; N],
         best: [-1.0; N],
@@ -214,29 +301,35 @@ fn scan_widest<const N: usize>(input: ScanInput<'_>, q: &[f64]) -> Lanes<N> {
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above).
-            unsafe { scan_avx512::<N>(input, q, &mut lanes) };
+            unsafe {
+                if N <= 8 {
+                    scan_avx512::<N, 1>(input, q, &lane_need, &mut lanes)
+                } else {
+                    scan_avx512::<N, 2>(input, q, &lane_need, &mut lanes)
+                }
+            };
             return lanes;
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { scan_avx2::<N>(input, q, &mut lanes) };
+            unsafe { scan_avx2::<N>(input, q, &lane_need, &mut lanes) };
             return lanes;
         }
     }
-    scan::<N>(input, q, &mut lanes);
+    scan::<N>(input, q, &lane_need, &mut lanes);
     lanes
 }
 
 /// A step's scan results for the table's real candidates: sums, best
 /// products, argmax, `q` at the argmax, and per candidate the plausible-set
-/// bins (`bins[a][j]`).
+/// bins (`bins[a · n_bins + j]`, one allocation for every candidate).
 #[derive(Default)]
 struct Scanned {
     sum: Vec<f64>,
     best: Vec<f64>,
     arg: Vec<f64>,
     best_q: Vec<f64>,
-    bins: Vec<Vec<f64>>,
+    bins: Vec<f64>,
 }
 
 impl Scanned {
@@ -246,20 +339,21 @@ impl Scanned {
         self.arg.extend_from_slice(&l.arg[..keep]);
         self.best_q.extend_from_slice(&l.best_q[..keep]);
         for k in 0..keep {
-            self.bins.push(l.bins.iter().map(|b| b[k]).collect());
+            self.bins.extend(l.bins.iter().map(|b| b[k]));
         }
     }
 }
 
 /// Runs the scan for a table's padded width.
-fn scan_table(input: ScanInput<'_>, table: &HarmTable) -> Scanned {
+/// `need`: per candidate (`candidate_cutoffs`).
+fn scan_table(input: ScanInput<'_>, table: &HarmTable, need: &[f64]) -> Scanned {
     let n = table.n_candidates;
     let mut out = Scanned::default();
     match table.stride {
-        4 => out.extend(scan_widest::<4>(input, &table.q), n),
-        8 => out.extend(scan_widest::<8>(input, &table.q), n),
-        12 => out.extend(scan_widest::<12>(input, &table.q), n),
-        16 => out.extend(scan_widest::<16>(input, &table.q), n),
+        4 => out.extend(scan_widest::<4>(input, &table.q, need), n),
+        8 => out.extend(scan_widest::<8>(input, &table.q, need), n),
+        12 => out.extend(scan_widest::<12>(input, &table.q, need), n),
+        16 => out.extend(scan_widest::<16>(input, &table.q, need), n),
         _ => {
             // Wide tables: 16 lanes at a time over a copied block.
             let mut block = vec![0.0; input.weight.len() * 16];
@@ -270,7 +364,7 @@ fn scan_table(input: ScanInput<'_>, table: &HarmTable) -> Scanned {
                     dst[width..].fill(0.0);
                 }
                 out.extend(
-                    scan_widest::<16>(input, &block),
+                    scan_widest::<16>(input, &block, need.get(first..).unwrap_or(&[])),
                     n.saturating_sub(first).min(16),
                 );
             }
@@ -295,6 +389,17 @@ pub(crate) fn negligible_weight(
 ) -> f64 {
     let q_min = q_map.fold(1.0f64, f64::min);
     (q_min * 1e-17 / h_count as f64).min(0.5 * lowest.exp())
+}
+
+/// Per candidate, the weight below which its own product `w q` changes no
+/// reduction: `negligible_weight` for that candidate alone. A hypothesis
+/// lighter than that (and so in no plausible set) has its product left out
+/// by the scan, and its erfc is not computed by `reduce_live`: both harm
+/// paths leave out exactly the same products.
+fn candidate_cutoffs(q_map: impl Iterator<Item = f64>, h_count: usize, lowest: f64) -> Vec<f64> {
+    q_map
+        .map(|q| negligible_weight(std::iter::once(q), h_count, lowest))
+        .collect()
 }
 
 /// The log relative weight below which a step's scan passes over every
@@ -347,6 +452,7 @@ fn reduce_live(
     weight: &[f64],
     thresholds: &[f64],
     n_alpha: usize,
+    sums: (f64, f64),
 ) -> StepReduction {
     let (a_count, d) = (features.n_candidates, features.dim());
     let stride = a_count.next_multiple_of(4);
@@ -368,15 +474,9 @@ fn reduce_live(
         .filter(|&h| (weight[h] > 0.0 && weight[h] >= cutoff) || log_rel[h] >= lowest)
         .map(|h| h as u32)
         .collect();
-    // Per candidate, the weight below which its own q changes no result
-    // (`negligible_weight` for that candidate alone): a live hypothesis
-    // lighter than that, and in no plausible set, keeps q = 0 there (its
-    // product adds below the sum's rounding and cannot be the argmax), and
-    // its erfc is not computed.
-    let needs: Vec<f64> = q_map
-        .iter()
-        .map(|&q| negligible_weight(std::iter::once(q), weight.len(), lowest))
-        .collect();
+    // a live hypothesis lighter than a candidate's cutoff keeps q = 0 there
+    // (the scan leaves its product out in any case): no erfc
+    let needs = candidate_cutoffs(q_map.iter().copied(), weight.len(), lowest);
     let mut q = vec![0.0; live.len() * stride];
     for (row, &h) in q.chunks_exact_mut(stride).zip(&live) {
         let h = h as usize;
@@ -417,11 +517,13 @@ fn reduce_live(
         thresholds,
         n_alpha,
         &full,
-        None,
+        Some(sums),
     )
 }
 
-/// `sums`: `Σ w` and `Σ w·ℓ` over these rows where the caller has them.
+/// `sums`: `Σ w` and `Σ w·ℓ` over the step's full row where the caller has
+/// them (a compacted scan must be given them: summed over the live rows only,
+/// in another order, they would differ in the last bits).
 fn reduce_step(
     table: &HarmTable,
     log_rel: &[f64],
@@ -440,14 +542,17 @@ fn reduce_step(
     let sorted: Vec<f64> = order.iter().map(|&i| thresholds[i]).collect();
     let lowest = sorted.last().copied().unwrap_or(0.0);
     // The MAP (ℓ = 0) of the rows scanned; a compacted scan always keeps it.
-    let cutoff = match log_rel.iter().position(|&l| l == 0.0) {
-        Some(map) => negligible_weight(
+    let need = match log_rel.iter().position(|&l| l == 0.0) {
+        Some(map) => candidate_cutoffs(
             (0..a_count).map(|a| table.q(map, a)),
             full.log_rel.len(),
             lowest,
         ),
-        None => 0.0,
+        None => vec![0.0; a_count],
     };
+    // = `negligible_weight` of every candidate's q at the MAP
+    let cutoff = need.iter().copied().fold(f64::INFINITY, f64::min);
+    let cutoff = if cutoff.is_finite() { cutoff } else { 0.0 };
     let scanned = scan_table(
         ScanInput {
             weight,
@@ -456,6 +561,7 @@ fn reduce_step(
             cutoff,
         },
         table,
+        &need,
     );
     let mut arg: Vec<u32> = scanned
         .arg
@@ -479,7 +585,7 @@ fn reduce_step(
 
     // max over I_α: prefix maxima over the nested bins
     let mut plausible = vec![0.0f64; a_count * n_alpha];
-    for (a, bins) in scanned.bins.iter().enumerate() {
+    for (a, bins) in scanned.bins.chunks_exact(sorted.len().max(1)).enumerate() {
         let mut m = 0.0f64;
         for (j, &i) in order.iter().enumerate() {
             m = m.max(bins[j]);

@@ -41,7 +41,10 @@ pub fn backend_choice(choice: &str) -> PyResult<BackendChoice> {
 
 /// A model given as JSON text (a model line's content) or a file's path;
 /// returns it with the name its errors use.
-fn load_model(json: Option<String>, path: Option<PathBuf>) -> gpubound::Result<Option<(Model, String)>> {
+fn load_model(
+    json: Option<String>,
+    path: Option<PathBuf>,
+) -> gpubound::Result<Option<(Model, String)>> {
     let limits = Limits::default();
     Ok(match (json, path) {
         (Some(text), _) => Some((

@@ -72,8 +72,10 @@ def test_a_parquet_log_or_an_arrow_table_gives_the_same_rows(cli, example, tmp_p
     table = pq.read_table(pqlog)
     by_table = gpubound.audit(table, **KW).steps
     assert by_table.equals(by_path)
-    pl = pytest.importorskip("polars")
-    by_polars = gpubound.audit(pl.from_arrow(table), **KW).steps
+    import polars as pl
+    # polars keeps no schema metadata: the model comes as an argument
+    model = json.loads(table.schema.metadata[b"gpubound.model"])
+    by_polars = gpubound.audit(pl.from_arrow(table), model=model, **KW).steps
     assert by_polars.equals(by_path)
     # and the same numbers as the JSON Lines original, but for `line` (a row)
     jsonl = gpubound.audit(example, **KW).steps

@@ -274,6 +274,7 @@ class Guardrail:
             backend=backend,
             **_model_args(model),
         )
+        self._names = self._native.column_names
 
     @staticmethod
     def _table(candidates: Any) -> Any:
@@ -287,7 +288,8 @@ class Guardrail:
         Parquet report's column names (``posterior_predictive``,
         ``cautious_theory``, ``plausible_set[alpha=...]``,
         ``ville_max[alpha=...]``, ``ville_sum[alpha=...]``)."""
-        return self._native.estimates(self._table(candidates))
+        values = self._native.estimates(self._table(candidates))
+        return dict(zip(self._names, values))
 
     def check(self, candidates: Any, action: int) -> Dict[str, Any]:
         """Whether ``action`` is allowed (its estimate at most C), its

@@ -17,9 +17,9 @@ use gpubound::model::Model;
 use gpubound::report::parquet::BatchCollector;
 use gpubound::report::Destination;
 use gpubound::Error;
-use numpy::{PyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::PyTuple;
 
 use crate::arrow::{self, ArrowStream};
 use crate::errors::{to_py, IntoPyResult};
@@ -186,6 +186,11 @@ pub fn audit(
 pub struct NativeGuardrail {
     inner: Mutex<Online>,
     d: usize,
+    /// The estimator columns `estimates` returns, in the report's order
+    /// (the oracle left out), and their names: computed once, so that a
+    /// step formats nothing.
+    columns: Vec<Estimator>,
+    names: Py<PyTuple>,
 }
 
 impl NativeGuardrail {
@@ -220,6 +225,7 @@ impl NativeGuardrail {
         prior_floor=None, threshold=0.01, estimator="plausible_set", backend="auto"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         model_json: Option<String>,
         model_path: Option<PathBuf>,
         alpha: Vec<f64>,
@@ -255,32 +261,52 @@ impl NativeGuardrail {
                 ))
             })?;
         let d = model.hypotheses.dim();
+        let columns: Vec<Estimator> = Estimator::all(&alphas)
+            .into_iter()
+            .filter(|e| e.kind != EstimatorKind::Oracle)
+            .collect();
+        let names = PyTuple::new(py, columns.iter().map(|e| e.label(&alphas)))?.unbind();
         let inner = Online::new(model, alphas, threshold, chosen, backend).py()?;
         Ok(NativeGuardrail {
             inner: Mutex::new(inner),
             d,
+            columns,
+            names,
         })
     }
 
-    /// Every estimator for every candidate: {column: array of A values}.
+    /// Every estimator for every candidate: an array of shape
+    /// (columns, A), one row per name of `column_names`, in one allocation
+    /// (the Python face zips them into a dict of row views).
     fn estimates<'py>(
         &self,
         py: Python<'py>,
         candidates: PyReadonlyArray2<'py, f64>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let table = self.table(&candidates)?;
-        let columns = py
-            .detach(|| {
-                let mut g = self.lock();
-                let alphas = g.alphas().clone();
-                g.estimates(&table).map(|e| e.columns(&alphas))
-            })
-            .py()?;
-        let out = PyDict::new(py);
-        for (name, values) in columns {
-            out.set_item(name, PyArray1::from_vec(py, values))?;
-        }
-        Ok(out)
+        let a = table.n_candidates;
+        let mut values = vec![0.0; self.columns.len() * a];
+        py.detach(|| {
+            let mut g = self.lock();
+            let e = g.estimates(&table)?;
+            for (row, est) in values.chunks_exact_mut(a).zip(&self.columns) {
+                for (v, c) in row.iter_mut().zip(&e.candidates) {
+                    // every column but the oracle's has a value
+                    *v = est.value(c).unwrap_or(f64::NAN);
+                }
+            }
+            Ok::<_, Error>(())
+        })
+        .py()?;
+        let array = numpy::ndarray::Array2::from_shape_vec((self.columns.len(), a), values)
+            .expect("the shape holds every value");
+        Ok(array.into_pyarray(py))
+    }
+
+    /// The names of `estimates`' rows: the Parquet report's column names.
+    #[getter]
+    fn column_names<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
+        self.names.bind(py).clone()
     }
 
     /// (allowed, estimate, safest candidate, its estimate) for `action`.

@@ -9,7 +9,7 @@ mod errors;
 use std::path::{Path, PathBuf};
 
 use gpubound::engine::gpu::device;
-use gpubound::engine::{cpu::CpuEngine, select, Backend, BackendChoice, BackendInfo, Engine};
+use gpubound::engine::{cpu::CpuEngine, select, Backend, BackendInfo, Engine};
 use gpubound::log::columnar::ColumnarReader;
 use gpubound::log::{read_model_file, EventSource, Limits};
 use gpubound::Error;
@@ -67,16 +67,7 @@ fn backends(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
 #[pyfunction]
 #[pyo3(signature = (choice = "auto"))]
 fn backend<'py>(py: Python<'py>, choice: &str) -> PyResult<Bound<'py, PyDict>> {
-    let choice = match choice {
-        "auto" => BackendChoice::Auto,
-        "gpu" => BackendChoice::Gpu,
-        "cpu" => BackendChoice::Cpu,
-        other => {
-            return Err(errors::to_py(Error::Setting(format!(
-                "backend must be \"auto\", \"gpu\" or \"cpu\", not {other:?}"
-            ))))
-        }
-    };
+    let choice = audit::backend_choice(choice)?;
     let info = py
         .detach(|| select(choice).map(|e| e.info().clone()))
         .py()?;

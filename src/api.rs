@@ -19,13 +19,15 @@
 
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
+
 use crate::audit::{self, AuditSettings, AuditTotals};
 use crate::engine::{self, BackendChoice, Engine};
 use crate::estimators::{Alphas, EstimatorKind};
 use crate::log::LogInput;
 use crate::model::{Model, ObservationModel};
 use crate::report::html::{HtmlReport, RunInfo};
-use crate::report::{summary, ReportSettings, StepWriter, Summary};
+use crate::report::{self, summary, ReportSettings, StepWriter, Summary};
 use crate::{Error, Result};
 
 /// Everything that changes an audit's numbers or its summary, with the
@@ -95,17 +97,11 @@ impl AuditJob {
             .model_source
             .clone()
             .unwrap_or_else(|| log.name().to_string());
-        let alphas = resolve_alphas(log.model(), options, &source)?;
-        for &c in &options.thresholds {
-            if !(0.0..=1.0).contains(&c) {
-                return Err(Error::Setting(format!(
-                    "a threshold C must be in [0, 1], got {c}"
-                )));
-            }
-        }
+        let report_settings = report_settings(log.model(), options, &source)?;
+        let alphas = report_settings.alphas.clone();
         let engine = engine::select(options.backend)?;
         let settings = AuditSettings {
-            alphas: alphas.clone(),
+            alphas,
             shared_world: options.shared_world,
             batch_elements: engine.preferred_batch_elements(),
             skip_unexplained: options.skip_unexplained,
@@ -114,7 +110,7 @@ impl AuditJob {
             log,
             engine,
             settings,
-            report_settings: ReportSettings::new(alphas, options.thresholds.clone()),
+            report_settings,
             guardrail: options.guardrail,
             top: options.top,
         })
@@ -259,6 +255,38 @@ pub fn resolve_alphas(model: &Model, options: &AuditOptions, source: &str) -> Re
         Alphas::from_deltas(&deltas, floor)
     }
     .map_err(Error::Setting)
+}
+
+/// The report's α values, thresholds and estimator columns for `model`
+/// under `options`, checked; `source` names the model in errors.
+pub fn report_settings(
+    model: &Model,
+    options: &AuditOptions,
+    source: &str,
+) -> Result<ReportSettings> {
+    let alphas = resolve_alphas(model, options, source)?;
+    for &c in &options.thresholds {
+        if !(0.0..=1.0).contains(&c) {
+            return Err(Error::Setting(format!(
+                "a threshold C must be in [0, 1], got {c}"
+            )));
+        }
+    }
+    Ok(ReportSettings::new(alphas, options.thresholds.clone()))
+}
+
+/// The summary of a shard of an audit (whole streams) from its report rows
+/// alone, as the audit that wrote them gave it: see
+/// `report::shards::summarise_report`. `options` are the audit's.
+pub fn summarise_report(
+    batches: &[RecordBatch],
+    model: &Model,
+    options: &AuditOptions,
+    name: &str,
+) -> Result<serde_json::Value> {
+    let settings = report_settings(model, options, name)?;
+    let guardrail = summary::default_guardrail(options.guardrail);
+    report::shards::summarise_report(batches, model, &settings, guardrail, options.top, name)
 }
 
 /// The default floor `p_min`: the smallest prior mass, which must not

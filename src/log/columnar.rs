@@ -32,6 +32,10 @@ pub const OUTCOME: &str = "outcome";
 pub const CANDIDATES: &str = "candidates";
 pub const TRUE_HYPOTHESIS: &str = "true_hypothesis";
 pub const TRUE_PARAMS: &str = "true_params";
+/// Optional: the row's 1-based row in the log as a whole, which a shard of
+/// a log (the streams a cluster task audits) carries so that its report and
+/// errors name the log's rows, and which shows a stream split in two.
+pub const LINE: &str = "line";
 
 /// Where each row group of a Parquet file ends (cumulative row counts), to
 /// name a row's group; empty for inputs without row groups.
@@ -77,6 +81,7 @@ struct Columns {
     candidates: usize,
     true_hypothesis: Option<usize>,
     true_params: Option<usize>,
+    line: Option<usize>,
 }
 
 fn is_integer(t: &DataType) -> bool {
@@ -104,7 +109,7 @@ impl Columns {
     fn find(schema: &SchemaRef) -> std::result::Result<Columns, String> {
         let (mut stream, mut step, mut action, mut outcome, mut candidates) =
             (None, None, None, None, None);
-        let (mut true_hypothesis, mut true_params) = (None, None);
+        let (mut true_hypothesis, mut true_params, mut line) = (None, None, None);
         for (i, f) in schema.fields().iter().enumerate() {
             let t = f.data_type();
             let (slot, ok, wanted) = match f.name().as_str() {
@@ -126,10 +131,11 @@ impl Columns {
                 ),
                 TRUE_HYPOTHESIS => (&mut true_hypothesis, is_integer(t), "an integer type"),
                 TRUE_PARAMS => (&mut true_params, is_features(t), "a list of float64"),
+                LINE => (&mut line, is_integer(t), "an integer type (uint64)"),
                 other => {
                     return Err(format!(
                         "unknown column `{other}`: a log has the columns stream, step, action, \
-                         outcome, candidates and optionally true_hypothesis or true_params"
+                         outcome, candidates and optionally true_hypothesis or true_params, and line"
                     ))
                 }
             };
@@ -153,6 +159,7 @@ impl Columns {
             candidates: need(candidates, CANDIDATES)?,
             true_hypothesis,
             true_params,
+            line,
         })
     }
 }
@@ -247,6 +254,17 @@ struct RawRow {
     true_params: Option<Vec<f64>>,
 }
 
+/// The row's `line` cell, when the log has that column: checked first, so
+/// that any other error names the log's row.
+fn line_at(b: &RecordBatch, c: &Columns, i: usize) -> Option<std::result::Result<usize, String>> {
+    let k = c.line?;
+    Some(match int_at(b.column(k), i) {
+        None => Err("line is null".into()),
+        Some(l) if l < 1 => Err(format!("line {l} is out of range: lines count from 1")),
+        Some(l) => usize::try_from(l).map_err(|_| format!("line {l} is out of range")),
+    })
+}
+
 fn read_row(b: &RecordBatch, c: &Columns, i: usize) -> std::result::Result<RawRow, String> {
     let col = |k: usize| b.column(k);
     let stream = stream_at(col(c.stream), i).ok_or("stream is null")?;
@@ -289,6 +307,8 @@ fn read_row(b: &RecordBatch, c: &Columns, i: usize) -> std::result::Result<RawRo
 struct Current {
     info: Arc<StreamInfo>,
     step: usize,
+    /// The line of its last step, which the next must directly follow.
+    line: usize,
     /// Its first row's truth, which every later row repeats or leaves null.
     true_hypothesis: Option<i128>,
     true_params: Option<Vec<f64>>,
@@ -310,6 +330,8 @@ pub struct ColumnarReader<R> {
     next_in_batch: usize,
     /// Rows read so far: the number of the last one.
     row: usize,
+    /// The last row's line in the log: `row`, or its `line` cell.
+    line: usize,
     current: Option<Current>,
     streams: usize,
     steps: usize,
@@ -397,6 +419,7 @@ impl<R: RecordBatchReader> ColumnarReader<R> {
             batch: None,
             next_in_batch: 0,
             row: 0,
+            line: 0,
             current: None,
             streams: 0,
             steps: 0,
@@ -417,6 +440,16 @@ impl<R: RecordBatchReader> ColumnarReader<R> {
         Error::input_row(&self.name, row, self.groups.place(row), message)
     }
 
+    /// An error at the last row read, named by its line in the log.
+    fn err_here(&self, message: impl Into<String>) -> Error {
+        if self.columns.line.is_some() {
+            // a shard's rows: their row groups are not the log's
+            Error::input_row(&self.name, self.line, RowPlace { row_group: None }, message)
+        } else {
+            self.err_row(self.row, message)
+        }
+    }
+
     /// The next row, read; `None` at the end.
     fn next_row(&mut self) -> Result<Option<RawRow>> {
         loop {
@@ -425,9 +458,22 @@ impl<R: RecordBatchReader> ColumnarReader<R> {
                     let i = self.next_in_batch;
                     self.next_in_batch += 1;
                     self.row += 1;
-                    return read_row(b, &self.columns, i)
-                        .map(Some)
-                        .map_err(|m| self.err_row(self.row, m));
+                    match line_at(b, &self.columns, i) {
+                        None => self.line = self.row,
+                        Some(Err(m)) => return Err(self.err_row(self.row, m)),
+                        Some(Ok(l)) if l <= self.line => {
+                            return Err(self.err_row(
+                                self.row,
+                                format!(
+                                    "line {l} after line {}: rows are in the log's order",
+                                    self.line
+                                ),
+                            ))
+                        }
+                        Some(Ok(l)) => self.line = l,
+                    }
+                    let row = read_row(b, &self.columns, i);
+                    return row.map(Some).map_err(|m| self.err_here(m));
                 }
             }
             self.batch = None;
@@ -460,12 +506,12 @@ impl<R: RecordBatchReader> ColumnarReader<R> {
             self.model.hypotheses.dim(),
             &self.limits,
         )
-        .map_err(|m| self.err_row(self.row, m))
+        .map_err(|m| self.err_here(m))
     }
 
     /// A stream's first row: its info, from the row's candidates and truth.
     fn begin_stream(&mut self, r: &mut RawRow) -> Result<()> {
-        let at = |m: String| self.err_row(self.row, m);
+        let at = |m: String| self.err_here(m);
         let true_hypothesis = match r.true_hypothesis {
             Some(i) => Some(usize::try_from(i).map_err(|_| {
                 at(format!(
@@ -485,11 +531,12 @@ impl<R: RecordBatchReader> ColumnarReader<R> {
         self.current = Some(Current {
             info: Arc::new(StreamInfo {
                 id: std::mem::take(&mut r.stream),
-                line: self.row,
+                line: self.line,
                 table,
                 true_params,
             }),
             step: 0,
+            line: self.line,
             true_hypothesis: r.true_hypothesis,
             true_params: r.true_params.take(),
         });
@@ -513,12 +560,22 @@ impl<R: RecordBatchReader> ColumnarReader<R> {
             }
             return Ok(None);
         };
-        let at = |s: &Self, m: String| s.err_row(s.row, m);
+        let at = |s: &Self, m: String| s.err_here(m);
         // Step 1 begins a stream; any other step continues the current one.
         let begins = r.step == 1;
         if !begins {
             let message = match &self.current {
                 _ if r.step < 1 => format!("step {} is out of range: steps count from 1", r.step),
+                Some(c)
+                    if c.info.id == r.stream
+                        && r.step == c.step as i128 + 1
+                        && self.line != c.line + 1 =>
+                {
+                    format!(
+                        "step {} of stream {} at line {} does not follow its step {} at line {}: a stream's rows are contiguous in the log (is the stream split in two?)",
+                        r.step, r.stream, self.line, c.step, c.line
+                    )
+                }
                 Some(c) if c.info.id == r.stream && r.step == c.step as i128 + 1 => String::new(),
                 Some(c) if c.info.id == r.stream && r.step <= c.step as i128 => format!(
                     "step {} after step {} of stream {}: steps must be 1, 2, … in order, without repeats",
@@ -585,11 +642,13 @@ impl<R: RecordBatchReader> ColumnarReader<R> {
         check_step(&self.model, action, r.outcome, &table).map_err(|m| at(self, m))?;
         let info = c.info.clone();
         let step = c.step + 1;
+        let line = self.line;
         if let Some(c) = self.current.as_mut() {
             c.step = step;
+            c.line = line;
         }
         let record = StepRecord {
-            line: self.row,
+            line: self.line,
             step,
             action,
             outcome: r.outcome,

@@ -7,6 +7,7 @@ pub mod destination;
 pub mod html;
 pub mod jsonl;
 pub mod parquet;
+pub mod shards;
 pub mod summary;
 mod unfinished;
 
@@ -84,8 +85,17 @@ pub struct Assessment {
 impl Assessment {
     /// `None` when the estimator has no value here (oracle without `h*`).
     pub fn of(step: &StepResult, estimator: &Estimator) -> Option<Assessment> {
-        let taken = estimator.value(step.taken())?;
-        let (safest_candidate, safest_estimate) = safest(&step.candidates, estimator)?;
+        Self::of_candidates(&step.candidates, step.record.action, estimator)
+    }
+
+    /// The same, from a step's candidates and the index of the taken one.
+    pub fn of_candidates(
+        candidates: &[CandidateEstimates],
+        action: usize,
+        estimator: &Estimator,
+    ) -> Option<Assessment> {
+        let taken = estimator.value(candidates.get(action)?)?;
+        let (safest_candidate, safest_estimate) = safest(candidates, estimator)?;
         Some(Assessment {
             taken,
             safest_candidate,

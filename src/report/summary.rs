@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::{key, Assessment, ReportSettings};
 use crate::audit::{AuditTotals, StepResult};
-use crate::estimators::{Estimator, EstimatorKind};
+use crate::estimators::{CandidateEstimates, Estimator, EstimatorKind};
 use crate::model::{Model, ObservationModel};
 
 /// One of the riskiest taken actions.
@@ -21,6 +21,22 @@ pub struct RiskyStep {
     pub oracle: Option<f64>,
     pub safest_candidate: usize,
     pub safest_estimate: f64,
+}
+
+/// What the summary reads of one step.
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryStep<'a> {
+    pub stream: &'a str,
+    /// The line of the stream's first step: a new value begins a stream.
+    pub stream_line: usize,
+    /// The stream states its true hypothesis.
+    pub stream_has_truth: bool,
+    pub step: usize,
+    pub line: usize,
+    /// The taken action: an index into `candidates`.
+    pub action: usize,
+    pub outcome: Option<f64>,
+    pub candidates: &'a [CandidateEstimates],
 }
 
 /// Counts for one (estimator, threshold).
@@ -67,18 +83,36 @@ impl Summary {
     }
 
     pub fn add(&mut self, model: &Model, s: &StepResult) {
-        if s.stream.line != self.last_stream_line {
-            self.last_stream_line = s.stream.line;
-            self.streams_with_truth += s.stream.true_params.is_some() as usize;
+        self.add_step(
+            model,
+            &SummaryStep {
+                stream: &s.stream.id,
+                stream_line: s.stream.line,
+                stream_has_truth: s.stream.true_params.is_some(),
+                step: s.record.step,
+                line: s.record.line,
+                action: s.record.action,
+                outcome: s.record.outcome,
+                candidates: &s.candidates,
+            },
+        );
+    }
+
+    /// Counts a step given by what the summary reads of it: an audited step,
+    /// or one read back from a report's rows (`readback`).
+    pub fn add_step(&mut self, model: &Model, s: &SummaryStep<'_>) {
+        if s.stream_line != self.last_stream_line {
+            self.last_stream_line = s.stream_line;
+            self.streams_with_truth += s.stream_has_truth as usize;
         }
-        if let Some(y) = s.record.outcome {
+        if let Some(y) = s.outcome {
             self.harmful_outcomes += match model.observation {
                 ObservationModel::Gaussian { harm_threshold, .. } => y > harm_threshold,
                 ObservationModel::Bernoulli => y == 1.0,
             } as usize;
         }
         for (ei, e) in self.settings.estimators.iter().enumerate() {
-            let Some(a) = Assessment::of(s, e) else {
+            let Some(a) = Assessment::of_candidates(s.candidates, s.action, e) else {
                 continue;
             };
             for (ti, &c) in self.settings.thresholds.iter().enumerate() {
@@ -91,16 +125,17 @@ impl Summary {
                 }
             }
         }
-        if let Some(estimate) = self.guardrail.value(s.taken()) {
-            let (safest_candidate, safest_estimate) = super::safest(&s.candidates, &self.guardrail)
-                .unwrap_or((s.record.action, estimate));
+        let taken = &s.candidates[s.action];
+        if let Some(estimate) = self.guardrail.value(taken) {
+            let (safest_candidate, safest_estimate) =
+                super::safest(s.candidates, &self.guardrail).unwrap_or((s.action, estimate));
             let risky = RiskyStep {
-                stream: s.stream.id.clone(),
-                step: s.record.step,
-                line: s.record.line,
-                action: s.record.action,
+                stream: s.stream.to_string(),
+                step: s.step,
+                line: s.line,
+                action: s.action,
                 estimate,
-                oracle: s.taken().oracle,
+                oracle: taken.oracle,
                 safest_candidate,
                 safest_estimate,
             };

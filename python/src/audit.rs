@@ -41,7 +41,7 @@ pub fn backend_choice(choice: &str) -> PyResult<BackendChoice> {
 
 /// A model given as JSON text (a model line's content) or a file's path;
 /// returns it with the name its errors use.
-fn load_model(
+pub fn load_model(
     json: Option<String>,
     path: Option<PathBuf>,
 ) -> gpubound::Result<Option<(Model, String)>> {
@@ -115,7 +115,7 @@ impl AuditResult {
 #[pyfunction]
 #[pyo3(signature = (log, *, model_json=None, model_path=None, alpha=Vec::new(), delta=Vec::new(),
     prior_floor=None, thresholds=vec![0.01], backend="auto", shared_world=false,
-    skip_unexplained=false, input_format=None, html=true))]
+    skip_unexplained=false, input_format=None, html=true, name="<arrow>"))]
 #[allow(clippy::too_many_arguments)]
 pub fn audit(
     py: Python<'_>,
@@ -131,6 +131,7 @@ pub fn audit(
     skip_unexplained: bool,
     input_format: Option<&str>,
     html: bool,
+    name: &str,
 ) -> PyResult<AuditResult> {
     let backend = backend_choice(backend)?;
     let format = self::input_format(input_format)?;
@@ -147,7 +148,7 @@ pub fn audit(
         let input: Box<dyn LogInput> = match (&path, arrow_data) {
             (Some(p), _) => log::open_input(&p.to_string_lossy(), format, model, &limits)?,
             (None, Some(batches)) => Box::new(ColumnarReader::new(
-                "<arrow>",
+                name,
                 batches,
                 Path::new("."),
                 model,

@@ -5,6 +5,7 @@
 mod arrow;
 mod audit;
 mod errors;
+mod shard;
 
 use std::path::{Path, PathBuf};
 
@@ -138,5 +139,8 @@ fn _gpubound(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(audit::audit, m)?)?;
     m.add_class::<audit::AuditResult>()?;
     m.add_class::<audit::NativeGuardrail>()?;
+    m.add_function(wrap_pyfunction!(shard::report_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(shard::summarise_report, m)?)?;
+    m.add_function(wrap_pyfunction!(shard::merge_summaries, m)?)?;
     Ok(())
 }

@@ -33,3 +33,67 @@ def simulated(cli, tmp_path_factory) -> pathlib.Path:
         check=True,
     )
     return out
+
+
+# ---- the cluster tests' log: more than 2,000 streams in 8 Parquet files ----
+
+CLUSTER_ARGS = ["--delta", "0.05,0.5", "-C", "0.01,0.2", "--backend", "cpu"]
+CLUSTER_KW = dict(delta=[0.05, 0.5], thresholds=[0.01, 0.2], backend="cpu")
+
+
+@pytest.fixture(scope="session")
+def cluster_log(cli, tmp_path_factory):
+    """``gpubound simulate``'s log of 2,400 streams, as one Parquet file and
+    cut into 8 files at row counts that split streams across files (the
+    files read in name order are the log), with the command line's report
+    of the one file."""
+    import pyarrow.parquet as pq
+
+    d = tmp_path_factory.mktemp("cluster")
+    jsonl, whole = d / "sim.jsonl", d / "sim.parquet"
+    subprocess.run(
+        [cli, "simulate", "--episodes", "2400", "--agent", "boltzmann", "--seed", "11",
+         "-q", "-o", str(jsonl)],
+        check=True,
+    )
+    subprocess.run([cli, "convert", str(jsonl), "-o", str(whole), "-q"], check=True)
+    t = pq.read_table(whole)
+    parts = d / "parts"
+    parts.mkdir()
+    n = t.num_rows
+    # uneven cuts, none at a stream's start on purpose
+    cuts = [0] + [n * i // 8 + 3 * i for i in range(1, 8)] + [n]
+    for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        pq.write_table(t.slice(a, b - a), parts / f"part-{i}.parquet")
+    report = d / "cli.parquet"
+    subprocess.run(
+        [cli, "audit", str(whole), *CLUSTER_ARGS, "--format", "parquet", "-q", "-o", str(report)],
+        check=True,
+    )
+    return {"whole": whole, "parts": parts, "report": pq.read_table(report), "dir": d}
+
+
+ORDER = [("stream", "ascending"), ("step", "ascending"), ("candidate", "ascending")]
+
+
+def assert_same_rows(got, want):
+    """Every cell equal after sorting by stream, step and candidate (Spark's
+    integers are signed: compared after casting to the report's types)."""
+    assert got.column_names == want.column_names
+    assert got.num_rows == want.num_rows
+    got, want = got.sort_by(ORDER), want.sort_by(ORDER)
+    for name in want.column_names:
+        g = got.column(name)
+        if g.type != want.column(name).type:
+            g = g.cast(want.column(name).type)
+        assert g.equals(want.column(name)), name
+
+
+def assert_same_summary(got, want):
+    """The summaries agree in everything but the run's own facts (where,
+    how long, on which device)."""
+    skip = {"log", "seconds", "backend"}
+    assert set(got) == set(want)
+    for k in want:
+        if k not in skip:
+            assert got[k] == want[k], k

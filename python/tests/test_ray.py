@@ -1,0 +1,103 @@
+"""gpubound.ray.audit on a real local Ray cluster (2 CPUs, at least 4 tasks):
+the rows and the summary of one machine, and bad input named as one machine
+names it."""
+
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import ray  # scripts/test installs it: never skipped
+
+import gpubound
+import gpubound.ray as gray
+from conftest import CLUSTER_KW, assert_same_rows, assert_same_summary
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_audit_is_the_single_machine_audit(cluster_log, tmp_path):
+    out = tmp_path / "report"
+    summary = gray.audit(cluster_log["parts"], output=out, num_blocks=6, **CLUSTER_KW)
+    parts = sorted(p for p in os.listdir(out) if p.endswith(".parquet"))
+    assert len(parts) >= 4, parts
+    got = pq.read_table(out)
+    assert_same_rows(got, cluster_log["report"])
+    want = gpubound.audit(cluster_log["whole"], **CLUSTER_KW).summary
+    assert want["streams"] >= 2000
+    assert_same_summary(summary, want)
+    # the summary is kept beside the rows
+    with open(out / "_gpubound_summary.json") as f:
+        assert json.load(f) == summary
+
+
+def test_a_dataset_is_hash_partitioned_by_stream(cluster_log, tmp_path):
+    ds = gray.read_log(cluster_log["parts"])
+    # the model comes with the files' metadata
+    summary = gray.audit(ds, output=tmp_path / "r", num_blocks=4, **CLUSTER_KW)
+    assert_same_rows(pq.read_table(tmp_path / "r"), cluster_log["report"])
+    assert_same_summary(summary, gpubound.audit(cluster_log["whole"], **CLUSTER_KW).summary)
+
+
+def test_a_second_run_replaces_the_first_and_other_folders_are_refused(cluster_log, tmp_path):
+    out = tmp_path / "r"
+    first = gray.audit(cluster_log["parts"], output=out, **CLUSTER_KW)
+    names = sorted(os.listdir(out))
+    second = gray.audit(cluster_log["parts"], output=out, **CLUSTER_KW)
+    assert sorted(os.listdir(out)) == names
+    assert second["rejections"] == first["rejections"]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], "no staging left behind"
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="other files"):
+        gray.audit(cluster_log["parts"], output=busy, **CLUSTER_KW)
+    assert os.listdir(busy) == ["notes.txt"]
+
+
+def test_shared_world_is_refused():
+    with pytest.raises(ValueError, match="shared_world cannot be sharded"):
+        gray.audit("unused", output="unused", shared_world=True)
+
+
+def test_a_log_without_a_model_says_so(cluster_log, tmp_path):
+    t = pq.read_table(cluster_log["whole"]).replace_schema_metadata(None)
+    pq.write_table(t, tmp_path / "bare.parquet")
+    with pytest.raises(ValueError, match="no model"):
+        gray.audit(tmp_path / "bare.parquet", output=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_stream_split_in_two_is_bad_input_at_its_row(cluster_log, tmp_path):
+    # the files out of order: the stream that straddles part-0 and part-1
+    # now continues after part-2's rows
+    p = cluster_log["parts"]
+    order = [p / "part-0.parquet", p / "part-2.parquet", p / "part-1.parquet"]
+    with pytest.raises(ValueError, match=r"row \d+: .*(contiguous|from step 1)"):
+        gray.audit(order, output=tmp_path / "r", **CLUSTER_KW)
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_input_names_the_logs_row(cluster_log, tmp_path):
+    t = pq.read_table(cluster_log["whole"])
+    outcome = t.column("outcome").to_pylist()
+    row = next(i for i, y in enumerate(outcome) if y is not None and i > 5000)
+    outcome[row] = float("nan")
+    t = t.set_column(t.schema.get_field_index("outcome"), "outcome", pa.array(outcome, pa.float64()))
+    d = tmp_path / "bad"
+    d.mkdir()
+    pq.write_table(t.slice(0, 4000), d / "a.parquet")
+    pq.write_table(t.slice(4000), d / "b.parquet")
+    with pytest.raises(ValueError, match=rf"row {row + 1}: outcome must be a finite number"):
+        gray.audit(d, output=tmp_path / "r", **CLUSTER_KW)
+    # one machine says the same of the same row
+    with pytest.raises(ValueError, match=rf"row {row + 1}: outcome must be a finite number"):
+        gpubound.audit(t, **CLUSTER_KW)

@@ -4,6 +4,7 @@ names it."""
 
 import json
 import os
+import subprocess
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,7 +19,9 @@ from conftest import CLUSTER_KW, assert_same_rows, assert_same_summary
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    # one GPU declared: the tasks that ask for it run on the machine's
+    # adapter (lavapipe in CI, which must be there: no skip)
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     yield
     ray.shutdown()
@@ -37,6 +40,19 @@ def test_ray_audit_is_the_single_machine_audit(cluster_log, tmp_path):
     # the summary is kept beside the rows
     with open(out / "_gpubound_summary.json") as f:
         assert json.load(f) == summary
+
+
+def test_gpu_tasks_give_the_command_lines_gpu_audit(cli, cluster_log, tmp_path):
+    from conftest import CLUSTER_ARGS
+
+    args = [a if a != "cpu" else "gpu" for a in CLUSTER_ARGS]
+    want = tmp_path / "gpu.parquet"
+    subprocess.run([cli, "audit", str(cluster_log["whole"]), *args, "--format", "parquet",
+                    "-q", "-o", str(want)], check=True)
+    kw = dict(CLUSTER_KW, backend="auto")
+    summary = gray.audit(cluster_log["parts"], output=tmp_path / "r", num_gpus=0.5, **kw)
+    assert summary["backend"].startswith("gpu ("), summary["backend"]
+    assert_same_rows(pq.read_table(tmp_path / "r"), pq.read_table(want))
 
 
 def test_a_dataset_is_hash_partitioned_by_stream(cluster_log, tmp_path):

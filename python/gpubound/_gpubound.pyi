@@ -33,7 +33,28 @@ def audit(
     skip_unexplained: bool = False,
     input_format: Optional[str] = None,
     html: bool = True,
+    name: str = "<arrow>",
 ) -> AuditResult: ...
+def report_schema(
+    *,
+    model_json: str,
+    alpha: List[float] = ...,
+    delta: List[float] = ...,
+    prior_floor: Optional[float] = None,
+    thresholds: List[float] = ...,
+) -> ArrowStream: ...
+def summarise_report(
+    rows: Any,
+    *,
+    model_json: str,
+    alpha: List[float] = ...,
+    delta: List[float] = ...,
+    prior_floor: Optional[float] = None,
+    thresholds: List[float] = ...,
+    top: int = 10,
+    name: str = "<report>",
+) -> str: ...
+def merge_summaries(parts: List[str], *, log: str, seconds: float, top: int = 10) -> str: ...
 
 class AuditResult:
     def steps(self) -> ArrowStream: ...

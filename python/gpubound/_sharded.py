@@ -135,30 +135,39 @@ def plan_shards(plan: List[Tuple[str, int, int]], total_rows: int, shards: int) 
     return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
 
 
-def read_range(plan: List[Tuple[str, int, int]], start: int, end: int) -> "pyarrow.Table":
+def read_range(plan: List[Tuple[str, int, int]], start: int, end: int) -> "pyarrow.RecordBatchReader":
     """The log's rows ``[start, end)`` (0-based), across files, each with its
-    ``line``; ``plan`` holds (path, rows before it, its rows)."""
+    ``line``, as a stream read one row group at a time (memory stays bounded
+    by a row group); ``plan`` holds (path, rows before it, its rows)."""
     import pyarrow
     import pyarrow.parquet as pq
 
-    pieces = []
-    for path, offset, rows in plan:
-        lo, hi = max(start, offset), min(end, offset + rows)
-        if lo >= hi:
-            continue
-        f = pq.ParquetFile(path)
-        first = offset
-        for g in range(f.num_row_groups):
-            n = f.metadata.row_group(g).num_rows
-            a, b = max(lo, first), min(hi, first + n)
-            if a < b:
-                t = f.read_row_group(g).slice(a - first, b - a)
-                pieces.append(with_lines(t, a, path))
-            first += n
-    try:
-        return pyarrow.concat_tables(pieces)
-    except pyarrow.ArrowInvalid as e:
-        raise ValueError(f"{plan[0][0]}: the log's files differ in their columns: {e}") from None
+    def pieces() -> Iterator["pyarrow.Table"]:
+        for path, offset, rows in plan:
+            lo, hi = max(start, offset), min(end, offset + rows)
+            if lo >= hi:
+                continue
+            f = pq.ParquetFile(path)
+            first = offset
+            for g in range(f.num_row_groups):
+                n = f.metadata.row_group(g).num_rows
+                a, b = max(lo, first), min(hi, first + n)
+                if a < b:
+                    yield path, with_lines(f.read_row_group(g).slice(a - first, b - a), a, path)
+                first += n
+
+    it = pieces()
+    first_path, head = next(it)
+    schema = head.schema
+
+    def batches() -> Iterator["pyarrow.RecordBatch"]:
+        yield from head.to_batches()
+        for path, t in it:
+            if t.schema != schema:
+                raise ValueError(f"{path}: its columns differ from {first_path}'s: {t.schema} against {schema}")
+            yield from t.to_batches()
+
+    return pyarrow.RecordBatchReader.from_batches(schema, batches())
 
 
 def with_lines(t: "pyarrow.Table", first: int, path: str) -> "pyarrow.Table":
@@ -201,24 +210,25 @@ def options(
     }
 
 
-def audit_shard(
-    rows: "pyarrow.Table", model: str, settings: Dict[str, Any], name: str
-) -> Optional[Tuple["pyarrow.Table", str]]:
-    """Audits a shard: whole streams, each row with its ``line``. Returns
-    the report rows and the summary (JSON), or None for an empty shard."""
-    import pyarrow
-
-    if rows.num_rows == 0:
-        return None
+def in_log_order(rows: "pyarrow.Table", name: str) -> "pyarrow.Table":
+    """A shard's rows (whole streams, any order) in the log's order."""
     if LINE not in rows.column_names:
         raise ValueError(
             f"{name}: the rows have no `{LINE}` column (each row's 1-based row in the log); "
             "read the log with read_log(...), which numbers them"
         )
-    # a shard's rows come in any order; the log's order is `line`'s
-    rows = rows.sort_by(LINE)
-    result = _gpubound.audit(rows, model_json=model, html=False, name=name, **settings)
-    return pyarrow.table(result.steps()), result.summary_json()
+    return rows.sort_by(LINE)
+
+
+def audit_rows(
+    rows: Any, model: str, settings: Dict[str, Any], name: str, report_path: Optional[str] = None
+) -> Any:
+    """Audits a shard's rows (Arrow data in the log's order, with ``line``):
+    the native result; with ``report_path`` its rows go to that Parquet
+    file as they come instead of memory."""
+    return _gpubound.audit(
+        rows, model_json=model, html=False, name=name, report_path=report_path, **settings
+    )
 
 
 def merge_summaries(parts: List[str], log: str, seconds: float, top: int = 10) -> Dict[str, Any]:

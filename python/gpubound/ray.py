@@ -161,10 +161,16 @@ def _audit_range(
     """One task: reads its range of the log's rows and audits it."""
     import pyarrow
 
-    out = [
-        _audit_block(_sharded.read_range(plan, a, b), model, settings, name, folder)
-        for a, b in zip(jobs["start"].to_pylist(), jobs["end"].to_pylist())
-    ]
+    # a task uses the CPU it was given, not every core of the node
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")
+    out = []
+    for a, b in zip(jobs["start"].to_pylist(), jobs["end"].to_pylist()):
+        try:
+            rows = _sharded.read_range(plan, a, b)
+            result = _sharded.audit_rows(rows, model, settings, name, folder.part(a + 1))
+        except (ValueError, OSError) as e:
+            return _error(e)
+        out.append(_result(folder.part(a + 1), result.summary_json(), None))
     return pyarrow.concat_tables(out)
 
 
@@ -173,23 +179,22 @@ def _audit_block(
 ) -> "pyarrow.Table":
     """One task: audits the block's streams, writes their report rows as a
     part, returns the summary as a one-row table."""
-    import pyarrow.parquet as pq
-
-    # a task uses the CPU it was given, not every core of the node
     os.environ.setdefault("RAYON_NUM_THREADS", "1")
-    try:
-        done = _sharded.audit_shard(rows, model, settings, name)
-    except (ValueError, OSError) as e:
-        # Ray keeps only the text of a task's exception: bad input travels
-        # back as data, to be raised on the driver as what it is
-        return _result(None, None, f"{type(e).__name__}\t{e}")
-    if done is None:
+    if rows.num_rows == 0:
         return _result(None, None, None).slice(0, 0)
-    report, summary = done
-    first = int(report["line"][0].as_py())
-    path = folder.part(first)
-    pq.write_table(report, path, compression="snappy")
-    return _result(path, summary, None)
+    try:
+        rows = _sharded.in_log_order(rows, name)
+        part = folder.part(int(rows[_sharded.LINE][0].as_py()))
+        result = _sharded.audit_rows(rows, model, settings, name, part)
+    except (ValueError, OSError) as e:
+        return _error(e)
+    return _result(part, result.summary_json(), None)
+
+
+def _error(e: BaseException) -> "pyarrow.Table":
+    # Ray keeps only the text of a task's exception: bad input travels back
+    # as data, to be raised on the driver as what it is
+    return _result(None, None, f"{type(e).__name__}\t{e}")
 
 
 def _result(part: Optional[str], summary: Optional[str], error: Optional[str]) -> "pyarrow.Table":

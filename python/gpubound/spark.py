@@ -124,10 +124,11 @@ def audit(
         import os
 
         os.environ.setdefault("RAYON_NUM_THREADS", "1")
-        done = _sharded.audit_shard(rows, model_text, settings, "<spark>")
-        if done is None:
+        if rows.num_rows == 0:
             return arrow_out.empty_table()
-        return done[0].cast(arrow_out)
+        rows = _sharded.in_log_order(rows, "<spark>")
+        result = _sharded.audit_rows(rows, model_text, settings, "<spark>")
+        return pyarrow.table(result.steps()).cast(arrow_out)
 
     columns = [c for c in df.columns if c in LOG_COLUMNS or c == _sharded.LINE]
     report = df.select(*columns).groupBy("stream").applyInArrow(audit_group, spark_schema)

@@ -15,7 +15,7 @@ use gpubound::log::columnar::ColumnarReader;
 use gpubound::log::{self, InputFormat, Limits, LogInput};
 use gpubound::model::Model;
 use gpubound::report::parquet::BatchCollector;
-use gpubound::report::Destination;
+use gpubound::report::{Destination, ReportFormat};
 use gpubound::Error;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
 use pyo3::prelude::*;
@@ -75,13 +75,24 @@ pub struct AuditResult {
     batches: Vec<RecordBatch>,
     /// The log's path, which `write_html` must not replace.
     log_path: Option<PathBuf>,
+    /// Where the rows went instead of memory (`report_path`).
+    written_to: Option<PathBuf>,
 }
 
 #[pymethods]
 impl AuditResult {
     /// The per-step rows as an Arrow stream (the Parquet report's columns).
-    fn steps(&self) -> ArrowStream {
-        ArrowStream::from_batches(self.schema.clone(), self.batches.clone())
+    fn steps(&self) -> PyResult<ArrowStream> {
+        if let Some(p) = &self.written_to {
+            return Err(setting(format!(
+                "the rows were written to {} (report_path), not kept",
+                p.display()
+            )));
+        }
+        Ok(ArrowStream::from_batches(
+            self.schema.clone(),
+            self.batches.clone(),
+        ))
     }
 
     /// The summary as JSON text (`Audit.summary` parses it).
@@ -115,7 +126,7 @@ impl AuditResult {
 #[pyfunction]
 #[pyo3(signature = (log, *, model_json=None, model_path=None, alpha=Vec::new(), delta=Vec::new(),
     prior_floor=None, thresholds=vec![0.01], backend="auto", shared_world=false,
-    skip_unexplained=false, input_format=None, html=true, name="<arrow>"))]
+    skip_unexplained=false, input_format=None, html=true, name="<arrow>", report_path=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn audit(
     py: Python<'_>,
@@ -132,6 +143,7 @@ pub fn audit(
     input_format: Option<&str>,
     html: bool,
     name: &str,
+    report_path: Option<PathBuf>,
 ) -> PyResult<AuditResult> {
     let backend = backend_choice(backend)?;
     let format = self::input_format(input_format)?;
@@ -169,6 +181,29 @@ pub fn audit(
         };
         let job = AuditJob::new(input, &options)?;
         let settings = job.report_settings().clone();
+        if let Some(out) = &report_path {
+            // the rows go to a Parquet file as they come, whole or not at
+            // all, as `gpubound audit --format parquet -o` writes them
+            let dest = Destination::new(Some(out))?;
+            if let Some(log) = &path {
+                gpubound::report::destination::refuse_overlaps(
+                    &[("report_path", &dest)],
+                    &[("the log", Some(log.as_path()))],
+                )?;
+            }
+            let mut rows =
+                gpubound::report::writer_for(ReportFormat::Parquet, dest.writer()?, &settings)?;
+            let outcome = job.run(rows.as_mut(), html, &mut |_| {})?;
+            drop(rows);
+            dest.commit()?;
+            return Ok(AuditResult {
+                outcome,
+                schema: gpubound::report::parquet::schema(&settings),
+                batches: Vec::new(),
+                log_path: path,
+                written_to: report_path,
+            });
+        }
         let mut rows = BatchCollector::new(&settings);
         let outcome = job.run(&mut rows, html, &mut |_| {})?;
         let schema = rows.schema();
@@ -177,6 +212,7 @@ pub fn audit(
             schema,
             batches: rows.into_batches(),
             log_path: path,
+            written_to: None,
         })
     })
     .py()

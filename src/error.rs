@@ -16,24 +16,29 @@ pub struct Location {
 
 /// A row of a columnar log: Parquet files also name its row group, so that
 /// the row can be found with tools that read one group at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RowPlace {
     /// (1-based row group, number of groups, 1-based row in the group).
     pub row_group: Option<(usize, usize, usize)>,
+    /// For a log kept in several files: the file that holds the row (the
+    /// row group is that file's).
+    pub file: Option<String>,
 }
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.line, self.row) {
+        match (self.line, &self.row) {
             (
                 Some(row),
                 Some(RowPlace {
                     row_group: Some((g, n, r)),
+                    file,
                 }),
             ) => {
+                let within = file.as_ref().map(|f| format!("{f}, ")).unwrap_or_default();
                 write!(
                     f,
-                    "{}: row {row} (row group {g} of {n}, row {r} in it)",
+                    "{}: row {row} ({within}row group {g} of {n}, row {r} in it)",
                     self.file
                 )
             }

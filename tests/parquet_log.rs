@@ -726,3 +726,77 @@ fn convert_never_writes_over_its_input() {
     );
     assert_eq!(std::fs::read_to_string(&jsonl).unwrap(), GOOD_JSONL);
 }
+
+/// `log` cut into Parquet files of rows `[cuts[i], cuts[i+1])` in a
+/// folder: `part-0.parquet`, `part-1.parquet`, …
+fn folder_of(dir: &Path, log: &Log, cuts: &[usize]) -> std::path::PathBuf {
+    let folder = dir.join("log");
+    std::fs::create_dir(&folder).unwrap();
+    for (i, w) in cuts.windows(2).enumerate() {
+        let columns = log
+            .columns()
+            .into_iter()
+            .map(|(n, a)| (n, a.slice(w[0], w[1] - w[0])))
+            .collect();
+        write_parquet(
+            &folder.join(format!("part-{i}.parquet")),
+            columns,
+            Some(MODEL),
+            100,
+        );
+    }
+    folder
+}
+
+#[test]
+fn a_folder_of_parquet_files_is_one_log_rows_numbered_across_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.parquet");
+    write_parquet(&one, good().columns(), Some(MODEL), 100);
+    // cut inside both streams: a stream may go on in the next file
+    let folder = folder_of(dir.path(), &good(), &[0, 2, 5, 6]);
+    std::fs::write(folder.join("_SUCCESS"), "").unwrap();
+    let want = audit_csv(&one, dir.path(), &[]);
+    assert_eq!(audit_csv(&folder, dir.path(), &[]), want);
+    assert!(want.lines().count() > 6);
+
+    // an output that would replace one of its files is refused
+    let part = folder.join("part-1.parquet");
+    let before = std::fs::read(&part).unwrap();
+    let out = gpubound(&["audit", s(&folder), "-q", "-o", s(&part)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a file of the log"));
+    assert_eq!(std::fs::read(&part).unwrap(), before);
+}
+
+#[test]
+fn a_bad_row_of_a_folder_is_named_by_its_row_in_the_log_and_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = good();
+    log.action[4] = 3;
+    let folder = folder_of(dir.path(), &log, &[0, 2, 5, 6]);
+    let err = refused(&folder, &[]);
+    let want = format!(
+        "{}: row 5 ({}, row group 1 of 1, row 3 in it): action 3 is out of range",
+        s(&folder),
+        s(&folder.join("part-1.parquet"))
+    );
+    assert!(err.contains(&want), "{err}\nwanted: {want}");
+
+    // a file whose columns differ from the first's
+    let dir = tempfile::tempdir().unwrap();
+    let folder = folder_of(dir.path(), &good(), &[0, 3, 6]);
+    let mut columns = good().columns();
+    columns[1].1 = Arc::new(Int32Array::from(vec![1, 2, 3, 1, 2, 3]));
+    write_parquet(&folder.join("part-1.parquet"), columns, Some(MODEL), 100);
+    let err = refused(&folder, &[]);
+    assert!(
+        err.contains("part-1.parquet: its columns or its model differ from"),
+        "{err}"
+    );
+
+    // a folder without Parquet files
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert!(refused(&empty, &[]).contains("a folder without .parquet files"));
+}

@@ -32,7 +32,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
     }
     let job = AuditJob::new(reader, &options(&args))?;
 
-    let file_len = std::fs::metadata(&args.log).map(|m| m.len()).ok();
+    let file_len = log_size(&args.log);
     let bar = progress::bar(file_len, args.quiet, "auditing");
     let settings = job.report_settings().clone();
     let outcome = {
@@ -89,6 +89,20 @@ fn options(args: &AuditArgs) -> AuditOptions {
     }
 }
 
+/// The log's size in bytes for the progress bar: a file's, or the sum of
+/// a folder's log files.
+fn log_size(path: &str) -> Option<u64> {
+    let p = std::path::Path::new(path);
+    if p.is_dir() {
+        let files = log::parquet::folder_files(p).ok()?;
+        return files
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()).ok())
+            .sum();
+    }
+    std::fs::metadata(p).map(|m| m.len()).ok()
+}
+
 /// No output may be the log, the `--model` file, a hypothesis file, or
 /// another output.
 fn refuse_overlaps(
@@ -102,7 +116,20 @@ fn refuse_overlaps(
         .model
         .as_deref()
         .and_then(|p| log::model_file_hypothesis_file(p, &log::Limits::from(&args.limits)));
+    // a log kept in a folder: each of its files is an input
+    let log_files: Vec<std::path::PathBuf> = match log {
+        Some(dir) if dir.is_dir() => log::parquet::folder_files(dir)?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut inputs = vec![("the log", log)];
+    inputs.extend(
+        log_files
+            .iter()
+            .map(|p| ("a file of the log", Some(p.as_path()))),
+    );
     inputs.extend(args.model.as_deref().map(|p| ("the model file", Some(p))));
     inputs.extend(
         reader

@@ -37,11 +37,15 @@ pub const TRUE_PARAMS: &str = "true_params";
 /// errors name the log's rows, and which shows a stream split in two.
 pub const LINE: &str = "line";
 
-/// Where each row group of a Parquet file ends (cumulative row counts), to
-/// name a row's group; empty for inputs without row groups.
+/// Where each row group of a Parquet log ends (cumulative row counts), to
+/// name a row's group, and for a log kept in several files, which file
+/// holds it; empty for inputs without row groups.
 #[derive(Debug, Clone, Default)]
 pub struct RowGroups {
     ends: Vec<usize>,
+    /// Per file (in order): its name and the index in `ends` of its first
+    /// group; empty for a log in one file.
+    files: Vec<(String, usize)>,
 }
 
 impl RowGroups {
@@ -55,6 +59,21 @@ impl RowGroups {
                     total
                 })
                 .collect(),
+            files: Vec::new(),
+        }
+    }
+
+    /// The row groups of several files read as one log, in order.
+    pub fn from_files(files: Vec<(String, Vec<usize>)>) -> Self {
+        let mut firsts = Vec::with_capacity(files.len());
+        let mut counts = Vec::new();
+        for (name, groups) in files {
+            firsts.push((name, counts.len()));
+            counts.extend(groups);
+        }
+        RowGroups {
+            files: firsts,
+            ..Self::from_counts(counts)
         }
     }
 
@@ -62,11 +81,22 @@ impl RowGroups {
     pub fn place(&self, row: usize) -> RowPlace {
         let g = self.ends.partition_point(|&end| end < row);
         if self.ends.is_empty() || g == self.ends.len() {
-            return RowPlace { row_group: None };
+            return RowPlace::default();
         }
         let start = if g == 0 { 0 } else { self.ends[g - 1] };
+        // the file holding group g, and its groups
+        let f = self.files.partition_point(|(_, first)| *first <= g);
+        let (file, first, last) = match f {
+            0 => (None, 0, self.ends.len()),
+            f => {
+                let (name, first) = &self.files[f - 1];
+                let last = self.files.get(f).map_or(self.ends.len(), |(_, next)| *next);
+                (Some(name.clone()), *first, last)
+            }
+        };
         RowPlace {
-            row_group: Some((g + 1, self.ends.len(), row - start)),
+            row_group: Some((g - first + 1, last - first, row - start)),
+            file,
         }
     }
 }
@@ -444,7 +474,7 @@ impl<R: RecordBatchReader> ColumnarReader<R> {
     fn err_here(&self, message: impl Into<String>) -> Error {
         if self.columns.line.is_some() {
             // a shard's rows: their row groups are not the log's
-            Error::input_row(&self.name, self.line, RowPlace { row_group: None }, message)
+            Error::input_row(&self.name, self.line, RowPlace::default(), message)
         } else {
             self.err_row(self.row, message)
         }
@@ -712,5 +742,19 @@ mod tests {
         assert_eq!(at(9), Some((3, 3, 4)));
         assert_eq!(at(10), None);
         assert_eq!(RowGroups::default().place(1).row_group, None);
+    }
+
+    #[test]
+    fn a_row_of_a_log_in_several_files_is_placed_in_its_file() {
+        let g = RowGroups::from_files(vec![("a".into(), vec![3, 2]), ("b".into(), vec![4])]);
+        let at = |row| {
+            let p = g.place(row);
+            (p.file, p.row_group)
+        };
+        assert_eq!(at(1), (Some("a".into()), Some((1, 2, 1))));
+        assert_eq!(at(5), (Some("a".into()), Some((2, 2, 2))));
+        assert_eq!(at(6), (Some("b".into()), Some((1, 1, 1))));
+        assert_eq!(at(9), (Some("b".into()), Some((1, 1, 4))));
+        assert_eq!(at(10), (None, None));
     }
 }

@@ -190,6 +190,8 @@ impl InputFormat {
                     .map(|e| e.to_ascii_lowercase());
                 match ext.as_deref() {
                     Some("parquet" | "pq") if path != "-" => InputFormat::Parquet,
+                    // a folder holds a log's Parquet files
+                    _ if path != "-" && Path::new(path).is_dir() => InputFormat::Parquet,
                     _ => InputFormat::Jsonl,
                 }
             }

@@ -46,7 +46,7 @@ def cluster_log(cli, tmp_path_factory):
     """``gpubound simulate``'s log of 2,400 streams, as one Parquet file and
     cut into 8 files at row counts that split streams across files (the
     files read in name order are the log), with the command line's report
-    of the one file."""
+    of the 8 files (``gpubound audit parts/``)."""
     import pyarrow.parquet as pq
 
     d = tmp_path_factory.mktemp("cluster")
@@ -65,12 +65,18 @@ def cluster_log(cli, tmp_path_factory):
     cuts = [0] + [n * i // 8 + 3 * i for i in range(1, 8)] + [n]
     for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
         pq.write_table(t.slice(a, b - a), parts / f"part-{i}.parquet")
-    report = d / "cli.parquet"
-    subprocess.run(
-        [cli, "audit", str(whole), *CLUSTER_ARGS, "--format", "parquet", "-q", "-o", str(report)],
-        check=True,
-    )
-    return {"whole": whole, "parts": parts, "report": pq.read_table(report), "dir": d}
+    # the command line reads the folder as one log: the same report as the
+    # one file's, `line` included
+    reports = []
+    for log in (parts, whole):
+        report = d / f"cli-{log.name}.parquet"
+        subprocess.run(
+            [cli, "audit", str(log), *CLUSTER_ARGS, "--format", "parquet", "-q", "-o", str(report)],
+            check=True,
+        )
+        reports.append(pq.read_table(report))
+    assert reports[0].equals(reports[1])
+    return {"whole": whole, "parts": parts, "report": reports[0], "dir": d}
 
 
 ORDER = [("stream", "ascending"), ("step", "ascending"), ("candidate", "ascending")]

@@ -17,9 +17,9 @@ use gpubound::model::Model;
 use gpubound::report::parquet::BatchCollector;
 use gpubound::report::Destination;
 use gpubound::Error;
-use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
+use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::arrow::{self, ArrowStream};
 use crate::errors::{to_py, IntoPyResult};
@@ -201,20 +201,54 @@ impl NativeGuardrail {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn table(&self, candidates: &PyReadonlyArray2<'_, f64>) -> PyResult<CandidateTable> {
-        let view = candidates.as_array();
-        let (a, d) = view.dim();
+    /// `candidates` as an (A, d) table, copied. A C-contiguous float64 array
+    /// (what an agent's loop passes) is read in place, without numpy's
+    /// borrow registry (a shared-borrow entry per call, a large share of a
+    /// call's overhead); anything else goes through
+    /// `numpy.ascontiguousarray(candidates, dtype=float64)` first.
+    fn table(&self, candidates: &Bound<'_, PyAny>) -> PyResult<CandidateTable> {
+        let converted;
+        let array = match candidates.cast::<PyArray2<f64>>() {
+            Ok(array) if array.is_c_contiguous() => array,
+            _ => {
+                let py = candidates.py();
+                let numpy = py.import("numpy")?;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("dtype", numpy.getattr("float64")?)?;
+                converted = numpy
+                    .getattr("ascontiguousarray")?
+                    .call((candidates,), Some(&kwargs))?;
+                converted
+                    .cast::<PyArray2<f64>>()
+                    .map_err(|_| self.shape_error(&converted))?
+            }
+        };
+        let (a, d) = (array.shape()[0], array.shape()[1]);
         if a == 0 || d != self.d {
-            return Err(to_py(Error::input(
-                "guardrail",
-                None,
-                format!(
-                    "candidates must be an (A, d) array with A ≥ 1 and d = {} (the model's), got ({a}, {d})",
-                    self.d
-                ),
-            )));
+            return Err(self.shape_error(array.as_any()));
         }
-        Ok(CandidateTable::new(view.iter().copied().collect(), a))
+        // SAFETY: the array is C-contiguous (checked above) and copied at
+        // once, with the GIL held: no Python code runs meanwhile, and nothing
+        // in this extension keeps a writable view of a caller's array.
+        let values = unsafe { array.as_slice() }
+            .map_err(|e| setting(format!("candidates: {e}")))?
+            .to_vec();
+        Ok(CandidateTable::new(values, a))
+    }
+
+    fn shape_error(&self, candidates: &Bound<'_, PyAny>) -> PyErr {
+        let shape = candidates
+            .getattr("shape")
+            .map(|s| s.to_string())
+            .unwrap_or_else(|_| "no shape".into());
+        to_py(Error::input(
+            "guardrail",
+            None,
+            format!(
+                "candidates must be an (A, d) array with A ≥ 1 and d = {} (the model's), got {shape}",
+                self.d
+            ),
+        ))
     }
 }
 
@@ -277,15 +311,19 @@ impl NativeGuardrail {
 
     /// Every estimator for every candidate: an array of shape
     /// (columns, A), one row per name of `column_names`, in one allocation
-    /// (the Python face zips them into a dict of row views).
+    /// (the Python face wraps it in a mapping of row views).
     fn estimates<'py>(
         &self,
         py: Python<'py>,
-        candidates: PyReadonlyArray2<'py, f64>,
+        candidates: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let table = self.table(&candidates)?;
+        let table = self.table(candidates)?;
         let a = table.n_candidates;
-        let mut values = vec![0.0; self.columns.len() * a];
+        let array = PyArray2::<f64>::zeros(py, [self.columns.len(), a], false);
+        // SAFETY: the array was made just above and no Python code has seen
+        // it yet: this slice is the only access to its data until it returns.
+        let values = unsafe { array.as_slice_mut() }
+            .map_err(|e| to_py(Error::Internal(format!("a new array: {e}"))))?;
         py.detach(|| {
             let mut g = self.lock();
             let e = g.estimates(&table)?;
@@ -298,9 +336,7 @@ impl NativeGuardrail {
             Ok::<_, Error>(())
         })
         .py()?;
-        let array = numpy::ndarray::Array2::from_shape_vec((self.columns.len(), a), values)
-            .expect("the shape holds every value");
-        Ok(array.into_pyarray(py))
+        Ok(array)
     }
 
     /// The names of `estimates`' rows: the Parquet report's column names.
@@ -313,10 +349,10 @@ impl NativeGuardrail {
     fn check(
         &self,
         py: Python<'_>,
-        candidates: PyReadonlyArray2<'_, f64>,
+        candidates: &Bound<'_, PyAny>,
         action: usize,
     ) -> PyResult<(bool, f64, usize, f64)> {
-        let table = self.table(&candidates)?;
+        let table = self.table(candidates)?;
         let v = py.detach(|| self.lock().check(&table, action)).py()?;
         Ok((v.allowed, v.estimate, v.safest_candidate, v.safest_estimate))
     }
@@ -326,11 +362,11 @@ impl NativeGuardrail {
     fn observe(
         &self,
         py: Python<'_>,
-        candidates: PyReadonlyArray2<'_, f64>,
+        candidates: &Bound<'_, PyAny>,
         action: usize,
         outcome: Option<f64>,
     ) -> PyResult<()> {
-        let table = self.table(&candidates)?;
+        let table = self.table(candidates)?;
         py.detach(|| self.lock().observe(&table, action, outcome))
             .py()
     }

@@ -3,6 +3,11 @@ H = 1024 (grid {0,1}^10), A = 10 candidates, d = 10, 7 α; medians over
 repeated timings, for a wide posterior (20 observed steps) and a narrow one
 (500). The Rust-side figures are `cargo bench --bench guardrail`.
 
+`estimates` returns a mapping whose rows are made when read:
+`estimates+column` also reads the row an agent's loop reads (the chosen
+estimator's), `estimates+dict` makes every row (`dict(...)`), as the dict
+this call returned before did.
+
     target/py-venv/bin/python python/benches/guardrail.py
 """
 
@@ -44,6 +49,9 @@ def main():
     for label, steps in (("wide", 20), ("narrow", 500)):
         g = guardrail_after(steps, rng, x, w)
         out[f"estimates/{label}"] = median_us(lambda: g.estimates(x))
+        column = g.estimator
+        out[f"estimates+column/{label}"] = median_us(lambda: g.estimates(x)[column])
+        out[f"estimates+dict/{label}"] = median_us(lambda: dict(g.estimates(x)))
         out[f"check/{label}"] = median_us(lambda: g.check(x, 3))
 
         def observe_again():

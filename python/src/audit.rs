@@ -326,13 +326,7 @@ impl NativeGuardrail {
             .map_err(|e| to_py(Error::Internal(format!("a new array: {e}"))))?;
         py.detach(|| {
             let mut g = self.lock();
-            let e = g.estimates(&table)?;
-            for (row, est) in values.chunks_exact_mut(a).zip(&self.columns) {
-                for (v, c) in row.iter_mut().zip(&e.candidates) {
-                    // every column but the oracle's has a value
-                    *v = est.value(c).unwrap_or(f64::NAN);
-                }
-            }
+            g.estimates(&table)?.write_columns(&self.columns, values);
             Ok::<_, Error>(())
         })
         .py()?;

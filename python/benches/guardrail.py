@@ -5,7 +5,7 @@ repeated timings, for a wide posterior (20 observed steps) and a narrow one
 
 `estimates` returns a mapping whose rows are made when read:
 `estimates+column` also reads the row an agent's loop reads (the chosen
-estimator's), `estimates+dict` makes every row (`dict(...)`), as the dict
+estimator's), `estimates+dict` makes every row (`.to_dict()`), as the dict
 this call returned before did.
 
     target/py-venv/bin/python python/benches/guardrail.py
@@ -51,7 +51,7 @@ def main():
         out[f"estimates/{label}"] = median_us(lambda: g.estimates(x))
         column = g.estimator
         out[f"estimates+column/{label}"] = median_us(lambda: g.estimates(x)[column])
-        out[f"estimates+dict/{label}"] = median_us(lambda: dict(g.estimates(x)))
+        out[f"estimates+dict/{label}"] = median_us(lambda: g.estimates(x).to_dict())
         out[f"check/{label}"] = median_us(lambda: g.check(x, 3))
 
         def observe_again():

@@ -238,7 +238,7 @@ class GuardrailEstimates(Mapping):
     """What :meth:`Guardrail.estimates` returns: a read-only mapping from
     column names to NumPy arrays of length A (one value per candidate),
     which behaves as a dict does for reading (``e[name]``, ``in``,
-    ``keys()``, ``items()``, ``dict(e)``). ``array`` is the ``(columns, A)``
+    ``keys()``, ``items()``, ``dict(e)``, or faster :meth:`to_dict`). ``array`` is the ``(columns, A)``
     array underneath, rows in the mapping's order. Each row is made when
     asked for: an agent's loop usually reads one column, and making all of
     them cost more than a fifth of a call."""
@@ -261,8 +261,13 @@ class GuardrailEstimates(Mapping):
     def __contains__(self, name: object) -> bool:
         return name in self._rows
 
+    def to_dict(self) -> Dict[str, Any]:
+        """Every row at once, as a dict: under half the time ``dict(e)``
+        takes (which asks for each row through ``e[name]``)."""
+        return dict(zip(self._rows, self.array))
+
     def __repr__(self) -> str:
-        return f"GuardrailEstimates({dict(self)!r})"
+        return f"GuardrailEstimates({self.to_dict()!r})"
 
 
 class Guardrail:

@@ -114,9 +114,11 @@ def test_estimates_read_like_a_dict_of_rows():
     assert list(e) == list(e.keys()) == names and len(e) == 2 + 3 * 2
     assert "cautious_theory" in e and "oracle" not in e
     assert e.array.shape == (len(names), 2)
-    as_dict = dict(e)
+    as_dict, to_dict = dict(e), e.to_dict()
+    assert list(to_dict) == names
     for i, name in enumerate(names):
         assert e[name].tolist() == e.array[i].tolist() == as_dict[name].tolist()
+        assert to_dict[name].tolist() == e.array[i].tolist()
         assert e.get(name) is not None
     with pytest.raises(KeyError):
         e["oracle"]

@@ -19,7 +19,7 @@ use gpubound::report::Destination;
 use gpubound::Error;
 use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyTuple;
 
 use crate::arrow::{self, ArrowStream};
 use crate::errors::{to_py, IntoPyResult};
@@ -201,23 +201,23 @@ impl NativeGuardrail {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `candidates` as an (A, d) table, copied. A C-contiguous float64 array
-    /// (what an agent's loop passes) is read in place, without numpy's
-    /// borrow registry (a shared-borrow entry per call, a large share of a
-    /// call's overhead); anything else goes through
-    /// `numpy.ascontiguousarray(candidates, dtype=float64)` first.
+    /// `candidates` as an (A, d) table, copied. A C-contiguous, aligned
+    /// float64 array (what an agent's loop passes) is read in place, without
+    /// numpy's borrow registry (a shared-borrow entry per call, a large share
+    /// of a call's overhead); anything else goes through
+    /// `numpy.require(candidates, float64, "CA")` first.
     fn table(&self, candidates: &Bound<'_, PyAny>) -> PyResult<CandidateTable> {
         let converted;
         let array = match candidates.cast::<PyArray2<f64>>() {
-            Ok(array) if array.is_c_contiguous() => array,
+            Ok(array) if array.is_c_contiguous() && array.is_aligned() => array,
             _ => {
                 let py = candidates.py();
                 let numpy = py.import("numpy")?;
-                let kwargs = PyDict::new(py);
-                kwargs.set_item("dtype", numpy.getattr("float64")?)?;
-                converted = numpy
-                    .getattr("ascontiguousarray")?
-                    .call((candidates,), Some(&kwargs))?;
+                converted = numpy.getattr("require")?.call1((
+                    candidates,
+                    numpy.getattr("float64")?,
+                    "CA",
+                ))?;
                 converted
                     .cast::<PyArray2<f64>>()
                     .map_err(|_| self.shape_error(&converted))?
@@ -227,8 +227,8 @@ impl NativeGuardrail {
         if a == 0 || d != self.d {
             return Err(self.shape_error(array.as_any()));
         }
-        // SAFETY: the array is C-contiguous (checked above) and copied at
-        // once, with the GIL held: no Python code runs meanwhile, and nothing
+        // SAFETY: the array is C-contiguous and aligned (checked above) and
+        // copied at once, with the GIL held: no Python code runs meanwhile, and nothing
         // in this extension keeps a writable view of a caller's array.
         let values = unsafe { array.as_slice() }
             .map_err(|e| setting(format!("candidates: {e}")))?

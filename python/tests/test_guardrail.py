@@ -136,6 +136,15 @@ def test_a_later_call_leaves_earlier_estimates_as_they_were():
     assert first.array.tolist() == kept.tolist()
 
 
+def unaligned(x):
+    """`x` in memory one byte off float64 alignment."""
+    u = np.frombuffer(bytearray(x.size * 8 + 1), dtype=np.float64, offset=1, count=x.size)
+    u = u.reshape(x.shape)
+    u[...] = x
+    assert not u.flags.aligned and u.flags.c_contiguous
+    return u
+
+
 @pytest.mark.parametrize(
     "convert",
     [
@@ -143,6 +152,7 @@ def test_a_later_call_leaves_earlier_estimates_as_they_were():
         lambda x: np.asfortranarray(x),  # not C-contiguous
         lambda x: x.astype(np.int64),  # not float64
         lambda x: np.repeat(x, 2, axis=0)[::2],  # a strided view
+        lambda x: unaligned(x),  # C-contiguous float64, misaligned
     ],
 )
 def test_any_array_like_gives_the_float64_arrays_numbers(convert):

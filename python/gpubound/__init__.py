@@ -238,8 +238,9 @@ class GuardrailEstimates(Mapping):
     """What :meth:`Guardrail.estimates` returns: a read-only mapping from
     column names to NumPy arrays of length A (one value per candidate),
     which behaves as a dict does for reading (``e[name]``, ``in``,
-    ``keys()``, ``items()``, ``dict(e)``, or faster :meth:`to_dict`). ``array`` is the ``(columns, A)``
-    array underneath, rows in the mapping's order. Each row is made when
+    ``keys()``, ``items()``, ``dict(e)``, or faster :meth:`to_dict`).
+    ``array`` is the ``(columns, A)`` array underneath, rows in the
+    mapping's order (each row is a view of it). Each row is made when
     asked for: an agent's loop usually reads one column, and making (and
     freeing) all 23 at the paper's size (7 α) costs about 4 µs a call."""
 
@@ -321,8 +322,9 @@ class Guardrail:
         ``cautious_theory``, ``plausible_set[alpha=...]``,
         ``ville_max[alpha=...]``, ``ville_sum[alpha=...]``) to NumPy arrays
         of length A; ``.array`` holds them all as one ``(columns, A)`` array.
-        A C-contiguous float64 array is read as it is; anything else is
-        converted first (``numpy.ascontiguousarray``)."""
+        A C-contiguous, aligned float64 array is read as it is; anything
+        else is converted first (``numpy.require(candidates, float64,
+        "CA")``)."""
         return GuardrailEstimates(self._native.estimates(candidates), self._rows)
 
     def check(self, candidates: Any, action: int) -> Dict[str, Any]:

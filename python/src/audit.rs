@@ -228,10 +228,11 @@ impl NativeGuardrail {
             return Err(self.shape_error(array.as_any()));
         }
         // SAFETY: the array is C-contiguous and aligned (checked above) and
-        // copied at once, with the GIL held: no Python code runs meanwhile, and nothing
-        // in this extension keeps a writable view of a caller's array.
+        // copied at once, with the GIL held: no Python code runs meanwhile,
+        // and nothing in this extension keeps a writable view of a caller's
+        // array.
         let values = unsafe { array.as_slice() }
-            .map_err(|e| setting(format!("candidates: {e}")))?
+            .map_err(|e| to_py(Error::Internal(format!("candidates: {e}"))))?
             .to_vec();
         Ok(CandidateTable::new(values, a))
     }

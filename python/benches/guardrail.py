@@ -14,6 +14,7 @@ this call returned before did.
 import json
 import statistics
 import sys
+import time
 import timeit
 
 import numpy as np
@@ -31,9 +32,8 @@ def guardrail_after(steps, rng, x, w):
     g = gpubound.Guardrail(MODEL, delta=DELTAS, backend="cpu")
     for _ in range(steps):
         a = int(rng.integers(len(x)))
-        # w·x without BLAS (the same value: 0/1 entries): OpenBLAS's threads
-        # spin after a call, and on a 2-core machine they took a core from
-        # the first timing (35 µs instead of 15)
+        # w·x without BLAS (the same value: 0/1 entries), so that no OpenBLAS
+        # thread wakes to spin beside the timings
         g.observe(x, a, float((x[a] * w).sum() + rng.normal()))
     return g
 
@@ -49,6 +49,12 @@ def main():
     w = rng.integers(0, 2, size=10).astype(np.float64)
     y = float((x[3] * w).sum())
     out = {}
+    # the first timing of a fresh process came out twice as long now and
+    # then on a loaded 2-core machine; half a second of calls first steadies it
+    warm = gpubound.Guardrail(MODEL, delta=DELTAS, backend="cpu")
+    end = time.perf_counter() + 0.5
+    while time.perf_counter() < end:
+        warm.estimates(x)
     for label, steps in (("wide", 20), ("narrow", 500)):
         g = guardrail_after(steps, rng, x, w)
         out[f"estimates/{label}"] = median_us(lambda: g.estimates(x))

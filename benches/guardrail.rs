@@ -7,6 +7,8 @@
 //!
 //! `bandit`: the same candidates at every step (their harm table is
 //! tabulated once); `contextual`: new real-valued candidates at every call.
+//! `observe/bandit-warm`: the update on one guardrail kept warm, as in an
+//! agent's loop.
 //!
 //! `cargo bench --bench guardrail`
 
@@ -89,6 +91,14 @@ fn guardrail(c: &mut Criterion) {
                 |g| g.observe(black_box(&bandit), 3, Some(1.5)).unwrap(),
                 BatchSize::SmallInput,
             )
+        });
+        // as an agent's loop (and python/benches/guardrail.py) observes: on
+        // one warm guardrail, the same outcome again and again (the cost does
+        // not depend on the posterior); `observe/bandit` above observes on a
+        // fresh clone each time, whose memory the batch has left cold
+        let mut o = g.clone();
+        group.bench_function("observe/bandit-warm", |b| {
+            b.iter(|| o.observe(black_box(&bandit), 3, Some(1.5)).unwrap())
         });
         let mut e = g.clone();
         let mut i = 0;

@@ -17,7 +17,7 @@ use gpubound::model::Model;
 use gpubound::report::parquet::BatchCollector;
 use gpubound::report::{Destination, ReportFormat};
 use gpubound::Error;
-use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
+use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -238,20 +238,55 @@ impl NativeGuardrail {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn table(&self, candidates: &PyReadonlyArray2<'_, f64>) -> PyResult<CandidateTable> {
-        let view = candidates.as_array();
-        let (a, d) = view.dim();
+    /// `candidates` as an (A, d) table, copied. A C-contiguous, aligned
+    /// float64 array (what an agent's loop passes) is read in place, without
+    /// numpy's borrow registry (a shared-borrow entry per call, a large share
+    /// of a call's overhead); anything else goes through
+    /// `numpy.require(candidates, float64, "CA")` first.
+    fn table(&self, candidates: &Bound<'_, PyAny>) -> PyResult<CandidateTable> {
+        let converted;
+        let array = match candidates.cast::<PyArray2<f64>>() {
+            Ok(array) if array.is_c_contiguous() && array.is_aligned() => array,
+            _ => {
+                let py = candidates.py();
+                let numpy = py.import("numpy")?;
+                converted = numpy.getattr("require")?.call1((
+                    candidates,
+                    numpy.getattr("float64")?,
+                    "CA",
+                ))?;
+                converted
+                    .cast::<PyArray2<f64>>()
+                    .map_err(|_| self.shape_error(&converted))?
+            }
+        };
+        let (a, d) = (array.shape()[0], array.shape()[1]);
         if a == 0 || d != self.d {
-            return Err(to_py(Error::input(
-                "guardrail",
-                None,
-                format!(
-                    "candidates must be an (A, d) array with A ≥ 1 and d = {} (the model's), got ({a}, {d})",
-                    self.d
-                ),
-            )));
+            return Err(self.shape_error(array.as_any()));
         }
-        Ok(CandidateTable::new(view.iter().copied().collect(), a))
+        // SAFETY: the array is C-contiguous and aligned (checked above) and
+        // copied at once, with the GIL held: no Python code runs meanwhile,
+        // and nothing in this extension keeps a writable view of a caller's
+        // array.
+        let values = unsafe { array.as_slice() }
+            .map_err(|e| to_py(Error::Internal(format!("candidates: {e}"))))?
+            .to_vec();
+        Ok(CandidateTable::new(values, a))
+    }
+
+    fn shape_error(&self, candidates: &Bound<'_, PyAny>) -> PyErr {
+        let shape = candidates
+            .getattr("shape")
+            .map(|s| s.to_string())
+            .unwrap_or_else(|_| "no shape".into());
+        to_py(Error::input(
+            "guardrail",
+            None,
+            format!(
+                "candidates must be an (A, d) array with A ≥ 1 and d = {} (the model's), got {shape}",
+                self.d
+            ),
+        ))
     }
 }
 
@@ -314,30 +349,26 @@ impl NativeGuardrail {
 
     /// Every estimator for every candidate: an array of shape
     /// (columns, A), one row per name of `column_names`, in one allocation
-    /// (the Python face zips them into a dict of row views).
+    /// (the Python face wraps it in a mapping of row views).
     fn estimates<'py>(
         &self,
         py: Python<'py>,
-        candidates: PyReadonlyArray2<'py, f64>,
+        candidates: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let table = self.table(&candidates)?;
+        let table = self.table(candidates)?;
         let a = table.n_candidates;
-        let mut values = vec![0.0; self.columns.len() * a];
+        let array = PyArray2::<f64>::zeros(py, [self.columns.len(), a], false);
+        // SAFETY: the array was made just above and no Python code has seen
+        // it yet: this slice is the only access to its data until it returns.
+        let values = unsafe { array.as_slice_mut() }
+            .map_err(|e| to_py(Error::Internal(format!("a new array: {e}"))))?;
         py.detach(|| {
             let mut g = self.lock();
-            let e = g.estimates(&table)?;
-            for (row, est) in values.chunks_exact_mut(a).zip(&self.columns) {
-                for (v, c) in row.iter_mut().zip(&e.candidates) {
-                    // every column but the oracle's has a value
-                    *v = est.value(c).unwrap_or(f64::NAN);
-                }
-            }
+            g.estimates(&table)?.write_columns(&self.columns, values);
             Ok::<_, Error>(())
         })
         .py()?;
-        let array = numpy::ndarray::Array2::from_shape_vec((self.columns.len(), a), values)
-            .expect("the shape holds every value");
-        Ok(array.into_pyarray(py))
+        Ok(array)
     }
 
     /// The names of `estimates`' rows: the Parquet report's column names.
@@ -350,10 +381,10 @@ impl NativeGuardrail {
     fn check(
         &self,
         py: Python<'_>,
-        candidates: PyReadonlyArray2<'_, f64>,
+        candidates: &Bound<'_, PyAny>,
         action: usize,
     ) -> PyResult<(bool, f64, usize, f64)> {
-        let table = self.table(&candidates)?;
+        let table = self.table(candidates)?;
         let v = py.detach(|| self.lock().check(&table, action)).py()?;
         Ok((v.allowed, v.estimate, v.safest_candidate, v.safest_estimate))
     }
@@ -363,11 +394,11 @@ impl NativeGuardrail {
     fn observe(
         &self,
         py: Python<'_>,
-        candidates: PyReadonlyArray2<'_, f64>,
+        candidates: &Bound<'_, PyAny>,
         action: usize,
         outcome: Option<f64>,
     ) -> PyResult<()> {
-        let table = self.table(&candidates)?;
+        let table = self.table(candidates)?;
         py.detach(|| self.lock().observe(&table, action, outcome))
             .py()
     }

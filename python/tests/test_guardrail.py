@@ -87,6 +87,12 @@ def test_bad_input_raises_value_error():
     g = gpubound.Guardrail(MODEL)
     with pytest.raises(ValueError, match="d = 3"):
         g.estimates(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"d = 3.*got \(3,\)"):
+        g.estimates(np.zeros(3))  # one candidate needs a row of its own
+    with pytest.raises(ValueError, match="A ≥ 1"):
+        g.observe(np.zeros((0, 3)), 0, 1.0)
+    with pytest.raises(ValueError):
+        g.estimates([["a", "b", "c"]])
     with pytest.raises(ValueError):
         g.check(np.zeros((2, 3)), 5)
     with pytest.raises(ValueError):
@@ -97,3 +103,65 @@ def test_bad_input_raises_value_error():
         gpubound.Guardrail(MODEL, threshold=1.5)
     with pytest.raises(TypeError):
         gpubound.Guardrail(None)
+
+
+def test_estimates_read_like_a_dict_of_rows():
+    x = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    g = gpubound.Guardrail(MODEL, delta=[0.05, 0.5])
+    e = g.estimates(x)
+    names = list(g._native.column_names)
+    # 2 estimators without α, 3 families with one column per α
+    assert list(e) == list(e.keys()) == names and len(e) == 2 + 3 * 2
+    assert "cautious_theory" in e and "oracle" not in e
+    assert e.array.shape == (len(names), 2)
+    as_dict, to_dict = dict(e), e.to_dict()
+    assert list(to_dict) == names
+    for i, name in enumerate(names):
+        assert e[name].tolist() == e.array[i].tolist() == as_dict[name].tolist()
+        assert to_dict[name].tolist() == e.array[i].tolist()
+        assert e.get(name) is not None
+    with pytest.raises(KeyError):
+        e["oracle"]
+    assert "posterior_predictive" in repr(e)
+
+
+def test_a_later_call_leaves_earlier_estimates_as_they_were():
+    x = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    g = gpubound.Guardrail(MODEL, estimator="posterior_predictive")
+    first = g.estimates(x)
+    kept = first.array.copy()
+    g.observe(x, 1, 3.0)
+    later = g.estimates(x)
+    assert later["posterior_predictive"][1] > first["posterior_predictive"][1]
+    assert first.array.tolist() == kept.tolist()
+
+
+def unaligned(x):
+    """`x` in memory one byte off float64 alignment."""
+    u = np.frombuffer(bytearray(x.size * 8 + 1), dtype=np.float64, offset=1, count=x.size)
+    u = u.reshape(x.shape)
+    u[...] = x
+    assert not u.flags.aligned and u.flags.c_contiguous
+    return u
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda x: x.tolist(),  # a list of lists
+        lambda x: np.asfortranarray(x),  # not C-contiguous
+        lambda x: x.astype(np.int64),  # not float64
+        lambda x: np.repeat(x, 2, axis=0)[::2],  # a strided view
+        lambda x: unaligned(x),  # C-contiguous float64, misaligned
+    ],
+)
+def test_any_array_like_gives_the_float64_arrays_numbers(convert):
+    x = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
+    g = gpubound.Guardrail(MODEL, delta=[0.05, 0.5])
+    want = g.estimates(x).array.tolist()
+    assert g.estimates(convert(x)).array.tolist() == want
+    assert g.check(convert(x), 1) == g.check(x, 1)
+    g.observe(convert(x), 1, 3.0)
+    after = gpubound.Guardrail(MODEL, delta=[0.05, 0.5])
+    after.observe(x, 1, 3.0)
+    assert g.estimates(x).array.tolist() == after.estimates(x).array.tolist()

@@ -219,7 +219,14 @@ fn suite(args: &BenchArgs) -> anyhow::Result<u8> {
             flops_per_triple: suite::flops_per_triple(&w.spec),
             bytes_per_triple: suite::BYTES_PER_TRIPLE,
         };
-        for ((engine, p), b) in engines.iter().zip(&mut backends) {
+        for ((engine, p), b) in engines.iter_mut().zip(&mut backends) {
+            if p.is_none() {
+                // A fresh CPU engine per workload: its harm-table cache is
+                // keyed by the candidate table alone, not the model, so a
+                // table shared by two workloads' models would be reused
+                // with the wrong hypotheses.
+                *engine = Box::new(CpuEngine::new());
+            }
             let result = match w.skip_on_software {
                 Some(reason) if software(p) => {
                     bar.inc(args.runs as u64 + 1);

@@ -37,14 +37,23 @@ fn spec(h: usize, dim: usize, steps: usize, stream: usize, contextual: bool) -> 
     }
 }
 
+/// (id, H, T, stream length, contextual, reason to skip on a software renderer)
+type Row = (
+    &'static str,
+    usize,
+    usize,
+    usize,
+    bool,
+    Option<&'static str>,
+);
+
 /// The suite: `quick` keeps every workload and its shape (stream length,
 /// contextual or not) with tiny sizes (d = 5, H = 32 … 1024, T ≤ 50), for
 /// tests; its figures mean nothing.
 pub fn workloads(quick: bool) -> Vec<SuiteWorkload> {
-    // (id, H, T, stream length, contextual, skipped on software renderers)
     const SLOW: &str = "skipped on a software renderer: at full size (5.2e8 triples per run at ~1e8 triples/s) \
                         the warm-up and runs take about half a minute of the CPU's cores, which the cpu backend measures directly";
-    let rows: [(&str, usize, usize, usize, bool, Option<&str>); 7] = [
+    let rows: [Row; 7] = [
         ("long-h1024", 1024, 1000, 1000, false, None),
         ("short-h1024", 1024, 1000, 25, false, None),
         ("contextual-h1024", 1024, 1000, 25, true, None),

@@ -18,6 +18,9 @@ use crate::log::{LogEvent, StepRecord, StreamInfo};
 use crate::model::{HypothesisList, HypothesisSpace, Model, ObservationModel};
 use crate::Result;
 
+pub mod peak;
+pub mod suite;
+
 /// The α values of the paper's experiments (7 of them).
 pub const PAPER_ALPHAS: [f64; 7] = [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.3, 1.0];
 

@@ -225,6 +225,22 @@ pub struct BenchArgs {
     /// Real-valued candidates that change at every step (harm needs erfc per triple).
     #[arg(long)]
     pub contextual: bool,
+    /// Run the fixed suite of workloads (docs/benchmarks.md) on every
+    /// backend, with each device's peak FLOP/s and bandwidth.
+    #[arg(long, conflicts_with_all = ["hypotheses", "steps", "actions", "dim", "model",
+        "stream_length", "contextual", "seed", "batch_elements", "kernel_times", "compare"])]
+    pub suite: bool,
+    /// The suite at tiny sizes (checks that it runs; its figures mean nothing).
+    #[arg(long, requires = "suite")]
+    pub quick: bool,
+    /// Write the suite's JSON file here.
+    #[arg(long, short, value_name = "FILE", requires = "suite")]
+    pub output: Option<std::path::PathBuf>,
+    /// Compare two suite files: a table of B/A per workload and of the peaks.
+    #[arg(long, num_args = 2, value_names = ["A.json", "B.json"],
+        conflicts_with_all = ["hypotheses", "steps", "actions", "dim", "model",
+        "stream_length", "contextual", "seed", "batch_elements", "kernel_times", "runs"])]
+    pub compare: Option<Vec<String>>,
     /// Timed runs per backend, after one warm-up run.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,

@@ -3,13 +3,22 @@
 
 use serde_json::json;
 
+use crate::bench::peak::{self, GpuPeak};
+use crate::bench::suite::{self, BackendEntry, SuiteFile, WorkloadEntry, WorkloadResult};
 use crate::bench::{self, Workload, WorkloadSpec};
 use crate::cli::{exit, BenchArgs};
+use crate::engine::gpu::device::{AdapterPolicy, Gpu};
 use crate::engine::{cpu::CpuEngine, gpu::GpuEngine, BackendChoice, Engine};
 use crate::estimators::Alphas;
 use crate::{progress, Error};
 
 pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
+    if let Some(files) = &args.compare {
+        return compare(&files[0], &files[1], args.json);
+    }
+    if args.suite {
+        return suite(&args);
+    }
     let spec = WorkloadSpec {
         hypotheses: args.hypotheses,
         steps: args.steps,
@@ -134,6 +143,230 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     }
     for u in &unavailable {
         println!("gpu unavailable: {u}");
+    }
+    Ok(exit::OK)
+}
+
+/// `--suite`: every workload of `bench::suite` on every backend `--backend`
+/// allows (auto: the CPU and any GPU adapter, software renderers included).
+fn suite(args: &BenchArgs) -> anyhow::Result<u8> {
+    if args.runs == 0 {
+        return Err(Error::Setting("--runs must be ≥ 1".into()).into());
+    }
+    let workloads = suite::workloads(args.quick);
+    let mut unavailable = Vec::new();
+    // (engine, peak kernels of the same adapter)
+    let mut engines: Vec<(Box<dyn Engine>, Option<GpuPeak>)> = Vec::new();
+    if args.backend.backend != BackendChoice::Gpu {
+        engines.push((Box::new(CpuEngine::new()), None));
+    }
+    if args.backend.backend != BackendChoice::Cpu {
+        let opened = GpuEngine::new().and_then(|g| {
+            let p = GpuPeak::new(Gpu::open(AdapterPolicy::Any, false)?)?;
+            Ok((g, p))
+        });
+        match opened {
+            Ok((g, p)) => engines.push((Box::new(g), Some(p))),
+            Err(e) if args.backend.backend == BackendChoice::Gpu => return Err(e.into()),
+            Err(e) => unavailable.push(format!("gpu: {e}")),
+        }
+    }
+    let software = |p: &Option<GpuPeak>| {
+        p.as_ref()
+            .is_some_and(|p| crate::engine::gpu::device::is_software(p.adapter()))
+    };
+    let bar = progress::bar(
+        Some(((args.runs + 1) * workloads.len() * engines.len()) as u64),
+        args.quiet || (args.json && args.output.is_none()),
+        "bench suite",
+    );
+    let mut backends: Vec<BackendEntry> = engines
+        .iter()
+        .map(|(e, p)| {
+            let info = e.info();
+            let peak = match p {
+                Some(p) => p.measure()?,
+                None => peak::measure_cpu(),
+            };
+            Ok(BackendEntry {
+                kind: info.kind.to_string(),
+                device: info.device.clone(),
+                api: info.api.clone(),
+                driver: info.driver.clone(),
+                software: software(p),
+                peak,
+                results: Vec::new(),
+            })
+        })
+        .collect::<crate::Result<_>>()?;
+    let mut entries = Vec::new();
+    for w in &workloads {
+        let workload = Workload::generate(&w.spec)?;
+        let floor = workload.model.hypotheses.smallest_prior_mass();
+        let alphas = Alphas::new(bench::PAPER_ALPHAS.to_vec(), floor).map_err(Error::Setting)?;
+        let entry = WorkloadEntry {
+            id: w.id.to_string(),
+            description: workload.description.clone(),
+            hypotheses: workload.model.hypotheses.len(),
+            steps: w.spec.steps,
+            actions: w.spec.actions,
+            dim: w.spec.dim,
+            model: w.spec.model.name().to_string(),
+            stream_length: w.spec.stream_length,
+            contextual: w.spec.contextual,
+            seed: w.spec.seed,
+            triples_per_run: workload.triples,
+            flops_per_triple: suite::flops_per_triple(&w.spec),
+            bytes_per_triple: suite::BYTES_PER_TRIPLE,
+        };
+        for ((engine, p), b) in engines.iter_mut().zip(&mut backends) {
+            if p.is_none() {
+                // A fresh CPU engine per workload: its harm-table cache is
+                // keyed by the candidate table alone, not the model, so a
+                // table shared by two workloads' models would be reused
+                // with the wrong hypotheses.
+                *engine = Box::new(CpuEngine::new());
+            }
+            let result = match w.skip_on_software {
+                Some(reason) if software(p) => {
+                    bar.inc(args.runs as u64 + 1);
+                    WorkloadResult::skipped(w.id, reason)
+                }
+                _ => {
+                    let t = bench::time_backend(
+                        &workload,
+                        engine.as_ref(),
+                        &alphas,
+                        args.runs,
+                        None,
+                        || bar.inc(1),
+                    )?;
+                    WorkloadResult::timed(&entry, &t, &b.peak)
+                }
+            };
+            b.results.push(result);
+        }
+        entries.push(entry);
+    }
+    bar.finish_and_clear();
+    let file = SuiteFile {
+        format: suite::FORMAT.into(),
+        suite_version: suite::SUITE_VERSION,
+        quick: args.quick,
+        gpubound_version: env!("CARGO_PKG_VERSION").into(),
+        created_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        machine: suite::Machine::this(),
+        alphas: bench::PAPER_ALPHAS.to_vec(),
+        workloads: entries,
+        backends,
+        unavailable,
+    };
+    let json = serde_json::to_string_pretty(&file)?;
+    if let Some(path) = &args.output {
+        std::fs::write(path, json + "\n").map_err(|e| Error::io(path, e))?;
+    } else if args.json {
+        println!("{json}");
+        return Ok(exit::OK);
+    }
+    if args.quiet {
+        return Ok(exit::OK);
+    }
+    let m = &file.machine;
+    println!(
+        "machine: {}, {} cores, {}, {}",
+        m.cpu,
+        m.cores,
+        m.memory_bytes.map_or("memory unknown".into(), |b| format!(
+            "{:.1} GiB",
+            b as f64 / (1u64 << 30) as f64
+        )),
+        m.os
+    );
+    for b in &file.backends {
+        println!(
+            "\n{} ({}{}{}): peak {:.3e} FLOP/s, {:.3e} bytes/s",
+            b.kind,
+            b.device,
+            if b.api.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", b.api)
+            },
+            if b.driver.is_empty() {
+                String::new()
+            } else {
+                format!(", driver {}", b.driver)
+            },
+            b.peak.flops_per_s,
+            b.peak.bytes_per_s
+        );
+        println!(
+            "  {:<20} {:>11} {:>11} {:>11} {:>9} {:>9}",
+            "workload", "median t/s", "min", "max", "of FLOP", "of bytes"
+        );
+        for r in &b.results {
+            match &r.skipped {
+                Some(why) => println!("  {:<20} skipped: {why}", r.workload),
+                None => println!(
+                    "  {:<20} {:>11.3e} {:>11.3e} {:>11.3e} {:>8.2}% {:>8.2}%",
+                    r.workload,
+                    r.median_triples_per_s.unwrap_or(f64::NAN),
+                    r.min_triples_per_s.unwrap_or(f64::NAN),
+                    r.max_triples_per_s.unwrap_or(f64::NAN),
+                    100.0 * r.fraction_of_peak_flops.unwrap_or(f64::NAN),
+                    100.0 * r.fraction_of_peak_bandwidth.unwrap_or(f64::NAN),
+                ),
+            }
+        }
+    }
+    for u in &file.unavailable {
+        println!("unavailable: {u}");
+    }
+    if let Some(path) = &args.output {
+        println!("\nwritten: {}", path.display());
+    }
+    Ok(exit::OK)
+}
+
+/// `--compare A B`: B/A per workload and peak.
+fn compare(a_path: &str, b_path: &str, json: bool) -> anyhow::Result<u8> {
+    let a = SuiteFile::read(a_path)?;
+    let b = SuiteFile::read(b_path)?;
+    let rows = suite::compare(&a, a_path, &b, b_path)?;
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|r| json!({"what": r.what, "backends": r.backends, "a": r.a, "b": r.b, "ratio": r.ratio}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(exit::OK);
+    }
+    let name = |f: &SuiteFile, p: &str| {
+        let devices: Vec<String> = f
+            .backends
+            .iter()
+            .map(|b| format!("{} {}", b.kind, b.device))
+            .collect();
+        format!("{p}: {} ({})", f.machine.cpu, devices.join("; "))
+    };
+    println!("A = {}", name(&a, a_path));
+    println!("B = {}", name(&b, b_path));
+    println!(
+        "{:<20} {:<12} {:>11} {:>11} {:>8}",
+        "workload", "backends", "A", "B", "B/A"
+    );
+    let fmt = |x: Option<f64>| x.map_or("skipped".into(), |x| format!("{x:.3e}"));
+    for r in &rows {
+        println!(
+            "{:<20} {:<12} {:>11} {:>11} {:>8}",
+            r.what,
+            r.backends,
+            fmt(r.a),
+            fmt(r.b),
+            r.ratio.map_or("—".into(), |x| format!("{x:.3}"))
+        );
     }
     Ok(exit::OK)
 }

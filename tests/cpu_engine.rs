@@ -87,3 +87,29 @@ fn fused_weighing_equals_the_whole_batch_path_to_the_bit() {
         assert!(last.posterior.map_probability > 1.5 / 729.0, "{name}");
     }
 }
+
+/// One engine kept across models (a benchmark suite, a long-lived service):
+/// a candidate table it has seen under one model must not lend its harm
+/// table to another model (regression: the cache was keyed by the table
+/// alone, and the second model's audit silently used the first's harm).
+#[test]
+fn an_engine_reused_for_another_model_computes_that_models_harm() {
+    let gauss = Workload::generate(&spec(ModelFamily::Gaussian, false, 300)).unwrap();
+    // the same log (the same candidate tables) under another harm threshold
+    let mut bern = Workload::generate(&spec(ModelFamily::Gaussian, false, 300)).unwrap();
+    match &mut bern.model.observation {
+        gpubound::model::ObservationModel::Gaussian { harm_threshold, .. } => {
+            *harm_threshold += 0.5
+        }
+        other => panic!("a gaussian workload has {other:?}"),
+    }
+    let engine = CpuEngine::new();
+    let first = audit(&gauss, &engine);
+    let reused = audit(&bern, &engine);
+    let fresh = audit(&bern, &CpuEngine::new());
+    assert_eq!(first.len(), reused.len());
+    for (r, f) in reused.iter().zip(&fresh) {
+        assert_eq!(r.candidates, f.candidates, "step {}", r.record.step);
+        assert_eq!(r.posterior, f.posterior, "step {}", r.record.step);
+    }
+}

@@ -221,10 +221,9 @@ fn suite(args: &BenchArgs) -> anyhow::Result<u8> {
         };
         for ((engine, p), b) in engines.iter_mut().zip(&mut backends) {
             if p.is_none() {
-                // A fresh CPU engine per workload: its harm-table cache is
-                // keyed by the candidate table alone, not the model, so a
-                // table shared by two workloads' models would be reused
-                // with the wrong hypotheses.
+                // A fresh CPU engine per workload, so that no workload
+                // starts with another's harm tables cached (each is timed
+                // from the same cold start).
                 *engine = Box::new(CpuEngine::new());
             }
             let result = match w.skip_on_software {

@@ -14,6 +14,7 @@ use super::{
     Backend, BackendInfo, Batch, CandidateTable, Engine, PreparedBatch, ReducedBatch, Reductions,
     StepWeights, WeighedBatch,
 };
+use crate::model::Model;
 use crate::posterior::{self, CutScratch, PlausibleCut};
 use crate::Result;
 pub use harm::HarmTable;
@@ -25,7 +26,19 @@ const TABLE_CACHE_ENTRIES: usize = 4;
 
 pub struct CpuEngine {
     info: BackendInfo,
-    cache: Mutex<Vec<(CandidateTable, Arc<HarmTable>)>>,
+    /// Harm tables of recent shared candidate tables, all under one model:
+    /// a batch of another model empties it first (a table's harm depends
+    /// on the model as much as on the table).
+    cache: Mutex<TableCache>,
+}
+
+#[derive(Default)]
+struct TableCache {
+    model: Option<Model>,
+    /// Counts the models the cache has held: a table computed for one
+    /// generation is never filed under another.
+    generation: u64,
+    tables: Vec<(CandidateTable, Arc<HarmTable>)>,
 }
 
 impl Default for CpuEngine {
@@ -43,19 +56,42 @@ impl CpuEngine {
                 api: String::new(),
                 driver: String::new(),
             },
-            cache: Mutex::new(Vec::new()),
+            cache: Mutex::new(TableCache::default()),
         }
     }
 
+    /// Makes the cache `model`'s, emptying it if it held another's; once
+    /// per batch (comparing models costs up to H·d). Returns its generation.
+    fn cache_for(&self, model: &Model) -> u64 {
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.model.as_ref() != Some(model) {
+            cache.model = Some(model.clone());
+            cache.generation += 1;
+            cache.tables.clear();
+        }
+        cache.generation
+    }
+
     /// The tabulated harm table of a shared candidate table, from the cache
-    /// when the last batches used it too.
-    fn shared_table(&self, batch: &Batch<'_>, table: &CandidateTable) -> Arc<HarmTable> {
+    /// when the last batches used it too (under the same model: `cache_for`
+    /// gave `generation`).
+    fn shared_table(
+        &self,
+        batch: &Batch<'_>,
+        table: &CandidateTable,
+        generation: u64,
+    ) -> Arc<HarmTable> {
         let hit = {
             let cache = self.cache.lock().expect("cache lock");
-            cache
-                .iter()
-                .find(|(t, _)| t == table)
-                .map(|(_, h)| h.clone())
+            if cache.generation != generation {
+                None
+            } else {
+                cache
+                    .tables
+                    .iter()
+                    .find(|(t, _)| t == table)
+                    .map(|(_, h)| h.clone())
+            }
         };
         if let Some(h) = hit {
             return h;
@@ -64,6 +100,11 @@ impl CpuEngine {
         let bytes = 8 * (h.q.len() + h.wx.len());
         if bytes * 2 <= TABLE_CACHE_BYTES {
             let mut cache = self.cache.lock().expect("cache lock");
+            if cache.generation != generation {
+                // another model's batch came in between: the cache is its
+                return h;
+            }
+            let cache = &mut cache.tables;
             cache.insert(0, (table.clone(), h.clone()));
             cache.truncate(TABLE_CACHE_ENTRIES);
             let mut total = 0;
@@ -84,6 +125,7 @@ impl Engine for CpuEngine {
     fn prepare<'a>(&'a self, batch: &'a Batch<'a>) -> Result<Box<dyn PreparedBatch + 'a>> {
         // q is tabulated for tables several steps share (bandits); a table of
         // a single step (contextual) gets it lazily, for live hypotheses only.
+        let generation = self.cache_for(batch.model);
         let mut uses = vec![0usize; batch.tables.len()];
         for s in &batch.steps {
             uses[s.table as usize] += 1;
@@ -94,7 +136,7 @@ impl Engine for CpuEngine {
             .zip(uses)
             .map(|(t, n)| {
                 if n > 1 {
-                    self.shared_table(batch, t)
+                    self.shared_table(batch, t, generation)
                 } else {
                     Arc::new(harm::deferred(t))
                 }

@@ -202,13 +202,7 @@ fn compare_gives_the_ratios_of_b_over_a() {
     let b = [3e8, 1e8, 4e7, 2.5e9, 5e9, 2e6, 6e8];
     let pa = write(dir.path(), "a.json", &with_figures(&a, 1e11, 1e10));
     let pb = write(dir.path(), "b.json", &with_figures(&b, 4e12, 5e11));
-    let out = gpubound(&["bench", "--compare", &pa, &pb, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = compare_json(&pa, &pb);
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 9);
     let expect = [3.0, 0.5, 1.0, 2.5, 10.0, 0.2, 2.0, 40.0, 50.0];
@@ -238,6 +232,17 @@ fn compare_gives_the_ratios_of_b_over_a() {
     );
 }
 
+/// `bench --compare A B --json`, which must succeed: its rows.
+fn compare_json(a: &str, b: &str) -> Value {
+    let out = gpubound(&["bench", "--compare", a, b, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn compare_of_a_skipped_workload_has_no_ratio() {
     let dir = tempfile::tempdir().unwrap();
@@ -247,13 +252,7 @@ fn compare_of_a_skipped_workload_has_no_ratio() {
         "fraction_of_peak_flops": null, "fraction_of_peak_bandwidth": null, "checksum": null});
     let pa = write(dir.path(), "a.json", &with_figures(&[1e8; 7], 1e11, 1e10));
     let pb = write(dir.path(), "b.json", &b);
-    let out = gpubound(&["bench", "--compare", &pa, &pb, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = compare_json(&pa, &pb);
     assert_eq!(rows[6]["what"], "short-h1048576");
     assert!(rows[6]["ratio"].is_null() && rows[6]["b"].is_null());
     assert_eq!(num(&rows[5], "ratio"), 1.0);

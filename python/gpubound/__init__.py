@@ -201,6 +201,7 @@ def audit(
     shared_world: bool = False,
     skip_unexplained: bool = False,
     input_format: Optional[str] = None,
+    top: int = 10,
 ) -> Audit:
     """Audits a log, exactly as ``gpubound audit`` does.
 
@@ -213,7 +214,8 @@ def audit(
     (default δ = 0.05, α = δ · ``prior_floor``, which defaults to the
     smallest prior mass) and ``thresholds`` (the guardrail's C values) are
     the command line's ``--alpha``, ``--delta``, ``--prior-floor`` and
-    ``-C``. ``backend`` is ``"auto"``, ``"gpu"`` or ``"cpu"``.
+    ``-C``. ``backend`` is ``"auto"``, ``"gpu"`` or ``"cpu"``. ``top``: how
+    many of the riskiest steps the summary lists (``--top``).
 
     The engine runs without the GIL. Bad input raises ``ValueError`` with
     the command line's message (file and line, or row); an unreadable file
@@ -229,6 +231,7 @@ def audit(
         shared_world=shared_world,
         skip_unexplained=skip_unexplained,
         input_format=input_format,
+        top=int(top),
         **_model_args(model),
     )
     return Audit(native)

@@ -34,6 +34,8 @@ def audit(
     input_format: Optional[str] = None,
     html: bool = True,
     name: str = "<arrow>",
+    report_path: Optional[str] = None,
+    top: int = 10,
 ) -> AuditResult: ...
 def report_schema(
     *,

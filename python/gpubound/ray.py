@@ -116,7 +116,9 @@ def audit(
         if not ray.is_initialized():
             ray.init()
         blocks = num_blocks or max(4, 2 * int(ray.cluster_resources().get("CPU", 2)))
-        task_args = {"model": model_text, "settings": settings, "name": name, "folder": folder}
+        # each task keeps its `top` riskiest steps: the global top is among them
+        task_args = {"model": model_text, "settings": {**settings, "top": top}, "name": name,
+                     "folder": folder}
         if inputs:
             # Files in log order: cut the rows where streams begin, one task
             # per range; no shuffle is needed to keep each stream whole.

@@ -168,7 +168,8 @@ def summary(report: "DataFrame", *, top: int = 10) -> Dict[str, Any]:
             return pyarrow.table({"summary": pyarrow.array([], pyarrow.string())})
         rows = rows.rename_columns(names)
         rows = rows.sort_by([("line", "ascending"), ("candidate", "ascending")])
-        part = _gpubound.summarise_report(rows, model_json=model_text, **settings)
+        # each stream keeps its `top` riskiest steps: the global top is among them
+        part = _gpubound.summarise_report(rows, model_json=model_text, top=top, **settings)
         return pyarrow.table({"summary": [part]})
 
     parts = [

@@ -126,7 +126,8 @@ impl AuditResult {
 #[pyfunction]
 #[pyo3(signature = (log, *, model_json=None, model_path=None, alpha=Vec::new(), delta=Vec::new(),
     prior_floor=None, thresholds=vec![0.01], backend="auto", shared_world=false,
-    skip_unexplained=false, input_format=None, html=true, name="<arrow>", report_path=None))]
+    skip_unexplained=false, input_format=None, html=true, name="<arrow>", report_path=None,
+    top=10))]
 #[allow(clippy::too_many_arguments)]
 pub fn audit(
     py: Python<'_>,
@@ -144,6 +145,7 @@ pub fn audit(
     html: bool,
     name: &str,
     report_path: Option<PathBuf>,
+    top: usize,
 ) -> PyResult<AuditResult> {
     let backend = backend_choice(backend)?;
     let format = self::input_format(input_format)?;
@@ -177,6 +179,7 @@ pub fn audit(
             shared_world,
             skip_unexplained,
             model_source,
+            top,
             ..AuditOptions::default()
         };
         let job = AuditJob::new(input, &options)?;

@@ -42,6 +42,9 @@ def test_spark_audit_and_summary_are_the_single_machine_audit(spark, cluster_log
     want = gpubound.audit(cluster_log["whole"], **CLUSTER_KW).summary
     assert want["streams"] >= 2000
     assert_same_summary(gspark.summary(report), want)
+    # more riskiest steps than a part keeps by default
+    want = gpubound.audit(cluster_log["whole"], top=25, **CLUSTER_KW).summary
+    assert_same_summary(gspark.summary(report, top=25), want)
 
 
 def test_read_log_numbers_rows_as_the_log(spark, cluster_log):

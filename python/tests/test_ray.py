@@ -120,3 +120,12 @@ def test_bad_input_names_the_logs_row(cluster_log, tmp_path):
     # one machine says the same of the same row
     with pytest.raises(ValueError, match=rf"row {row + 1}: outcome must be a finite number"):
         gpubound.audit(t, **CLUSTER_KW)
+
+
+def test_a_dataset_without_lines_is_refused_naming_the_column(cluster_log, tmp_path):
+    t = pq.read_table(cluster_log["whole"])
+    model = t.schema.metadata[b"gpubound.model"].decode()
+    ds = ray.data.from_arrow(t)
+    with pytest.raises(ValueError, match="no `line` column"):
+        gray.audit(ds, output=tmp_path / "r", model=model, **CLUSTER_KW)
+    assert not (tmp_path / "r").exists()

@@ -86,6 +86,7 @@ fn summary_as_data_counts_what_the_rows_say() {
         (0..rows.num_rows()).map(|i| streams.value(i)).collect();
     assert_eq!(summary["streams"], distinct.len());
     let mut checked = 0;
+    let mut without_safer = 0;
     for (c, per) in summary["rejections"].as_object().unwrap() {
         for (label, counts) in per.as_object().unwrap() {
             let rejected = col(&format!("rejected[{label}][C={c}]"));
@@ -94,6 +95,27 @@ fn summary_as_data_counts_what_the_rows_say() {
                 .filter(|&i| taken.value(i) && rejected.is_valid(i) && rejected.value(i))
                 .count();
             assert_eq!(counts["rejected"], n, "{label} at C = {c}");
+            // of those, the steps where some candidate's estimate is ≤ C
+            let est = col(label);
+            let est = est
+                .as_any()
+                .downcast_ref::<arrow::array::Float64Array>()
+                .unwrap();
+            let line = col("line");
+            let line = line.as_any().downcast_ref::<UInt64Array>().unwrap();
+            let threshold: f64 = c.parse().unwrap();
+            let safer = (0..rows.num_rows())
+                .filter(|&i| taken.value(i) && rejected.is_valid(i) && rejected.value(i))
+                .filter(|&i| {
+                    (0..rows.num_rows()).any(|j| {
+                        line.value(j) == line.value(i)
+                            && est.is_valid(j)
+                            && est.value(j) <= threshold
+                    })
+                })
+                .count();
+            assert_eq!(counts["with_safer_candidate"], safer, "{label} at C = {c}");
+            without_safer += n - safer;
             // and the text says the same number on that estimator's line
             assert!(
                 text.contains(&format!("{label:<36} {n:>7}")),
@@ -107,6 +129,8 @@ fn summary_as_data_counts_what_the_rows_say() {
         2 * (2 + 3 * 2 + 1),
         "every estimator at both thresholds"
     );
+    // rejections with no candidate ≤ C happen: the count is not `rejected`
+    assert!(without_safer > 0);
     let risky = &summary["riskiest"][0];
     let at = (0..rows.num_rows())
         .find(|&i| {

@@ -31,7 +31,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def log_files(source: Union[PathLike, Sequence[PathLike]]) -> List[str]:
     """The Parquet files of a log, in the log's order: the paths as given, a
-    folder's ``*.parquet``/``*.pq`` files sorted by name."""
+    folder's ``*.parquet``/``*.pq`` files by name (the command line's rule)."""
     items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if not items:
         raise ValueError("no log files given")
@@ -39,14 +39,7 @@ def log_files(source: Union[PathLike, Sequence[PathLike]]) -> List[str]:
     for item in items:
         p = os.fspath(item)
         if os.path.isdir(p):
-            found = sorted(
-                os.path.join(p, f)
-                for f in os.listdir(p)
-                if f.endswith((".parquet", ".pq")) and not f.startswith((".", "_"))
-            )
-            if not found:
-                raise ValueError(f"{p}: a folder without .parquet files")
-            files.extend(found)
+            files.extend(_gpubound.folder_files(p))
         elif os.path.exists(p):
             files.append(p)
         else:
@@ -234,8 +227,6 @@ def audit_rows(
 def merge_summaries(parts: List[str], log: str, seconds: float, top: int = 10) -> Dict[str, Any]:
     """The shards' summaries as one: counts add, the riskiest steps merged
     to the top ``top`` (earlier lines first on ties)."""
-    if not parts:
-        raise ValueError(f"{log}: empty log: it holds no steps")
     return json.loads(_gpubound.merge_summaries(parts, log=log, seconds=seconds, top=top))
 
 

@@ -83,6 +83,14 @@ fn describe_model(py: Python<'_>, path: PathBuf) -> PyResult<String> {
         .py()
 }
 
+/// The Parquet files of a log kept in a folder, in the log's order: the
+/// command line's rule (`log::parquet::folder_files`), so that a cluster
+/// numbers the rows as `gpubound audit DIR` does.
+#[pyfunction]
+fn folder_files(dir: PathBuf) -> PyResult<Vec<String>> {
+    gpubound::log::parquet::folder_files(&dir).py()
+}
+
 /// Reads a columnar log (Arrow data: one row per step, the model in the
 /// schema's `gpubound.model` metadata) through every check an audit makes;
 /// returns (streams, steps, the model's description).
@@ -134,6 +142,7 @@ fn _gpubound(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backend, m)?)?;
     m.add_function(wrap_pyfunction!(describe_model, m)?)?;
     m.add_function(wrap_pyfunction!(check_log, m)?)?;
+    m.add_function(wrap_pyfunction!(folder_files, m)?)?;
     m.add_function(wrap_pyfunction!(_arrow_roundtrip, m)?)?;
     m.add_class::<ArrowStream>()?;
     m.add_function(wrap_pyfunction!(audit::audit, m)?)?;

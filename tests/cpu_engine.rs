@@ -113,3 +113,73 @@ fn an_engine_reused_for_another_model_computes_that_models_harm() {
         assert_eq!(r.posterior, f.posterior, "step {}", r.record.step);
     }
 }
+
+/// The two harm paths give the same bits: a table several steps share is
+/// tabulated whole (`harm::harm`), a step's own table is evaluated for its
+/// live hypotheses only (`reduce_live`, vectorised erfc, a grid's rows of
+/// `w·x` at once when the posterior is wide). The same real-valued
+/// candidates, given once per stream or repeated at every step, must audit
+/// identically: short streams (wide posteriors), a long one (narrow), a
+/// grid and a list of hypotheses.
+#[test]
+fn a_steps_own_table_audits_as_the_same_table_shared_by_its_stream() {
+    use gpubound::log::{LogEvent, StreamInfo};
+    use std::sync::Arc;
+    for (hypotheses, stream_length) in [(729, 12), (729, 300), (500, 12)] {
+        let mut s = spec(ModelFamily::Gaussian, true, stream_length);
+        s.hypotheses = hypotheses;
+        // each stream's first table, shared by its stream / repeated per step
+        let mut shared = Workload::generate(&s).unwrap();
+        let mut repeated = Workload::generate(&s).unwrap();
+        let mut first = None;
+        for (e, r) in shared.events.iter_mut().zip(repeated.events.iter_mut()) {
+            match (e, r) {
+                (LogEvent::Stream(_), LogEvent::Stream(_)) => first = None,
+                (LogEvent::Step(e), LogEvent::Step(r)) => {
+                    let table = first.get_or_insert_with(|| e.table.clone()).clone();
+                    (e.table, e.shared_table) = (table.clone(), true);
+                    // a copy of its own: tables are grouped by identity
+                    r.table = Arc::new((*table).clone());
+                }
+                _ => unreachable!("the same events"),
+            }
+        }
+        // the shared table goes on the stream
+        let mut table = None;
+        for e in shared.events.iter_mut().rev() {
+            match e {
+                LogEvent::Step(step) => table = Some(step.table.clone()),
+                LogEvent::Stream(info) => {
+                    *info = Arc::new(StreamInfo {
+                        table: table.take(),
+                        ..(**info).clone()
+                    });
+                }
+            }
+        }
+        let (a, b) = (
+            audit(&shared, &CpuEngine::new()),
+            audit(&repeated, &CpuEngine::new()),
+        );
+        assert_eq!(a.len(), 300);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                x.posterior, y.posterior,
+                "H={hypotheses}: step {}",
+                x.record.step
+            );
+            assert_eq!(
+                x.candidates, y.candidates,
+                "H={hypotheses}: step {}",
+                x.record.step
+            );
+        }
+        // real-valued features: the erfc path, not an integer lookup
+        let LogEvent::Step(step) = &repeated.events[1] else {
+            panic!("a step after the stream")
+        };
+        assert!(!step.table.is_integer_valued());
+        let last = a.last().unwrap();
+        assert!(last.posterior.map_probability > 1.5 / hypotheses as f64);
+    }
+}

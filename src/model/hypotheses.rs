@@ -280,6 +280,62 @@ impl HypothesisSpace {
             }
         }
     }
+    /// `w_h·x_a` of every hypothesis and candidate, row by row: `out[h ·
+    /// stride + a]` for `features` holding `n_candidates` rows of `d`
+    /// (padding lanes `a ≥ n_candidates` get 0). Each value is added in
+    /// coordinate order, the same bits as `dot_all` (a grid grows its rows
+    /// one coordinate at a time, all candidates side by side).
+    pub fn dot_all_rows(
+        &self,
+        features: &[f64],
+        n_candidates: usize,
+        stride: usize,
+        out: &mut [f64],
+    ) {
+        let d = self.dim();
+        debug_assert!(stride >= n_candidates && features.len() == n_candidates * d);
+        debug_assert_eq!(out.len(), self.len() * stride);
+        match self {
+            HypothesisSpace::Grid { k, .. } => {
+                let k = *k as usize;
+                let mut xj = vec![0.0; stride];
+                let mut base = vec![0.0; stride];
+                out[..stride].fill(0.0);
+                let mut len = 1;
+                for j in 0..d {
+                    for (a, x) in xj.iter_mut().enumerate().take(n_candidates) {
+                        *x = features[a * d + j];
+                    }
+                    // in place from the end: row i·k + v ≥ i is written after
+                    // row i is read
+                    for i in (0..len).rev() {
+                        base.copy_from_slice(&out[i * stride..][..stride]);
+                        for v in (0..k).rev() {
+                            let vf = v as f64;
+                            let row = &mut out[(i * k + v) * stride..][..stride];
+                            for ((o, &b), &x) in row.iter_mut().zip(&base).zip(&xj) {
+                                *o = b + vf * x;
+                            }
+                        }
+                    }
+                    len *= k;
+                }
+            }
+            HypothesisSpace::List(l) => {
+                for (row, w) in out.chunks_exact_mut(stride).zip(l.params.rows()) {
+                    for (a, o) in row.iter_mut().enumerate() {
+                        *o = if a < n_candidates {
+                            w.iter()
+                                .zip(&features[a * d..][..d])
+                                .fold(0.0, |s, (w, x)| s + w * x)
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -296,6 +352,38 @@ mod tests {
         let s = HypothesisSpace::grid(3, 4).unwrap();
         for h in 0..s.len() {
             assert_eq!(s.index_of(&s.params(h)), Some(h));
+        }
+    }
+
+    /// Row by row, the same bits as a plain dot product in coordinate
+    /// order, for a grid and a list, with padding lanes 0.
+    #[test]
+    fn dot_all_rows_matches_a_plain_dot_product() {
+        let x = [1.0, -2.5, 0.0, 2.0, 0.25, 0.3, 0.1, -0.7, 1e-3, 5.5];
+        let list = HypothesisSpace::List(
+            HypothesisList::new(
+                ndarray::Array2::from_shape_fn((7, 5), |(i, j)| (i * 5 + j) as f64 * 0.37 - 3.0),
+                None,
+                None,
+            )
+            .unwrap(),
+        );
+        for s in [HypothesisSpace::grid(3, 5).unwrap(), list] {
+            let mut out = vec![f64::NAN; s.len() * 4];
+            s.dot_all_rows(&x, 2, 4, &mut out);
+            for h in 0..s.len() {
+                let w = s.params(h);
+                for a in 0..4 {
+                    let want = if a < 2 {
+                        w.iter()
+                            .zip(&x[a * 5..][..5])
+                            .fold(0.0, |acc, (a, b)| acc + a * b)
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(out[h * 4 + a].to_bits(), want.to_bits(), "h={h} a={a}");
+                }
+            }
         }
     }
 

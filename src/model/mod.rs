@@ -1,5 +1,6 @@
 //! The model: a hypothesis space and an observation/harm model (SPEC §1).
 
+pub(crate) mod exp;
 pub mod hypotheses;
 pub mod normal_tail;
 pub mod observation;

@@ -73,6 +73,32 @@ impl ObservationModel {
         }
     }
 
+    /// `harm` of every `w·x` in `wx`, into `out`: the same bits as one at a
+    /// time, eight lanes wide where the CPU has AVX-512 (a contextual audit
+    /// needs one per live hypothesis and candidate at every step).
+    pub fn harm_into(&self, wx: &[f64], out: &mut [f64]) {
+        assert_eq!(wx.len(), out.len(), "one q per w·x");
+        match *self {
+            ObservationModel::Gaussian {
+                sigma,
+                harm_threshold,
+            } => {
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F (checked just above).
+                    unsafe { gaussian_harm_avx512(sigma, harm_threshold, wx, out) };
+                    return;
+                }
+                gaussian_harm_lanes::<4>(sigma, harm_threshold, wx, out)
+            }
+            ObservationModel::Bernoulli => {
+                for (o, &v) in out.iter_mut().zip(wx) {
+                    *o = sigmoid(v);
+                }
+            }
+        }
+    }
+
     /// `q` of parameters `w` at features `x`, with `w·x` added in order:
     /// the one-off evaluations (a MAP hypothesis, a live hypothesis of a
     /// table without tabulated `q`) agree to the bit.
@@ -139,6 +165,34 @@ impl ObservationModel {
             }
         }
     }
+}
+
+/// `ObservationModel::harm` of the Gaussian model for a slice, `L` lanes
+/// at a time (the same operations as one at a time, so the same bits).
+#[inline(always)]
+fn gaussian_harm_lanes<const L: usize>(sigma: f64, threshold: f64, wx: &[f64], out: &mut [f64]) {
+    let mut z = [0.0; L];
+    let mut chunks = wx.chunks_exact(L);
+    let mut outs = out.chunks_exact_mut(L);
+    for (c, o) in (&mut chunks).zip(&mut outs) {
+        for (z, &v) in z.iter_mut().zip(c) {
+            *z = (threshold - v) / sigma;
+        }
+        o.copy_from_slice(&normal_tail::upper_tail_lanes(z));
+    }
+    let (rest, out) = (chunks.remainder(), outs.into_remainder());
+    z.fill(0.0);
+    for (z, &v) in z.iter_mut().zip(rest) {
+        *z = (threshold - v) / sigma;
+    }
+    let q = normal_tail::upper_tail_lanes(z);
+    out.copy_from_slice(&q[..rest.len()]);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn gaussian_harm_avx512(sigma: f64, threshold: f64, wx: &[f64], out: &mut [f64]) {
+    gaussian_harm_lanes::<8>(sigma, threshold, wx, out)
 }
 
 /// `1/(1+e^{-x})` without overflow, accurate for very negative `x`.

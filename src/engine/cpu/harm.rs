@@ -53,6 +53,7 @@ pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
     let stride = a_count.next_multiple_of(4);
     let mut q = vec![0.0; h_count * stride];
     let mut column = vec![0.0; h_count];
+    let mut q_column = vec![0.0; h_count];
     let integer = space.is_integer_valued() && table.is_integer_valued();
     let mut lookup: Vec<f64> = Vec::new();
     for a in 0..a_count {
@@ -70,9 +71,10 @@ pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
                 q[h * stride + a] = lookup[(v - lo) as usize];
             }
         } else {
-            for (h, &v) in column.iter().enumerate() {
+            model.observation.harm_into(&column, &mut q_column);
+            for (h, (&v, &qv)) in column.iter().zip(&q_column).enumerate() {
                 wx[h * a_count + a] = v;
-                q[h * stride + a] = model.observation.harm(v);
+                q[h * stride + a] = qv;
             }
         }
     }

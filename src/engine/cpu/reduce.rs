@@ -474,51 +474,118 @@ fn reduce_live(
         .filter(|&h| (weight[h] > 0.0 && weight[h] >= cutoff) || log_rel[h] >= lowest)
         .map(|h| h as u32)
         .collect();
-    // a live hypothesis lighter than a candidate's cutoff keeps q = 0 there
-    // (the scan leaves its product out in any case): no erfc
-    let needs = candidate_cutoffs(q_map.iter().copied(), weight.len(), lowest);
-    let mut q = vec![0.0; live.len() * stride];
-    for (row, &h) in q.chunks_exact_mut(stride).zip(&live) {
-        let h = h as usize;
-        if log_rel[h] >= lowest || needs.iter().all(|&n| weight[h] >= n) {
-            q_row(h, &mut w, row);
-            continue;
-        }
-        model.hypotheses.params_into(h, &mut w);
-        for (a, o) in row.iter_mut().enumerate().take(a_count) {
-            if weight[h] >= needs[a] {
-                *o = obs.harm_at(&w, features.candidate(a));
+    LIVE_SCRATCH.with_borrow_mut(|scratch| {
+        let mut q = live_harm(model, features, &live, scratch);
+        // a live hypothesis lighter than a candidate's cutoff (and in no
+        // plausible set) keeps q = 0 there: the scan leaves its product out
+        // in any case
+        let needs = candidate_cutoffs(q_map.iter().copied(), weight.len(), lowest);
+        for (row, &h) in q.chunks_exact_mut(stride).zip(&live) {
+            let h = h as usize;
+            if log_rel[h] >= lowest {
+                continue;
+            }
+            for (o, &need) in row.iter_mut().zip(&needs) {
+                if weight[h] < need {
+                    *o = 0.0;
+                }
             }
         }
+        let compact = HarmTable {
+            n_candidates: a_count,
+            stride,
+            wx: Vec::new(),
+            q,
+        };
+        let live_log_rel: Vec<f64> = live.iter().map(|&h| log_rel[h as usize]).collect();
+        let live_weight: Vec<f64> = live.iter().map(|&h| weight[h as usize]).collect();
+        let q_any = |h: usize, a: usize| {
+            let mut w = vec![0.0; d];
+            let mut out = vec![0.0; a_count];
+            q_row(h, &mut w, &mut out);
+            out[a]
+        };
+        let full = FullView {
+            log_rel,
+            index: Some(&live),
+            q: &q_any,
+        };
+        let reduced = reduce_step(
+            &compact,
+            &live_log_rel,
+            &live_weight,
+            thresholds,
+            n_alpha,
+            &full,
+            Some(sums),
+        );
+        scratch.table = compact.q; // kept for the thread's next step
+        reduced
+    })
+}
+
+/// Buffers of `reduce_live`, kept per thread: fresh ones at every step of
+/// a contextual audit cost more in page faults than the step's arithmetic.
+#[derive(Default)]
+struct LiveScratch {
+    column: Vec<f64>,
+    wx: Vec<f64>,
+    q: Vec<f64>,
+    /// the compacted harm table (`live × stride`)
+    table: Vec<f64>,
+}
+
+thread_local! {
+    static LIVE_SCRATCH: std::cell::RefCell<LiveScratch> = Default::default();
+}
+
+/// `q` of every live hypothesis and candidate, `live × stride` (padding
+/// lanes 0): `w·x` gathered first, then every `q` at once with the
+/// vectorised `harm_into`, the same bits as `harm_at` one at a time.
+fn live_harm(
+    model: &Model,
+    features: &CandidateTable,
+    live: &[u32],
+    s: &mut LiveScratch,
+) -> Vec<f64> {
+    let (a_count, n) = (features.n_candidates, live.len());
+    let stride = a_count.next_multiple_of(4);
+    let h_count = model.hypotheses.len();
+    let obs = model.observation;
+    let mut q = std::mem::take(&mut s.table);
+    q.clear();
+    q.resize(n * stride, 0.0);
+    let grid = matches!(model.hypotheses, crate::model::HypothesisSpace::Grid { .. });
+    if grid && n * 4 >= h_count {
+        // a wide posterior on a grid: every hypothesis's row of w·x at once
+        // (O(H·A), not O(H·A·d)), the live rows gathered
+        s.column.resize(h_count * stride, 0.0);
+        model
+            .hypotheses
+            .dot_all_rows(&features.features, a_count, stride, &mut s.column);
+        s.wx.clear();
+        for &h in live {
+            s.wx.extend_from_slice(&s.column[h as usize * stride..][..a_count]);
+        }
+    } else {
+        let mut w = vec![0.0; features.dim()];
+        s.wx.clear();
+        for &h in live {
+            model.hypotheses.params_into(h as usize, &mut w);
+            s.wx.extend((0..a_count).map(|a| {
+                w.iter()
+                    .zip(features.candidate(a))
+                    .fold(0.0, |s, (w, x)| s + w * x)
+            }));
+        }
     }
-    let compact = HarmTable {
-        n_candidates: a_count,
-        stride,
-        wx: Vec::new(),
-        q,
-    };
-    let live_log_rel: Vec<f64> = live.iter().map(|&h| log_rel[h as usize]).collect();
-    let live_weight: Vec<f64> = live.iter().map(|&h| weight[h as usize]).collect();
-    let q_any = |h: usize, a: usize| {
-        let mut w = vec![0.0; d];
-        let mut out = vec![0.0; a_count];
-        q_row(h, &mut w, &mut out);
-        out[a]
-    };
-    let full = FullView {
-        log_rel,
-        index: Some(&live),
-        q: &q_any,
-    };
-    reduce_step(
-        &compact,
-        &live_log_rel,
-        &live_weight,
-        thresholds,
-        n_alpha,
-        &full,
-        Some(sums),
-    )
+    // q of the real candidates only (no erfc on padding), then padded
+    s.q.resize(s.wx.len(), 0.0);
+    obs.harm_into(&s.wx, &mut s.q);
+    for (row, q) in q.chunks_exact_mut(stride).zip(s.q.chunks_exact(a_count)) {
+        row[..a_count].copy_from_slice(q);
+    }
+    q
 }
 
 /// `sums`: `Σ w` and `Σ w·ℓ` over the step's full row where the caller has

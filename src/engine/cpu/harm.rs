@@ -49,40 +49,47 @@ pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
     let space = &model.hypotheses;
     let h_count = space.len();
     let a_count = table.n_candidates;
-    let mut wx = vec![0.0; h_count * a_count];
     let stride = a_count.next_multiple_of(4);
+    // every hypothesis's row of w·x at once (padding lanes 0)
+    let mut rows = vec![0.0; h_count * stride];
+    space.dot_all_rows(&table.features, a_count, stride, &mut rows);
     let mut q = vec![0.0; h_count * stride];
-    let mut column = vec![0.0; h_count];
-    let mut q_column = vec![0.0; h_count];
     let integer = space.is_integer_valued() && table.is_integer_valued();
-    let mut lookup: Vec<f64> = Vec::new();
-    for a in 0..a_count {
-        space.dot_all(table.candidate(a), &mut column);
-        let (lo, hi) = column
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-        if integer && hi - lo <= MAX_TABULATED_RANGE {
-            lookup.clear();
-            lookup.extend((0..=(hi - lo) as usize).map(|i| model.observation.harm(lo + i as f64)));
-            for (h, &v) in column.iter().enumerate() {
-                wx[h * a_count + a] = v;
-                q[h * stride + a] = lookup[(v - lo) as usize];
-            }
-        } else {
-            model.observation.harm_into(&column, &mut q_column);
-            for (h, (&v, &qv)) in column.iter().zip(&q_column).enumerate() {
-                wx[h * a_count + a] = v;
-                q[h * stride + a] = qv;
-            }
-        }
+    harm_of(model, integer, &rows, &mut q);
+    for row in q.chunks_exact_mut(stride) {
+        row[a_count..].fill(0.0);
+    }
+    let mut wx = Vec::with_capacity(h_count * a_count);
+    for row in rows.chunks_exact(stride) {
+        wx.extend_from_slice(&row[..a_count]);
     }
     HarmTable {
         n_candidates: a_count,
         stride,
         wx,
         q,
+    }
+}
+
+/// `q` of every `w·x` in `wx`. Where hypotheses and features are integers
+/// `w·x` takes few values: `q` is evaluated once per value in their range
+/// and looked up (`lo + i` is exactly the integer `w·x`, so the same bits as
+/// evaluating each); otherwise the vectorised `harm_into`.
+pub(crate) fn harm_of(model: &Model, integer: bool, wx: &[f64], q: &mut [f64]) {
+    let (lo, hi) = wx
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    if integer && hi - lo <= MAX_TABULATED_RANGE {
+        let lookup: Vec<f64> = (0..=(hi - lo) as usize)
+            .map(|i| model.observation.harm(lo + i as f64))
+            .collect();
+        for (o, &v) in q.iter_mut().zip(wx) {
+            *o = lookup[(v - lo) as usize];
+        }
+    } else {
+        model.observation.harm_into(wx, q);
     }
 }
 

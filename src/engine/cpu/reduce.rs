@@ -551,7 +551,6 @@ fn live_harm(
     let (a_count, n) = (features.n_candidates, live.len());
     let stride = a_count.next_multiple_of(4);
     let h_count = model.hypotheses.len();
-    let obs = model.observation;
     let mut q = std::mem::take(&mut s.table);
     q.clear();
     q.resize(n * stride, 0.0);
@@ -581,7 +580,8 @@ fn live_harm(
     }
     // q of the real candidates only (no erfc on padding), then padded
     s.q.resize(s.wx.len(), 0.0);
-    obs.harm_into(&s.wx, &mut s.q);
+    let integer = model.hypotheses.is_integer_valued() && features.is_integer_valued();
+    super::harm::harm_of(model, integer, &s.wx, &mut s.q);
     for (row, q) in q.chunks_exact_mut(stride).zip(s.q.chunks_exact(a_count)) {
         row[..a_count].copy_from_slice(q);
     }

@@ -24,7 +24,7 @@ use arrow::array::RecordBatch;
 use crate::audit::{self, AuditSettings, AuditTotals};
 use crate::engine::{self, BackendChoice, Engine};
 use crate::estimators::{Alphas, EstimatorKind};
-use crate::log::LogInput;
+use crate::log::{self, EventSource, LogInput};
 use crate::model::{Model, ObservationModel};
 use crate::report::html::{HtmlReport, RunInfo};
 use crate::report::{self, summary, ReportSettings, StepWriter, Summary};
@@ -152,19 +152,22 @@ impl AuditJob {
         let mut html =
             html.then(|| HtmlReport::new(self.report_settings.clone(), guardrail, self.top));
         let started = Instant::now();
-        let totals = audit::run(
-            &mut self.log,
-            self.engine.as_ref(),
-            &self.settings,
-            |step| {
-                summary.add(&model, &step);
-                if let Some(h) = html.as_mut() {
-                    h.add(&model, &step);
-                }
-                rows.write_step(&step)
-            },
-            |log| progress(log.progress()),
-        )?;
+        let (engine, settings) = (self.engine.as_ref(), &self.settings);
+        let totals = log::prefetch::read_ahead(&mut self.log, |log| {
+            audit::run(
+                log,
+                engine,
+                settings,
+                |step| {
+                    summary.add(&model, &step);
+                    if let Some(h) = html.as_mut() {
+                        h.add(&model, &step);
+                    }
+                    rows.write_step(&step)
+                },
+                |log| progress(log.progress()),
+            )
+        })?;
         rows.finish()?;
         Ok(AuditOutcome {
             log_name: self.log.name().to_string(),

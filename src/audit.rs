@@ -486,7 +486,7 @@ fn build_batch<'m>(model: &'m Model, pending: &[Pending]) -> Built<'m> {
         let key = Arc::as_ptr(&p.record.table);
         let table = *seen
             .entry(key)
-            .or_insert_with(|| batch.push_table((*p.record.table).clone()));
+            .or_insert_with(|| batch.push_table(p.record.table.clone()));
         index.push(batch.steps.len());
         restart.push(p.restart);
         batch.push_step(BatchStep {

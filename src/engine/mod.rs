@@ -88,7 +88,8 @@ pub struct BatchStep {
 #[derive(Debug, Clone)]
 pub struct Batch<'m> {
     pub model: &'m Model,
-    pub tables: Vec<CandidateTable>,
+    /// Shared with the log's steps: a batch of short streams has thousands.
+    pub tables: Vec<std::sync::Arc<CandidateTable>>,
     pub steps: Vec<BatchStep>,
     /// `candidate_offsets[t]` is where step `t`'s candidates start in the
     /// flat per-candidate outputs; one more entry than `steps`.
@@ -105,8 +106,8 @@ impl<'m> Batch<'m> {
         }
     }
 
-    pub fn push_table(&mut self, table: CandidateTable) -> u32 {
-        self.tables.push(table);
+    pub fn push_table(&mut self, table: impl Into<std::sync::Arc<CandidateTable>>) -> u32 {
+        self.tables.push(table.into());
         (self.tables.len() - 1) as u32
     }
 

@@ -4,6 +4,7 @@
 pub mod columnar;
 pub mod format;
 pub mod parquet;
+pub mod prefetch;
 pub mod reader;
 pub mod writer;
 

@@ -13,9 +13,9 @@ use crate::model::Model;
 const MAX_TABULATED_RANGE: f64 = (1 << 16) as f64;
 
 /// `w·x` and `q` for one candidate table, hypothesis-major so the reduction
-/// reads one contiguous row per hypothesis: `wx[h·A + a]`, and `q[h·stride + a]`
-/// with rows padded by zeros to `stride` (a multiple of 4) so the reduction
-/// runs on whole SIMD vectors.
+/// reads one contiguous row per hypothesis: `wx[h·stride + a]` and
+/// `q[h·stride + a]`, rows padded by zeros to `stride` (a multiple of 4) so
+/// the reduction runs on whole SIMD vectors.
 #[derive(Debug, Clone)]
 pub struct HarmTable {
     pub n_candidates: usize,
@@ -59,14 +59,10 @@ pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
     for row in q.chunks_exact_mut(stride) {
         row[a_count..].fill(0.0);
     }
-    let mut wx = Vec::with_capacity(h_count * a_count);
-    for row in rows.chunks_exact(stride) {
-        wx.extend_from_slice(&row[..a_count]);
-    }
     HarmTable {
         n_candidates: a_count,
         stride,
-        wx,
+        wx: rows,
         q,
     }
 }
@@ -76,21 +72,24 @@ pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
 /// and looked up (`lo + i` is exactly the integer `w·x`, so the same bits as
 /// evaluating each); otherwise the vectorised `harm_into`.
 pub(crate) fn harm_of(model: &Model, integer: bool, wx: &[f64], q: &mut [f64]) {
-    let (lo, hi) = wx
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    if integer && hi - lo <= MAX_TABULATED_RANGE {
-        let lookup: Vec<f64> = (0..=(hi - lo) as usize)
-            .map(|i| model.observation.harm(lo + i as f64))
-            .collect();
-        for (o, &v) in q.iter_mut().zip(wx) {
-            *o = lookup[(v - lo) as usize];
+    if integer {
+        // integers are finite: plain comparisons, which vectorise
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for &v in wx {
+            lo = if v < lo { v } else { lo };
+            hi = if v > hi { v } else { hi };
         }
-    } else {
-        model.observation.harm_into(wx, q);
+        if hi - lo <= MAX_TABULATED_RANGE {
+            let lookup: Vec<f64> = (0..=(hi - lo) as usize)
+                .map(|i| model.observation.harm(lo + i as f64))
+                .collect();
+            for (o, &v) in q.iter_mut().zip(wx) {
+                *o = lookup[(v - lo) as usize];
+            }
+            return;
+        }
     }
+    model.observation.harm_into(wx, q);
 }
 
 /// A table of a single step: nothing computed ahead (see `is_deferred`).
@@ -123,7 +122,7 @@ mod tests {
             let w = model.hypotheses.params(h);
             for a in 0..2 {
                 let wx: f64 = w.iter().zip(ints.candidate(a)).map(|(a, b)| a * b).sum();
-                assert_eq!(t.wx[h * 2 + a], wx);
+                assert_eq!(t.wx[h * t.stride + a], wx);
                 assert_eq!(t.q(h, a), model.observation.harm(wx));
             }
         }

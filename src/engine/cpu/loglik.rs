@@ -63,7 +63,7 @@ pub(crate) fn loglik_row(
     } else {
         for (o, &m) in row
             .iter_mut()
-            .zip(table.wx[a..].iter().step_by(table.n_candidates))
+            .zip(table.wx[a..].iter().step_by(table.stride))
         {
             *o = m;
         }

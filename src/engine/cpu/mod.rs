@@ -38,7 +38,7 @@ struct TableCache {
     /// Counts the models the cache has held: a table computed for one
     /// generation is never filed under another.
     generation: u64,
-    tables: Vec<(CandidateTable, Arc<HarmTable>)>,
+    tables: Vec<(Arc<CandidateTable>, Arc<HarmTable>)>,
 }
 
 impl Default for CpuEngine {
@@ -78,7 +78,7 @@ impl CpuEngine {
     fn shared_table(
         &self,
         batch: &Batch<'_>,
-        table: &CandidateTable,
+        table: &Arc<CandidateTable>,
         generation: u64,
     ) -> Arc<HarmTable> {
         let hit = {
@@ -89,7 +89,7 @@ impl CpuEngine {
                 cache
                     .tables
                     .iter()
-                    .find(|(t, _)| t == table)
+                    .find(|(t, _)| Arc::ptr_eq(t, table) || **t == **table)
                     .map(|(_, h)| h.clone())
             }
         };

@@ -127,7 +127,7 @@ impl ModelUniform {
 
 /// Whether every `w·x` of the batch (and every partial sum) is an integer
 /// below 2^24 in magnitude, so that plain f32 arithmetic computes it exactly.
-fn exact_in_f32(model: &Model, tables: &[CandidateTable]) -> bool {
+fn exact_in_f32(model: &Model, tables: &[std::sync::Arc<CandidateTable>]) -> bool {
     let space = &model.hypotheses;
     if !space.is_integer_valued() || !tables.iter().all(|t| t.is_integer_valued()) {
         return false;

@@ -154,16 +154,18 @@ impl AuditJob {
         let started = Instant::now();
         let (engine, settings) = (self.engine.as_ref(), &self.settings);
         let totals = log::prefetch::read_ahead(&mut self.log, |log| {
-            audit::run(
+            audit::run_in_batches(
                 log,
                 engine,
                 settings,
-                |step| {
-                    summary.add(&model, &step);
-                    if let Some(h) = html.as_mut() {
-                        h.add(&model, &step);
+                |steps| {
+                    for step in &steps {
+                        summary.add(&model, step);
+                        if let Some(h) = html.as_mut() {
+                            h.add(&model, step);
+                        }
                     }
-                    rows.write_step(&step)
+                    rows.write_steps(&steps)
                 },
                 |log| progress(log.progress()),
             )

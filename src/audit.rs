@@ -118,6 +118,24 @@ pub fn run<S: EventSource>(
     engine: &dyn Engine,
     settings: &AuditSettings,
     mut sink: impl FnMut(StepResult) -> Result<()>,
+    progress: impl FnMut(&S),
+) -> Result<AuditTotals> {
+    run_in_batches(
+        reader,
+        engine,
+        settings,
+        |steps| steps.into_iter().try_for_each(&mut sink),
+        progress,
+    )
+}
+
+/// `run`, handing `sink` each batch's results at once, in log order (a
+/// report writer formats a batch in parallel).
+pub fn run_in_batches<S: EventSource>(
+    reader: &mut S,
+    engine: &dyn Engine,
+    settings: &AuditSettings,
+    mut sink: impl FnMut(Vec<StepResult>) -> Result<()>,
     mut progress: impl FnMut(&S),
 ) -> Result<AuditTotals> {
     let model = reader.model().clone();
@@ -277,11 +295,11 @@ impl BatchRunner<'_> {
     fn sink_all(
         &mut self,
         results: Vec<StepResult>,
-        sink: &mut impl FnMut(StepResult) -> Result<()>,
+        sink: &mut impl FnMut(Vec<StepResult>) -> Result<()>,
     ) -> Result<()> {
         let started = Instant::now();
-        for r in results {
-            sink(r)?;
+        if !results.is_empty() {
+            sink(results)?;
         }
         self.phases.estimators += started.elapsed().as_secs_f64();
         Ok(())

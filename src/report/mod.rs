@@ -136,6 +136,11 @@ pub fn safest(candidates: &[CandidateEstimates], estimator: &Estimator) -> Optio
 /// Writes one step's record in a particular format.
 pub trait StepWriter {
     fn write_step(&mut self, step: &StepResult) -> Result<()>;
+    /// A batch of steps in log order: the same bytes as one at a time
+    /// (a writer may format them in parallel).
+    fn write_steps(&mut self, steps: &[StepResult]) -> Result<()> {
+        steps.iter().try_for_each(|s| self.write_step(s))
+    }
     fn finish(&mut self) -> Result<()>;
 }
 

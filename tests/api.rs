@@ -151,9 +151,10 @@ fn summary_as_data_counts_what_the_rows_say() {
 
 /// A batch of steps formatted in parallel (`write_steps`, what an audit
 /// uses) is, byte for byte, the steps written one at a time in log order:
-/// over several batches of a simulated log with many short streams.
+/// JSON Lines and CSV, over several batches of a simulated log with many
+/// short streams.
 #[test]
-fn a_jsonl_report_written_in_batches_is_the_steps_written_one_at_a_time() {
+fn a_report_written_in_batches_is_the_steps_written_one_at_a_time() {
     use gpubound::report::{self, ReportFormat};
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim.jsonl");
@@ -164,39 +165,40 @@ fn a_jsonl_report_written_in_batches_is_the_steps_written_one_at_a_time() {
         .unwrap();
     assert!(status.success());
     let sim = sim.display().to_string();
+    for format in [ReportFormat::Jsonl, ReportFormat::Csv] {
+        let input = log::open(&sim, None, &Limits::default()).unwrap();
+        let job = AuditJob::new(Box::new(input), &options()).unwrap();
+        let settings = job.report_settings().clone();
+        let mut batched = Vec::new();
+        {
+            let mut w = report::writer_for(format, &mut batched, &settings).unwrap();
+            job.run(w.as_mut(), false, &mut |_| {}).unwrap();
+        }
 
-    let input = log::open(&sim, None, &Limits::default()).unwrap();
-    let job = AuditJob::new(Box::new(input), &options()).unwrap();
-    let settings = job.report_settings().clone();
-    let mut batched = Vec::new();
-    {
-        let mut w = report::writer_for(ReportFormat::Jsonl, &mut batched, &settings).unwrap();
-        job.run(w.as_mut(), false, &mut |_| {}).unwrap();
+        let mut input = log::open(&sim, None, &Limits::default()).unwrap();
+        let engine = gpubound::engine::cpu::CpuEngine::new();
+        let audit_settings = gpubound::audit::AuditSettings {
+            alphas: settings.alphas.clone(),
+            shared_world: false,
+            // small batches: many batch boundaries
+            batch_elements: 1024 * 100,
+            skip_unexplained: false,
+        };
+        let mut single = Vec::new();
+        {
+            let mut w = report::writer_for(format, &mut single, &settings).unwrap();
+            gpubound::audit::run(
+                &mut input,
+                &engine,
+                &audit_settings,
+                |s| w.write_step(&s),
+                |_| {},
+            )
+            .unwrap();
+            w.finish().unwrap();
+        }
+        let lines = single.iter().filter(|&&b| b == b'\n').count();
+        assert!(lines > 1000, "{format:?}: {lines} lines");
+        assert!(batched == single, "{format:?}: the reports differ");
     }
-
-    let mut input = log::open(&sim, None, &Limits::default()).unwrap();
-    let engine = gpubound::engine::cpu::CpuEngine::new();
-    let audit_settings = gpubound::audit::AuditSettings {
-        alphas: settings.alphas.clone(),
-        shared_world: false,
-        // small batches: many batch boundaries
-        batch_elements: 1024 * 100,
-        skip_unexplained: false,
-    };
-    let mut single = Vec::new();
-    {
-        let mut w = report::writer_for(ReportFormat::Jsonl, &mut single, &settings).unwrap();
-        gpubound::audit::run(
-            &mut input,
-            &engine,
-            &audit_settings,
-            |s| w.write_step(&s),
-            |_| {},
-        )
-        .unwrap();
-        w.finish().unwrap();
-    }
-    let lines = single.iter().filter(|&&b| b == b'\n').count();
-    assert!(lines > 1000, "{lines} steps");
-    assert!(batched == single, "the reports differ");
 }

@@ -249,9 +249,13 @@ unsafe fn scan_avx512<const N: usize, const V: usize>(
             let qk = _mm512_maskz_mov_pd(keep, qv);
             let p = _mm512_mul_pd(wv, qk);
             sum[v] = _mm512_add_pd(sum[v], p);
-            let better = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(p, best[v])
-                | (_mm512_cmp_pd_mask::<_CMP_EQ_OQ>(p, best[v])
-                    & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(qk, best_q[v]));
+            let mut better = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(p, best[v]);
+            let tie = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(p, best[v]);
+            // an equal product is rare past a uniform prior: the larger-q
+            // rule only when some lane has one
+            if tie != 0 {
+                better |= tie & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(qk, best_q[v]);
+            }
             best[v] = _mm512_mask_mov_pd(best[v], better, p);
             arg[v] = _mm512_mask_mov_pd(arg[v], better, hv);
             best_q[v] = _mm512_mask_mov_pd(best_q[v], better, qk);
@@ -710,11 +714,28 @@ mod tests {
         for a_count in [1usize, 3, 4, 7, 10, 13, 16, 21, 40] {
             let h_count = 257;
             let stride = a_count.next_multiple_of(4);
+            let ln_half = -std::f64::consts::LN_2;
+            let log_rel: Vec<f64> = (0..h_count)
+                .map(|_| [-800.0, -3.0, -0.7, ln_half, 0.0][rng.random_range(0..5)])
+                .collect();
+            // weights 1 and ½ with q ½ and 1: equal products, different q
+            // (the tie rule: the larger q)
+            let weight: Vec<f64> = log_rel
+                .iter()
+                .map(|&l| if l == ln_half { 0.5 } else { l.exp() })
+                .collect();
             let mut q = vec![0.0; h_count * stride];
             for h in 0..h_count {
                 for a in 0..a_count {
-                    // few distinct values: many exact ties in w·q
-                    q[h * stride + a] = [0.0, 0.25, 0.5, 1.0][rng.random_range(0..4)];
+                    // few distinct values: many exact ties in w·q; on odd
+                    // candidates the largest product ½ is reached both as
+                    // 1·½ and as ½·1 (the tie rule: the larger q)
+                    let half = log_rel[h] == ln_half;
+                    q[h * stride + a] = match (a % 2, half) {
+                        (1, false) => [0.0, 0.25, 0.5][rng.random_range(0..3)],
+                        (1, true) => [0.5, 1.0][rng.random_range(0..2)],
+                        _ => [0.0, 0.25, 0.5, 1.0][rng.random_range(0..4)],
+                    };
                 }
             }
             let table = HarmTable {
@@ -723,10 +744,6 @@ mod tests {
                 wx: vec![0.0; h_count * a_count],
                 q,
             };
-            let log_rel: Vec<f64> = (0..h_count)
-                .map(|_| [-800.0, -3.0, -0.7, 0.0][rng.random_range(0..4)])
-                .collect();
-            let weight: Vec<f64> = log_rel.iter().map(|l| l.exp()).collect();
             let thresholds = [0.0, -1.0, -5.0];
             let full = FullView {
                 log_rel: &log_rel,
@@ -761,6 +778,10 @@ mod tests {
                     (s, g, bq),
                     "A={a_count} a={a}"
                 );
+                // the tie at ½ goes to q = 1 wherever ½·1 is there
+                if a % 2 == 1 && (0..h_count).any(|h| weight[h] == 0.5 && table.q(h, a) == 1.0) {
+                    assert_eq!(got.cautious_harm[a], 1.0, "A={a_count} a={a}");
+                }
                 assert_eq!(
                     &got.plausible_harm[a * 3..a * 3 + 3],
                     &pm,

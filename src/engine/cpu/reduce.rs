@@ -249,13 +249,9 @@ unsafe fn scan_avx512<const N: usize, const V: usize>(
             let qk = _mm512_maskz_mov_pd(keep, qv);
             let p = _mm512_mul_pd(wv, qk);
             sum[v] = _mm512_add_pd(sum[v], p);
-            let mut better = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(p, best[v]);
-            let tie = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(p, best[v]);
-            // an equal product is rare past a uniform prior: the larger-q
-            // rule only when some lane has one
-            if tie != 0 {
-                better |= tie & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(qk, best_q[v]);
-            }
+            let better = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(p, best[v])
+                | (_mm512_cmp_pd_mask::<_CMP_EQ_OQ>(p, best[v])
+                    & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(qk, best_q[v]));
             best[v] = _mm512_mask_mov_pd(best[v], better, p);
             arg[v] = _mm512_mask_mov_pd(arg[v], better, hv);
             best_q[v] = _mm512_mask_mov_pd(best_q[v], better, qk);

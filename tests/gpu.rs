@@ -533,7 +533,10 @@ fn harm_kernel_matches_the_cpu_twin() {
         let (wx, q) = gpu().harm_table(&model, &table).unwrap();
         let n = table.n_candidates;
         for i in 0..q.len() {
-            let (wc, qc) = (cpu_t.wx[i], cpu_t.q(i / n, i % n));
+            let (wc, qc) = (
+                cpu_t.wx[(i / n) * cpu_t.stride + i % n],
+                cpu_t.q(i / n, i % n),
+            );
             assert!(
                 (wx[i] as f64 - wc).abs() <= 1e-6 * wc.abs().max(1.0),
                 "w·x[{i}]: cpu {wc} gpu {}",

@@ -7,7 +7,7 @@
 //! and looked up, instead of one erfc per triple.
 
 use crate::engine::CandidateTable;
-use crate::model::Model;
+use crate::model::{HypothesisSpace, Model};
 
 /// Largest integer range of `w·x` that is tabulated.
 const MAX_TABULATED_RANGE: f64 = (1 << 16) as f64;
@@ -54,8 +54,7 @@ pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
     let mut rows = vec![0.0; h_count * stride];
     space.dot_all_rows(&table.features, a_count, stride, &mut rows);
     let mut q = vec![0.0; h_count * stride];
-    let integer = space.is_integer_valued() && table.is_integer_valued();
-    harm_of(model, integer, &rows, &mut q);
+    harm_of(model, table, &rows, &mut q);
     for row in q.chunks_exact_mut(stride) {
         row[a_count..].fill(0.0);
     }
@@ -67,29 +66,49 @@ pub fn harm(model: &Model, table: &CandidateTable) -> HarmTable {
     }
 }
 
-/// `q` of every `w·x` in `wx`. Where hypotheses and features are integers
-/// `w·x` takes few values: `q` is evaluated once per value in their range
-/// and looked up (`lo + i` is exactly the integer `w·x`, so the same bits as
-/// evaluating each); otherwise the vectorised `harm_into`.
-pub(crate) fn harm_of(model: &Model, integer: bool, wx: &[f64], q: &mut [f64]) {
-    if integer {
-        // integers are finite: plain comparisons, which vectorise
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for &v in wx {
-            lo = if v < lo { v } else { lo };
-            hi = if v > hi { v } else { hi };
-        }
+/// `q` of every `w·x` in `wx` (of `features`' candidates). Where hypotheses
+/// and features are integers `w·x` takes few values: `q` is evaluated once
+/// per value in their range and looked up (`lo + i` is exactly the integer
+/// `w·x`, so the same bits as evaluating each); otherwise the vectorised
+/// `harm_into`.
+pub(crate) fn harm_of(model: &Model, features: &CandidateTable, wx: &[f64], q: &mut [f64]) {
+    if model.hypotheses.is_integer_valued() && features.is_integer_valued() {
+        let (lo, hi) = integer_range(model, features, wx);
         if hi - lo <= MAX_TABULATED_RANGE {
             let lookup: Vec<f64> = (0..=(hi - lo) as usize)
                 .map(|i| model.observation.harm(lo + i as f64))
                 .collect();
+            // v − lo is an integer in 0..=range (< 2^17): as i32 and clamped,
+            // the loop vectorises (a gather) with no bounds check
+            let last = (lookup.len() - 1) as i32;
             for (o, &v) in q.iter_mut().zip(wx) {
-                *o = lookup[(v - lo) as usize];
+                *o = lookup[((v - lo) as i32).clamp(0, last) as usize];
             }
             return;
         }
     }
     model.observation.harm_into(wx, q);
+}
+
+/// Bounds on the integer `w·x` in `wx`, 0 included (padding). A grid's are
+/// known from the features alone (each coordinate at 0 or k − 1, whichever
+/// lowers or raises the sum; exact, as sums of integers): a scan of a
+/// table costs as much as its lookups.
+fn integer_range(model: &Model, features: &CandidateTable, wx: &[f64]) -> (f64, f64) {
+    if let HypothesisSpace::Grid { k, .. } = model.hypotheses {
+        let top = (k - 1) as f64;
+        let (mut lo, mut hi) = (0.0f64, 0.0f64);
+        for a in 0..features.n_candidates {
+            let (l, h) = features.candidate(a).iter().fold((0.0, 0.0), |(l, h), &x| {
+                (l + (top * x).min(0.0), h + (top * x).max(0.0))
+            });
+            (lo, hi) = (lo.min(l), hi.max(h));
+        }
+        return (lo, hi);
+    }
+    let lo = wx.iter().fold(0.0f64, |m, &v| m.min(v));
+    let hi = wx.iter().fold(0.0f64, |m, &v| m.max(v));
+    (lo, hi)
 }
 
 /// A table of a single step: nothing computed ahead (see `is_deferred`).

@@ -580,8 +580,7 @@ fn live_harm(
     }
     // q of the real candidates only (no erfc on padding), then padded
     s.q.resize(s.wx.len(), 0.0);
-    let integer = model.hypotheses.is_integer_valued() && features.is_integer_valued();
-    super::harm::harm_of(model, integer, &s.wx, &mut s.q);
+    super::harm::harm_of(model, features, &s.wx, &mut s.q);
     for (row, q) in q.chunks_exact_mut(stride).zip(s.q.chunks_exact(a_count)) {
         row[..a_count].copy_from_slice(q);
     }

@@ -28,7 +28,7 @@ fn train(a: SamplerTrainArgs) -> anyhow::Result<u8> {
         return Err(Error::Setting("--checkpoint-every must be at least 1".into()).into());
     }
     if let Some(s) = a.max_seconds {
-        if !(s > 0.0) {
+        if s.is_nan() || s <= 0.0 {
             return Err(Error::Setting(format!("--max-seconds must be > 0, got {s}")).into());
         }
     }

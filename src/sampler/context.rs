@@ -418,6 +418,41 @@ mod tests {
     }
 
     #[test]
+    fn the_relaxed_field_integrates_the_later_coordinates_out() {
+        // d = 2, coordinate 0: compare with a quadrature over w_1 of
+        // exp(log posterior) times the relaxed prior N(0.5, 1/4)
+        let m = gaussian(2);
+        let mut c = Context::new(&m);
+        for (x, y) in [([1.0, 1.0], 1.2), ([1.0, 0.0], 0.1), ([1.0, 1.0], 0.7)] {
+            c.push(&m, &x, y);
+        }
+        let res = c.residual(&m, ResidualKind::Relaxed);
+        let mut st = vec![0.0; c.state_len(&m)];
+        c.start_state(&m, &mut st);
+        let mut f = [0.0; 2];
+        c.field(&m, &res, &st, 0, &mut f);
+        let log_integral = |v: f64| {
+            let h = 1e-3;
+            let mut total = 0.0;
+            for i in 0..=14_000 {
+                let w1 = -6.0 + i as f64 * h;
+                let prior = -2.0 * (w1 - 0.5) * (w1 - 0.5);
+                total += (c.log_reward(&m, &[v, w1]) + prior).exp() * h;
+            }
+            total.ln()
+        };
+        let want = log_integral(1.0) - log_integral(0.0);
+        assert!((f[1] - want).abs() < 1e-6, "{} vs {want}", f[1]);
+        // and the last coordinate has nothing after it: the exact field
+        let exact = c.residual(&m, ResidualKind::Reference);
+        let (mut a, mut b) = ([0.0; 2], [0.0; 2]);
+        c.choose(&m, &mut st, 0, 1.0);
+        c.field(&m, &res, &st, 1, &mut a);
+        c.field(&m, &exact, &st, 1, &mut b);
+        assert_eq!(a, b);
+    }
+
+    #[test]
     fn the_field_is_a_difference_of_rewards() {
         for m in [
             gaussian(4),
@@ -433,12 +468,12 @@ mod tests {
             let mut f = vec![0.0; m.k as usize];
             c.field(&m, &res, &st, 1, &mut f);
             let mut w = st[..4].to_vec();
-            for v in 0..m.k as usize {
+            for (v, got) in f.iter().enumerate() {
                 w[1] = v as f64;
                 let a = c.log_reward(&m, &w);
                 w[1] = 0.0;
                 let want = a - c.log_reward(&m, &w);
-                assert!((f[v] - want).abs() < 1e-12, "{:?} v={v}", m.observation);
+                assert!((got - want).abs() < 1e-12, "{:?} v={v}", m.observation);
             }
         }
     }

@@ -10,8 +10,9 @@ fn err(e: impl std::fmt::Display) -> Error {
     Error::Report(format!("drawing the loss curve: {e}"))
 }
 
-/// Draws the loss of every step (light) and its running mean over `window`
-/// steps (dark) against the step, on a log scale.
+/// Draws the loss against the step on a log scale: per step (light; the mean
+/// of each bucket of steps beyond 2000 steps) and its running mean over
+/// `window` steps (dark).
 pub fn loss_curve(path: &Path, losses: &[f32], window: usize) -> Result<()> {
     let pts: Vec<(f64, f64)> = losses
         .iter()
@@ -32,6 +33,18 @@ pub fn loss_curve(path: &Path, losses: &[f32], window: usize) -> Result<()> {
         }
         smooth.push((pts[i].0, sum / (i + 1).min(window) as f64));
     }
+    // at most ~2000 points per line: bucket means and every stride-th mean
+    let stride = pts.len().div_ceil(2000).max(1);
+    let pts: Vec<(f64, f64)> = pts
+        .chunks(stride)
+        .map(|c| {
+            (
+                c[c.len() - 1].0,
+                c.iter().map(|p| p.1).sum::<f64>() / c.len() as f64,
+            )
+        })
+        .collect();
+    let smooth: Vec<(f64, f64)> = smooth.chunks(stride).map(|c| c[c.len() - 1]).collect();
     let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let hi = pts.iter().map(|p| p.1).fold(0.0, f64::max);
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();

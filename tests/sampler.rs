@@ -435,6 +435,18 @@ fn the_commands_train_resume_and_evaluate() {
         "{out}"
     );
 
+    // a grid beyond --max-hypotheses is refused, naming the option
+    let err = run_bad(&[
+        "sampler",
+        "eval",
+        "--sampler",
+        &a,
+        "--log",
+        &p("log.jsonl"),
+        "--max-hypotheses",
+        "32",
+    ]);
+    assert!(err.contains("--max-hypotheses"), "{err}");
     let err = run_bad(&[
         "sampler",
         "eval",

@@ -122,12 +122,13 @@ fn eval(a: SamplerEvalArgs) -> anyhow::Result<u8> {
     let trainer = checkpoint::load(&a.sampler, None)?;
     let policy = &trainer.policy;
     let model = policy.model;
-    let mut input = crate::log::open_input(
-        &a.log,
-        crate::log::InputFormat::Auto,
-        None,
-        &crate::log::Limits::default(),
-    )?;
+    // the log's grid is enumerated, within --max-hypotheses
+    let limits = crate::log::Limits {
+        max_hypotheses: a.max_hypotheses,
+        max_parameters: a.max_hypotheses.saturating_mul(model.d),
+        ..crate::log::Limits::default()
+    };
+    let mut input = crate::log::open_input(&a.log, crate::log::InputFormat::Auto, None, &limits)?;
     let log_model = input.model().clone();
     let same = matches!(log_model.hypotheses, HypothesisSpace::Grid { k, d } if k == model.k && d == model.d)
         && log_model.observation == model.observation;

@@ -46,6 +46,129 @@ pub enum Command {
     /// Run the paper's experiments (Figures 1 and 2) and a coverage study.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
+    /// Train and check an amortized sampler of the posterior over a grid
+    /// (for grids too large to enumerate; docs/sampler.md).
+    #[command(subcommand)]
+    Sampler(SamplerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SamplerCommand {
+    /// Train a sampler by trajectory balance on streams simulated from the
+    /// model's prior; writes (and resumes from) a checkpoint.
+    Train(SamplerTrainArgs),
+    /// Compare a sampler with the exact posterior at every step of a log
+    /// (total-variation distance; the grid must be enumerable).
+    Eval(SamplerEvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SamplerTrainArgs {
+    /// The model (JSON, the content of a model line): a grid {0..k-1}^d.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+
+    /// The sampler file to write (atomically; also every --checkpoint-every steps).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Train until this many steps in all (a resumed run counts the steps done).
+    #[arg(long, default_value_t = 2000)]
+    pub steps: u64,
+
+    /// Stop (and save) after this many seconds of training, whatever --steps says.
+    #[arg(long, value_name = "SECONDS")]
+    pub max_seconds: Option<f64>,
+
+    /// Seed of the initial θ and of every simulated stream and path.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Continue the run saved in --out (its settings and seed win).
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Save every this many steps.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub checkpoint_every: u64,
+
+    /// Contexts (simulated streams) per step.
+    #[arg(long, default_value_t = 16)]
+    pub contexts: usize,
+
+    /// Paths per context and step.
+    #[arg(long, default_value_t = 16)]
+    pub samples: usize,
+
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub learning_rate: f64,
+
+    /// Exploration: half the paths pick each coordinate uniformly with this probability.
+    #[arg(long, default_value_t = 0.1)]
+    pub epsilon: f64,
+
+    /// Width of the step network's two hidden layers.
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+
+    /// Width of the context encoder's hidden layer.
+    #[arg(long, default_value_t = 64)]
+    pub hidden_ctx: usize,
+
+    /// Width of the context embedding.
+    #[arg(long, default_value_t = 32)]
+    pub embed: usize,
+
+    /// The residual of each logit: the log posterior's field with the later
+    /// coordinates integrated out under a Gaussian relaxation of their
+    /// prior (relaxed; Gaussian model only) or fixed at the prior mean.
+    #[arg(long, value_enum, default_value_t = crate::sampler::context::ResidualKind::Relaxed)]
+    pub residual: crate::sampler::context::ResidualKind,
+
+    /// Arms per simulated world.
+    #[arg(long, default_value_t = 10)]
+    pub arms: usize,
+
+    /// Observations per context are drawn from 0..=this.
+    #[arg(long, default_value_t = 25)]
+    pub max_observations: usize,
+
+    /// Draw the loss curve (SVG) here at the end.
+    #[arg(long, value_name = "FILE")]
+    pub loss_svg: Option<PathBuf>,
+
+    /// Print nothing but errors (no progress, no summary).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SamplerEvalArgs {
+    /// The sampler file (`sampler train`).
+    #[arg(long, value_name = "FILE")]
+    pub sampler: PathBuf,
+
+    /// The log (JSON Lines or Parquet) whose steps are the contexts; its
+    /// model must be the sampler's.
+    #[arg(long, value_name = "LOG")]
+    pub log: String,
+
+    /// Only the first N streams of the log.
+    #[arg(long, value_name = "N")]
+    pub streams: Option<usize>,
+
+    /// Largest grid to enumerate.
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    pub max_hypotheses: usize,
+
+    /// Also write the per-step distances and their averages as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

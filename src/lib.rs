@@ -14,6 +14,7 @@ pub mod guardrail;
 pub mod log;
 pub mod model;
 pub mod posterior;
+pub mod sampler;
 
 pub use error::{Error, Result};
 pub mod cli;

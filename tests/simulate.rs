@@ -139,6 +139,66 @@ fn audit_reads_a_simulated_log_and_its_oracle_is_the_true_harm() {
 }
 
 #[test]
+fn a_grid_too_large_to_enumerate_draws_the_truth_from_the_prior() {
+    // 2^48 hypotheses: the simulator cannot keep a posterior, but draws w*
+    // uniformly coordinate by coordinate.
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--dim",
+        "48",
+        "--agent",
+        "uniform",
+        "--no-explosions",
+        "--episodes",
+        "200",
+        "--seed",
+        "9",
+    ];
+    let log = simulate(dir.path(), "d48.jsonl", &args);
+    let log_lines = lines(&log);
+    assert_eq!(log_lines[0]["hypotheses"]["d"], 48);
+    let ss = streams(&log_lines);
+    assert_eq!(ss.len(), 200);
+    let (mut ones, mut bits) = (0usize, 0usize);
+    let (mut n, mut sum, mut sum2) = (0.0, 0.0, 0.0);
+    for s in &ss {
+        assert!(s.truth < 1 << 48);
+        assert_eq!(s.features.len(), 10);
+        assert_eq!(s.steps.len(), 25);
+        let w: Vec<u16> = (0..48)
+            .map(|j| ((s.truth >> (47 - j)) & 1) as u16)
+            .collect();
+        ones += w.iter().filter(|&&b| b == 1).count();
+        bits += 48;
+        for &(a, y) in &s.steps {
+            assert_eq!(s.features[a].len(), 48);
+            let mu: u16 = s.features[a].iter().zip(&w).map(|(x, w)| x * w).sum();
+            let r = y - mu as f64;
+            n += 1.0;
+            sum += r;
+            sum2 += r * r;
+        }
+    }
+    // 9600 fair bits: sd 0.0051; 5000 N(0, 1) residuals: sd of the mean 0.014
+    let p = ones as f64 / bits as f64;
+    assert!((p - 0.5).abs() < 0.03, "share of ones {p}");
+    let mean = sum / n;
+    let var = sum2 / n - mean * mean;
+    assert!(mean.abs() < 0.07 && (var - 1.0).abs() < 0.1, "{mean} {var}");
+    // the same seed, the same log
+    let again = simulate(dir.path(), "again.jsonl", &args);
+    assert_eq!(std::fs::read(&log).unwrap(), std::fs::read(again).unwrap());
+    // the Boltzmann agent needs the posterior: refused, saying what to do
+    let o = bin()
+        .args(["simulate", "--dim", "48", "--episodes", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--agent uniform"), "{err}");
+}
+
+#[test]
 fn simulator_estimators_equal_the_audits() {
     let dir = tempfile::tempdir().unwrap();
     let log = simulate(

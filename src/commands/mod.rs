@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bench;
 pub mod convert;
 pub mod experiment;
+pub mod sampler;
 pub mod simulate;
 
 use crate::cli::{Cli, Command};
@@ -16,5 +17,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Simulate(args) => simulate::run(args),
         Command::Experiment(cmd) => experiment::run(cmd),
         Command::Convert(args) => convert::run(args),
+        Command::Sampler(cmd) => sampler::run(cmd),
     }
 }

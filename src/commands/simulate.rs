@@ -14,8 +14,16 @@ use crate::{progress, Error};
 /// Episodes simulated per parallel batch (bounds memory for long runs).
 const CHUNK: usize = 4096;
 
-/// The bandit spec and the tables for a run.
+/// The bandit spec and the tables for a run whose grid is enumerable (the
+/// experiments keep the posterior of every hypothesis).
 pub fn tables_for(b: &BanditArgs) -> Result<Tables, Error> {
+    let tables = any_tables_for(b)?;
+    tables.spec.require_enumerable("an experiment", "")?;
+    Ok(tables)
+}
+
+/// The bandit spec and the tables for a run on a grid of any size.
+pub fn any_tables_for(b: &BanditArgs) -> Result<Tables, Error> {
     let spec = sim::BanditSpec {
         k: b.k,
         d: b.dim,
@@ -46,7 +54,7 @@ pub fn validate_beta(beta: f64) -> Result<(), Error> {
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<u8> {
-    let tables = tables_for(&args.bandit)?;
+    let tables = any_tables_for(&args.bandit)?;
     if args.episodes == 0 {
         return Err(Error::Setting("--episodes must be at least 1".into()).into());
     }
@@ -59,6 +67,17 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<u8> {
     };
     let seed = args.bandit.seed;
     let spec = tables.spec;
+    // A grid too large to enumerate: the true hypothesis is drawn coordinate
+    // by coordinate anyway (`Instance::draw`); only an agent and a guardrail
+    // that need no posterior can run.
+    let track = agent.kind == AgentKind::Boltzmann
+        || !matches!(guardrail, Guardrail::None | Guardrail::Oracle);
+    if track {
+        spec.require_enumerable(
+            "the Boltzmann agent or a posterior guardrail",
+            "; use --agent uniform with --guardrail none or oracle",
+        )?;
+    }
 
     let dest = Destination::new(args.out.as_deref())?;
     let bar = progress::bar(Some(args.episodes as u64), args.bandit.quiet, "simulating");
@@ -74,7 +93,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<u8> {
             let results: Vec<(Instance, sim::EpisodeResult)> = (start..end)
                 .into_par_iter()
                 .map_init(
-                    || Belief::new(&spec),
+                    || {
+                        if track {
+                            Belief::new(&spec)
+                        } else {
+                            Belief::untracked(&spec)
+                        }
+                    },
                     |belief, e| {
                         let (mut irng, mut arng) = sim::episode_rngs(seed, 0, e as u64);
                         let inst = Instance::draw(&spec, &mut irng);

@@ -43,8 +43,13 @@ use crate::model::normal_tail;
 use crate::posterior::PlausibleCut;
 use crate::{Error, Result};
 
-/// Largest hypothesis space the simulator accepts.
+/// Largest hypothesis space the simulator enumerates (the posterior of the
+/// Boltzmann agent and of the guardrails in the loop).
 pub const MAX_SIM_HYPOTHESES: usize = 1 << 22;
+
+/// Largest grid the simulator draws from without enumerating it (the true
+/// hypothesis is drawn coordinate by coordinate, its index must fit an i64).
+pub const MAX_SIM_INDEX: u64 = 1 << 63;
 
 /// The environment's shape.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,10 +84,11 @@ impl BanditSpec {
         if self.d < 1 {
             return bad("d must be at least 1".into());
         }
+        // The true hypothesis is written as its grid index (a JSON integer).
         let h = (self.k as f64).powi(self.d as i32);
-        if h > MAX_SIM_HYPOTHESES as f64 {
+        if h > MAX_SIM_INDEX as f64 || self.k > u16::MAX as u32 {
             return bad(format!(
-                "k^d = {}^{} = {h:.3e} hypotheses: the simulator supports at most {MAX_SIM_HYPOTHESES}",
+                "k^d = {}^{} = {h:.3e} hypotheses: the simulator writes the true hypothesis as its grid index, at most 2^63",
                 self.k, self.d
             ));
         }
@@ -102,6 +108,27 @@ impl BanditSpec {
             return bad("an episode needs at least 1 step".into());
         }
         Ok(())
+    }
+
+    /// Whether the posterior over the grid can be kept in memory, as the
+    /// Boltzmann agent, the posterior guardrails and the experiments need.
+    pub fn enumerable(&self) -> bool {
+        (self.k as f64).powi(self.d as i32) <= MAX_SIM_HYPOTHESES as f64
+    }
+
+    /// Refuses a grid too large to enumerate, naming what needs it and how
+    /// to proceed (`hint`, may be empty).
+    pub fn require_enumerable(&self, what: &str, hint: &str) -> Result<()> {
+        if self.enumerable() {
+            return Ok(());
+        }
+        Err(Error::Setting(format!(
+            "k^d = {}^{} = {:.3e} hypotheses: {what} needs the posterior over every hypothesis, \
+             and the simulator enumerates at most {MAX_SIM_HYPOTHESES}{hint}",
+            self.k,
+            self.d,
+            (self.k as f64).powi(self.d as i32)
+        )))
     }
 
     pub fn n_hypotheses(&self) -> usize {
@@ -359,8 +386,19 @@ pub struct Belief {
 }
 
 impl Belief {
+    /// The prior over every hypothesis of an enumerable grid.
     pub fn new(spec: &BanditSpec) -> Belief {
-        let h = spec.n_hypotheses();
+        Self::with_hypotheses(spec, spec.n_hypotheses())
+    }
+
+    /// A belief that tracks nothing, for a grid too large to enumerate: an
+    /// agent and a guardrail that need no posterior (uniform; none or
+    /// oracle) run with it, and its updates do nothing.
+    pub fn untracked(spec: &BanditSpec) -> Belief {
+        Self::with_hypotheses(spec, 0)
+    }
+
+    fn with_hypotheses(spec: &BanditSpec, h: usize) -> Belief {
         Belief {
             h,
             k: spec.k as usize,
@@ -369,13 +407,13 @@ impl Belief {
             built: vec![false; spec.n_arm],
             w: vec![1.0; h],
             at_prior: true,
-            lik: vec![0.0; spec.max_dot() + 1],
+            lik: vec![0.0; if h == 0 { 0 } else { spec.max_dot() + 1 }],
             scratch: Vec::with_capacity(h),
             scratch2: Vec::with_capacity(h),
             keys: Vec::with_capacity(h),
             pairs: Vec::new(),
             prior_order: None,
-            maxw_by_v: vec![0.0; spec.max_dot() + 1],
+            maxw_by_v: vec![0.0; if h == 0 { 0 } else { spec.max_dot() + 1 }],
         }
     }
 
@@ -395,6 +433,27 @@ impl Belief {
         self.built.iter_mut().for_each(|b| *b = false);
         self.w.iter_mut().for_each(|w| *w = 1.0);
         self.at_prior = true;
+    }
+
+    /// Whether the posterior over the grid can be kept in memory, as the
+    /// Boltzmann agent, the posterior guardrails and the experiments need.
+    pub fn enumerable(&self) -> bool {
+        (self.k as f64).powi(self.d as i32) <= MAX_SIM_HYPOTHESES as f64
+    }
+
+    /// Refuses a grid too large to enumerate, naming what needs it and how
+    /// to proceed (`hint`, may be empty).
+    pub fn require_enumerable(&self, what: &str, hint: &str) -> Result<()> {
+        if self.enumerable() {
+            return Ok(());
+        }
+        Err(Error::Setting(format!(
+            "k^d = {}^{} = {:.3e} hypotheses: {what} needs the posterior over every hypothesis, \
+             and the simulator enumerates at most {MAX_SIM_HYPOTHESES}{hint}",
+            self.k,
+            self.d,
+            (self.k as f64).powi(self.d as i32)
+        )))
     }
 
     pub fn n_hypotheses(&self) -> usize {
@@ -435,6 +494,9 @@ impl Belief {
 
     /// Bayes update after pulling `a` and observing `y` under `N(w·x, σ²)`.
     pub fn update(&mut self, tables: &Tables, inst: &Instance, a: usize, y: f64) {
+        if self.h == 0 {
+            return; // untracked
+        }
         let sigma = tables.spec.sigma;
         let n_v = self.lik.len();
         // ll(v) − max ll, by value of w·x

@@ -113,22 +113,13 @@ impl BanditSpec {
     /// Whether the posterior over the grid can be kept in memory, as the
     /// Boltzmann agent, the posterior guardrails and the experiments need.
     pub fn enumerable(&self) -> bool {
-        (self.k as f64).powi(self.d as i32) <= MAX_SIM_HYPOTHESES as f64
+        grid_enumerable(self.k as usize, self.d)
     }
 
     /// Refuses a grid too large to enumerate, naming what needs it and how
     /// to proceed (`hint`, may be empty).
     pub fn require_enumerable(&self, what: &str, hint: &str) -> Result<()> {
-        if self.enumerable() {
-            return Ok(());
-        }
-        Err(Error::Setting(format!(
-            "k^d = {}^{} = {:.3e} hypotheses: {what} needs the posterior over every hypothesis, \
-             and the simulator enumerates at most {MAX_SIM_HYPOTHESES}{hint}",
-            self.k,
-            self.d,
-            (self.k as f64).powi(self.d as i32)
-        )))
+        require_enumerable_grid(self.k as usize, self.d, what, hint)
     }
 
     pub fn n_hypotheses(&self) -> usize {
@@ -438,22 +429,13 @@ impl Belief {
     /// Whether the posterior over the grid can be kept in memory, as the
     /// Boltzmann agent, the posterior guardrails and the experiments need.
     pub fn enumerable(&self) -> bool {
-        (self.k as f64).powi(self.d as i32) <= MAX_SIM_HYPOTHESES as f64
+        grid_enumerable(self.k as usize, self.d)
     }
 
     /// Refuses a grid too large to enumerate, naming what needs it and how
     /// to proceed (`hint`, may be empty).
     pub fn require_enumerable(&self, what: &str, hint: &str) -> Result<()> {
-        if self.enumerable() {
-            return Ok(());
-        }
-        Err(Error::Setting(format!(
-            "k^d = {}^{} = {:.3e} hypotheses: {what} needs the posterior over every hypothesis, \
-             and the simulator enumerates at most {MAX_SIM_HYPOTHESES}{hint}",
-            self.k,
-            self.d,
-            (self.k as f64).powi(self.d as i32)
-        )))
+        require_enumerable_grid(self.k as usize, self.d, what, hint)
     }
 
     pub fn n_hypotheses(&self) -> usize {
@@ -1104,6 +1086,24 @@ pub fn threshold_for(spec: &BanditSpec, seed: u64, given: Option<f64>) -> Result
             ))
         }
     }
+}
+
+/// Whether a grid `{0..k-1}^d`'s posterior can be kept in memory.
+fn grid_enumerable(k: usize, d: usize) -> bool {
+    (k as f64).powi(d as i32) <= MAX_SIM_HYPOTHESES as f64
+}
+
+/// Refuses a grid too large to enumerate, naming what needs it and how to
+/// proceed (`hint`, may be empty).
+fn require_enumerable_grid(k: usize, d: usize, what: &str, hint: &str) -> Result<()> {
+    if grid_enumerable(k, d) {
+        return Ok(());
+    }
+    Err(Error::Setting(format!(
+        "k^d = {k}^{d} = {:.3e} hypotheses: {what} needs the posterior over every hypothesis, \
+         and the simulator enumerates at most {MAX_SIM_HYPOTHESES}{hint}",
+        (k as f64).powi(d as i32)
+    )))
 }
 
 #[cfg(test)]

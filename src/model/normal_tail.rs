@@ -242,8 +242,11 @@ mod tests {
             x += 0.001;
         }
         assert!(worst < 1e-4, "worst relative error {worst}");
-        // and it is not only good on average: it is much better than needed
-        assert!(worst < 1e-5, "worst relative error {worst}");
+        // and it is much better than needed: the fit's own 1.2e-7 plus f32
+        // rounding (measured 3.7e-7). Splitting z² at zh is what keeps it
+        // there: a zh that is not a multiple of 1/256 is mathematically the
+        // same formula but loses the tail's digits (7e-6).
+        assert!(worst < 1e-6, "worst relative error {worst}");
     }
 
     #[test]

@@ -135,8 +135,8 @@ pub fn to_relative_skipping(
     let mut sums = WeightSums::default();
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F (checked just above).
+    if crate::model::simd::level() >= crate::model::simd::SimdLevel::Avx512 {
+        // SAFETY: the CPU supports AVX-512F (`level` never exceeds it).
         done = unsafe { weigh_avx512(row, weight, shift, below, &mut sums) };
     }
     let mut rows = row[done..].chunks_exact_mut(4);

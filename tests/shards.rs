@@ -188,7 +188,8 @@ fn a_summary_read_back_from_the_report_rows_is_the_audits() {
         &Limits::default(),
     )
     .unwrap();
-    let back = api::summarise_report(&[rows.clone()], &model, &options(), "report").unwrap();
+    let back =
+        api::summarise_report(std::slice::from_ref(&rows), &model, &options(), "report").unwrap();
     assert_eq!(settled(back.clone()), settled(summary));
     // Spark's report has signed integers: the same summary
     let signed: Vec<ArrayRef> = rows

@@ -103,6 +103,10 @@ pub struct Machine {
     pub cores: usize,
     pub memory_bytes: Option<u64>,
     pub os: String,
+    /// the CPU paths' vector instructions (`model::simd`; empty in files
+    /// written before it was recorded)
+    #[serde(default)]
+    pub simd: String,
 }
 
 impl Machine {
@@ -143,6 +147,7 @@ impl Machine {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_bytes,
             os,
+            simd: crate::model::simd::level().name().to_string(),
         }
     }
 }

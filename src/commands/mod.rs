@@ -11,6 +11,7 @@ use crate::cli::{Cli, Command};
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    crate::model::simd::check_env().map_err(crate::Error::Setting)?;
     match cli.command {
         Command::Audit(args) => audit::run(args),
         Command::Bench(args) => bench::run(args),

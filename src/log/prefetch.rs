@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn the_reader_stops_when_the_consumer_does() {
         let (mut s, read) = source(usize::MAX, false);
-        let first = read_ahead(&mut s, |p| drain_one(p));
+        let first = read_ahead(&mut s, drain_one);
         assert_eq!(first, 1);
         let n = read.load(Ordering::SeqCst);
         assert!(n <= (CHUNKS_AHEAD + 3) * CHUNK_EVENTS, "read {n} events");

@@ -4,6 +4,7 @@ pub(crate) mod exp;
 pub mod hypotheses;
 pub mod normal_tail;
 pub mod observation;
+pub mod simd;
 
 pub use hypotheses::{HypothesisList, HypothesisSpace, PriorKind};
 pub use observation::ObservationModel;

@@ -84,8 +84,8 @@ impl ObservationModel {
                 harm_threshold,
             } => {
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F (checked just above).
+                if super::simd::level() >= super::simd::SimdLevel::Avx512 {
+                    // SAFETY: the CPU supports AVX-512F (`level` never exceeds it).
                     unsafe { gaussian_harm_avx512(sigma, harm_threshold, wx, out) };
                     return;
                 }

@@ -22,6 +22,10 @@ use crate::estimators::{CandidateEstimates, Estimator, EstimatorKind};
 use crate::model::Model;
 use crate::{Error, Result};
 
+/// The step being gathered from a report's rows: stream, step, line, the
+/// action taken (once its row is seen) and the outcome.
+type OpenStep = (Arc<str>, usize, usize, Option<usize>, Option<f64>);
+
 fn bad(name: &str, message: impl Into<String>) -> Error {
     Error::input(name, None, message)
 }
@@ -226,8 +230,8 @@ pub fn summarise_report(
     let mut candidates: Vec<CandidateEstimates> = Vec::new();
     let mut stream_line = 0usize;
     let mut stream_has_truth = false;
-    let mut open: Option<(Arc<str>, usize, usize, Option<usize>, Option<f64>)> = None;
-    let mut finish = |open: &mut Option<(Arc<str>, usize, usize, Option<usize>, Option<f64>)>,
+    let mut open: Option<OpenStep> = None;
+    let mut finish = |open: &mut Option<OpenStep>,
                       candidates: &mut Vec<CandidateEstimates>,
                       stream_line: usize,
                       stream_has_truth: bool|

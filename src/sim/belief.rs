@@ -85,13 +85,13 @@ impl Belief {
     /// Whether the posterior over the grid can be kept in memory, as the
     /// Boltzmann agent, the posterior guardrails and the experiments need.
     pub fn enumerable(&self) -> bool {
-        grid_enumerable(self.k as usize, self.d)
+        grid_enumerable(self.k, self.d)
     }
 
     /// Refuses a grid too large to enumerate, naming what needs it and how
     /// to proceed (`hint`, may be empty).
     pub fn require_enumerable(&self, what: &str, hint: &str) -> Result<()> {
-        require_enumerable_grid(self.k as usize, self.d, what, hint)
+        require_enumerable_grid(self.k, self.d, what, hint)
     }
 
     pub fn n_hypotheses(&self) -> usize {

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use super::harm::HarmTable;
 use crate::engine::{Batch, CandidateTable, Reductions, StepWeights};
+use crate::model::simd::SimdLevel;
 use crate::model::Model;
 use crate::posterior;
 
@@ -285,8 +286,20 @@ unsafe fn scan_avx2<const N: usize>(
     scan::<N>(input, q, need, lanes)
 }
 
-/// The same scan compiled for the widest vectors this CPU has.
+/// The same scan compiled for the widest vectors this CPU has (or
+/// `GPUBOUND_SIMD` allows: `model::simd`).
 fn scan_widest<const N: usize>(input: ScanInput<'_>, q: &[f64], need: &[f64]) -> Lanes<N> {
+    scan_at::<N>(crate::model::simd::level(), input, q, need)
+}
+
+/// The scan compiled for `level`'s vectors: every level gives the same bits.
+fn scan_at<const N: usize>(
+    level: SimdLevel,
+    input: ScanInput<'_>,
+    q: &[f64],
+    need: &[f64],
+) -> Lanes<N> {
+    assert!(level <= SimdLevel::detected(), "{level:?} on this CPU");
     let mut lane_need = [0.0; N];
     let width = need.len().min(N);
     lane_need[..width].copy_from_slice(&need[..width]);
@@ -299,8 +312,8 @@ fn scan_widest<const N: usize>(input: ScanInput<'_>, q: &[f64], need: &[f64]) ->
     };
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
+        if level >= SimdLevel::Avx512 {
+            // SAFETY: the CPU supports AVX-512F (asserted above).
             unsafe {
                 if N <= 8 {
                     scan_avx512::<N, 1>(input, q, &lane_need, &mut lanes)
@@ -310,8 +323,8 @@ fn scan_widest<const N: usize>(input: ScanInput<'_>, q: &[f64], need: &[f64]) ->
             };
             return lanes;
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if level >= SimdLevel::Avx2 {
+            // SAFETY: the CPU supports AVX2 (asserted above).
             unsafe { scan_avx2::<N>(input, q, &lane_need, &mut lanes) };
             return lanes;
         }
@@ -783,6 +796,71 @@ mod tests {
                     "A={a_count} a={a}"
                 );
             }
+        }
+    }
+
+    /// Every vector path of the scan gives the scalar code's bits, ties
+    /// and skipped products included: a CPU without AVX-512 runs the
+    /// AVX2 or scalar scan, which the engine never reaches on this one.
+    #[test]
+    fn every_scan_path_gives_the_scalar_bits() {
+        use rand::{Rng, SeedableRng};
+        fn bits<const N: usize>(l: &Lanes<N>) -> Vec<u64> {
+            let mut v: Vec<u64> = [l.sum, l.best, l.arg, l.best_q]
+                .iter()
+                .flatten()
+                .map(|x| x.to_bits())
+                .collect();
+            v.extend(l.bins.iter().flatten().map(|x| x.to_bits()));
+            v
+        }
+        fn check<const N: usize>(rng: &mut rand_chacha::ChaCha8Rng) -> usize {
+            let h_count = 301;
+            let ln_half = -std::f64::consts::LN_2;
+            let log_rel: Vec<f64> = (0..h_count)
+                .map(|_| [-40.0, -3.0, -0.9, ln_half, 0.0][rng.random_range(0..5)])
+                .collect();
+            // weights 1 and ½ with q ½ and 1: equal products, different q
+            let weight: Vec<f64> = log_rel
+                .iter()
+                .map(|&l| if l == ln_half { 0.5 } else { l.exp() })
+                .collect();
+            // on odd lanes the largest product ½ is reached both as 1·½ and
+            // as ½·1 (the tie rule: the larger q)
+            let q: Vec<f64> = (0..h_count * N)
+                .map(|i| match (i % N % 2, weight[i / N] == 0.5) {
+                    (1, false) => [0.0, 0.25, 0.5][rng.random_range(0..3)],
+                    (1, true) => [0.5, 1.0][rng.random_range(0..2)],
+                    _ => [0.0, 0.25, 0.5, 1.0, 0.3][rng.random_range(0..5)],
+                })
+                .collect();
+            // some candidates leave light hypotheses' products out
+            let need: Vec<f64> = (0..N).map(|k| [0.0, 0.1, 0.45][k % 3]).collect();
+            let thresholds = [0.0, -1.0, -5.0];
+            let input = ScanInput {
+                weight: &weight,
+                log_rel: &log_rel,
+                thresholds: &thresholds,
+                cutoff: 1e-12,
+            };
+            let want = bits(&scan_at::<N>(SimdLevel::Scalar, input, &q, &need));
+            let mut levels = 0;
+            for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+                if level <= SimdLevel::detected() {
+                    let got = bits(&scan_at::<N>(level, input, &q, &need));
+                    assert!(got == want, "N={N}: {level:?} differs from the scalar scan");
+                    levels += 1;
+                }
+            }
+            levels
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..20 {
+            let compared = check::<4>(&mut rng)
+                + check::<8>(&mut rng)
+                + check::<12>(&mut rng)
+                + check::<16>(&mut rng);
+            eprintln!("vector paths compared with the scalar scan: {compared}");
         }
     }
 }

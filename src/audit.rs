@@ -138,10 +138,13 @@ pub struct SamplingTotals {
     pub steps: usize,
     pub ess_sum: f64,
     pub ess_min: f64,
-    /// Time in the sampler's draws, and in the rest of the steps (weights,
-    /// estimators), summed over threads.
+    /// Time in the sampler's draws, in the draws from the prior, in the
+    /// weights (each outcome's log-likelihood added, the ESS and `ln Ẑ`)
+    /// and in the estimators, summed over threads.
     pub draw_seconds: f64,
-    pub step_seconds: f64,
+    pub prior_seconds: f64,
+    pub reweigh_seconds: f64,
+    pub estimate_seconds: f64,
 }
 
 impl SamplingTotals {

@@ -282,7 +282,7 @@ pub struct AuditArgs {
 
     /// With --sampler: redraw a stream's sample set when its effective sample
     /// size falls below F·N (1: at every step; 0: once per stream)
-    /// [default: 0.5].
+    /// [default: 0.05].
     #[arg(long, value_name = "F", requires = "sampler")]
     pub redraw_ess: Option<f64>,
 }

@@ -52,38 +52,46 @@ fn setup(dir: &Path, d: usize, theta: f64, streams: usize, steps: usize) -> (Pat
     let model = dir.join(format!("m{d}.json"));
     let sampler = dir.join(format!("s{d}.bin"));
     std::fs::write(&model, model_json(d, theta)).unwrap();
-    let (streams, steps) = (streams.to_string(), steps.to_string());
+    simulate(d, theta, streams, steps, 5, &log);
+    train(&model, &sampler, &["--steps", "0"]);
+    (log, sampler)
+}
+
+/// `gpubound simulate` of a uniform agent without explosions.
+fn simulate(d: usize, theta: f64, streams: usize, steps: usize, seed: u64, out: &Path) {
+    let (d, theta, n, t, seed) = (
+        d.to_string(),
+        theta.to_string(),
+        streams.to_string(),
+        steps.to_string(),
+        seed.to_string(),
+    );
     ok(&[
         "simulate",
         "-q",
         "-d",
-        &d.to_string(),
+        &d,
         "--explosion-threshold",
-        &theta.to_string(),
+        &theta,
         "--agent",
         "uniform",
         "--no-explosions",
         "-n",
-        &streams,
+        &n,
         "--steps",
-        &steps,
+        &t,
         "--seed",
-        "5",
+        &seed,
         "-o",
-        s(&log),
+        s(out),
     ]);
-    ok(&[
-        "sampler",
-        "train",
-        "-q",
-        "--model",
-        s(&model),
-        "-o",
-        s(&sampler),
-        "--steps",
-        "0",
-    ]);
-    (log, sampler)
+}
+
+/// `gpubound sampler train` for the model file `model`.
+fn train(model: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec!["sampler", "train", "-q", "--model", s(model), "-o", s(out)];
+    args.extend_from_slice(extra);
+    ok(&args);
 }
 
 fn jsonl(text: &[u8]) -> Vec<Value> {
@@ -430,109 +438,43 @@ fn fails(args: &[&str]) -> String {
 fn settings_that_cannot_work_are_refused_with_the_way_out() {
     let dir = tempfile::tempdir().unwrap();
     let (log, sampler) = setup(dir.path(), D, THETA, 1, 5);
-    let (l, sp) = (s(&log), s(&sampler));
+    let audit_fails = |sampler: &Path, extra: &[&str]| {
+        let mut args = vec!["audit", s(&log), "-q", "--sampler", s(sampler)];
+        args.extend_from_slice(extra);
+        fails(&args)
+    };
     // a sampler for another model: both models named
     let other = dir.path().join("m5.json");
     let other_bin = dir.path().join("s5.bin");
     std::fs::write(&other, model_json(5, THETA)).unwrap();
-    ok(&[
-        "sampler",
-        "train",
-        "-q",
-        "--model",
-        s(&other),
-        "-o",
-        s(&other_bin),
-        "--steps",
-        "0",
-    ]);
-    let e = fails(&[
-        "audit",
-        l,
-        "-q",
-        "--sampler",
-        s(&other_bin),
-        "--samples",
-        "64",
-    ]);
+    train(&other, &other_bin, &["--steps", "0"]);
+    let e = audit_fails(&other_bin, &["--samples", "64"]);
     assert!(e.contains(r#""d":5"#) && e.contains(r#""d":6"#), "{e}");
     assert!(e.contains("trained for the model"), "{e}");
     // another harm threshold is another model too
-    let e = fails(&[
-        "audit",
-        l,
-        "-q",
-        "--sampler",
-        sp,
-        "--samples",
-        "64",
-        "--harm-threshold",
-        "2",
-    ]);
+    let e = audit_fails(&sampler, &["--samples", "64", "--harm-threshold", "2"]);
     assert!(e.contains(r#""harm_threshold":2.0"#), "{e}");
-    let e = fails(&["audit", l, "-q", "--sampler", sp, "--samples", "0"]);
+    let e = audit_fails(&sampler, &["--samples", "0"]);
     assert!(e.contains("--samples must be in 1..="), "{e}");
-    let e = fails(&[
-        "audit",
-        l,
-        "-q",
-        "--sampler",
-        sp,
-        "--samples",
-        "8",
-        "--redraw-ess",
-        "1.5",
-    ]);
+    // a sample set is a hypothesis list: its limits
+    let e = audit_fails(&sampler, &["--samples", "100", "--max-hypotheses", "64"]);
+    assert!(e.contains("--samples 100 at dimension 6"), "{e}");
+    assert!(e.contains("--max-hypotheses"), "{e}");
+    let e = audit_fails(&sampler, &["--samples", "8", "--redraw-ess", "1.5"]);
     assert!(e.contains("--redraw-ess must be in [0, 1]"), "{e}");
-    let e = fails(&[
-        "audit",
-        l,
-        "-q",
-        "--sampler",
-        sp,
-        "--samples",
-        "8",
-        "--shared-world",
-    ]);
+    let e = audit_fails(&sampler, &["--samples", "8", "--shared-world"]);
     assert!(e.contains("--shared-world does not apply"), "{e}");
-    let e = fails(&[
-        "audit",
-        l,
-        "-q",
-        "--sampler",
-        sp,
-        "--samples",
-        "8",
-        "--backend",
-        "gpu",
-    ]);
+    let e = audit_fails(&sampler, &["--samples", "8", "--backend", "gpu"]);
     assert!(e.contains("--backend gpu does not apply"), "{e}");
-    // --samples without --sampler, and --sampler without --samples (clap)
-    fails(&["audit", l, "-q", "--samples", "8"]);
-    fails(&["audit", l, "-q", "--sampler", sp]);
-    let missing = dir.path().join("none.bin");
-    let e = fails(&["audit", l, "-q", "--sampler", s(&missing), "--samples", "8"]);
+    let e = audit_fails(&dir.path().join("none.bin"), &["--samples", "8"]);
     assert!(e.contains("none.bin"), "{e}");
+    // --samples without --sampler, and --sampler without --samples (clap)
+    fails(&["audit", s(&log), "-q", "--samples", "8"]);
+    fails(&["audit", s(&log), "-q", "--sampler", s(&sampler)]);
 
     // a d = 48 log without --sampler: too large to enumerate, and how to proceed
     let log48 = dir.path().join("log48.jsonl");
-    ok(&[
-        "simulate",
-        "-q",
-        "-d",
-        "48",
-        "--explosion-threshold",
-        "15",
-        "--agent",
-        "uniform",
-        "--no-explosions",
-        "-n",
-        "1",
-        "--steps",
-        "2",
-        "-o",
-        s(&log48),
-    ]);
+    simulate(48, 15.0, 1, 2, 1, &log48);
     let e = fails(&["audit", s(&log48), "-q"]);
     assert!(
         e.contains("2^48 = 281474976710656 hypotheses is too large"),
@@ -552,41 +494,10 @@ fn a_d48_log_is_audited_end_to_end() {
     let log = d.join("log48.jsonl");
     let model = d.join("m48.json");
     let sampler = d.join("s48.bin");
-    ok(&[
-        "simulate",
-        "-q",
-        "-d",
-        "48",
-        "--explosion-threshold",
-        "15",
-        "--agent",
-        "uniform",
-        "--no-explosions",
-        "-n",
-        "2",
-        "--steps",
-        "6",
-        "--seed",
-        "2",
-        "-o",
-        s(&log),
-    ]);
+    simulate(48, 15.0, 2, 6, 2, &log);
     std::fs::write(&model, model_json(48, 15.0)).unwrap();
-    ok(&[
-        "sampler",
-        "train",
-        "-q",
-        "--model",
-        s(&model),
-        "-o",
-        s(&sampler),
-        "--steps",
-        "3",
-        "--contexts",
-        "2",
-        "--samples",
-        "4",
-    ]);
+    let few = ["--steps", "3", "--contexts", "2", "--samples", "4"];
+    train(&model, &sampler, &few);
     let common = [
         "--sampler",
         s(&sampler),

@@ -30,8 +30,21 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let reader = log::open_input(&args.log, args.input_format, model_file, &limits)?;
-    if args.sampler.is_none() {
-        refuse_enumerating(&args, reader.model(), &enumerated)?;
+    match args.samples {
+        None => refuse_enumerating(&args, reader.model(), &enumerated)?,
+        // a sample set is a hypothesis list: the same limits
+        Some(n) => {
+            let d = reader.model().hypotheses.dim();
+            if n > enumerated.max_hypotheses || n.saturating_mul(d) > enumerated.max_parameters {
+                return Err(Error::Setting(format!(
+                    "--samples {n} at dimension {d}: a sample set is limited like a hypothesis \
+                     list, to {} hypotheses and {} parameters in all (raise them with \
+                     --max-hypotheses and --max-parameters)",
+                    enumerated.max_hypotheses, enumerated.max_parameters
+                ))
+                .into());
+            }
+        }
     }
     refuse_overlaps(&args, reader.as_ref(), &dest, html_dest.as_ref())?;
     if args.format == ReportFormat::Parquet && args.out.is_none() {

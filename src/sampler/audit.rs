@@ -54,7 +54,7 @@ use crate::model::{log_sum_exp, HypothesisList, HypothesisSpace, Model};
 use crate::{Error, Result};
 
 /// Default `redraw_ess` (docs/sampler.md: the measured trade-off).
-pub const DEFAULT_REDRAW_ESS: f64 = 0.5;
+pub const DEFAULT_REDRAW_ESS: f64 = 0.05;
 
 /// Most draws per set (a set's index is a `u32` in the report).
 pub const MAX_SAMPLES: usize = 1 << 24;
@@ -242,7 +242,9 @@ impl Run<'_> {
             sampling.redraws += s.redraws;
             sampling.prior_draws += s.prior_draws;
             sampling.draw_seconds += s.draw_seconds;
-            sampling.step_seconds += s.step_seconds;
+            sampling.prior_seconds += s.prior_seconds;
+            sampling.reweigh_seconds += s.reweigh_seconds;
+            sampling.estimate_seconds += s.estimate_seconds;
             *s = Stats::default();
             for r in &d.results {
                 let ess = r.sampled.expect("a sampled step").ess;
@@ -299,20 +301,26 @@ impl Run<'_> {
         };
         if spent {
             let clock = Instant::now();
-            let set = if st.ctx.t == 0 {
+            if st.ctx.t == 0 {
+                st.set = Some(SampleSet::from_prior(self, &mut st.rng)?);
                 st.stats.prior_draws += 1;
-                SampleSet::from_prior(self, &mut st.rng)?
+                st.stats.prior_seconds += clock.elapsed().as_secs_f64();
             } else {
+                st.set = Some(SampleSet::draw(self, &st.ctx, &mut st.rng)?);
                 st.stats.redraws += 1;
-                SampleSet::draw(self, &st.ctx, &mut st.rng)?
-            };
-            st.set = Some(set);
-            st.stats.draw_seconds += clock.elapsed().as_secs_f64();
+                st.stats.draw_seconds += clock.elapsed().as_secs_f64();
+            }
             redrawn = true;
         }
-        let clock = Instant::now();
+        let mut clock = Instant::now();
+        let mut lap = || {
+            let s = clock.elapsed().as_secs_f64();
+            clock = Instant::now();
+            s
+        };
         let set = st.set.as_mut().expect("drawn above");
         let (ess, log_normaliser) = set.weights();
+        st.stats.reweigh_seconds += lap();
         let at_line = |e: Error| match e {
             Error::Input { message, .. } => Error::input(
                 &self.source,
@@ -336,6 +344,7 @@ impl Run<'_> {
             }
         }
         done.triples += (set.distinct() * table.n_candidates) as u64;
+        st.stats.estimate_seconds += lap();
         let mut outcome = record.outcome;
         match set.guard.observe(table, record.action, outcome) {
             Ok(()) => {}
@@ -358,7 +367,7 @@ impl Run<'_> {
             st.ctx
                 .push(&self.policy.model, table.candidate(record.action), y);
         }
-        st.stats.step_seconds += clock.elapsed().as_secs_f64();
+        st.stats.reweigh_seconds += lap();
         Ok(StepResult {
             stream: stream.clone(),
             record,
@@ -387,7 +396,9 @@ struct Stats {
     redraws: usize,
     prior_draws: usize,
     draw_seconds: f64,
-    step_seconds: f64,
+    prior_seconds: f64,
+    reweigh_seconds: f64,
+    estimate_seconds: f64,
 }
 
 impl StreamState {

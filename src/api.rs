@@ -21,13 +21,14 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
-use crate::audit::{self, AuditSettings, AuditTotals};
+use crate::audit::{self, AuditSettings, AuditTotals, SamplingInfo};
 use crate::engine::{self, BackendChoice, Engine};
 use crate::estimators::{Alphas, EstimatorKind};
 use crate::log::{self, EventSource, LogInput};
 use crate::model::{Model, ObservationModel};
 use crate::report::html::{HtmlReport, RunInfo};
 use crate::report::{self, summary, ReportSettings, StepWriter, Summary};
+use crate::sampler::{self, audit::SampledSettings, policy::Policy};
 use crate::{Error, Result};
 
 /// Everything that changes an audit's numbers or its summary, with the
@@ -58,6 +59,21 @@ pub struct AuditOptions {
     /// Where the model came from, for the errors about it (`--model FILE`);
     /// by default the log.
     pub model_source: Option<String>,
+    /// Audit on hypotheses drawn from an amortized sampler instead of
+    /// enumerating the grid (`--sampler`; docs/sampler.md).
+    pub sampler: Option<SamplerOptions>,
+}
+
+/// An audit on sampled hypotheses: the sampler file and how to draw.
+#[derive(Debug, Clone)]
+pub struct SamplerOptions {
+    /// A sampler file (`gpubound sampler train`) for the log's model.
+    pub path: std::path::PathBuf,
+    /// Draws per set `N`.
+    pub samples: usize,
+    pub seed: u64,
+    /// Redraw a stream's set when its ESS falls below this fraction of `N`.
+    pub redraw_ess: f64,
 }
 
 impl Default for AuditOptions {
@@ -75,6 +91,7 @@ impl Default for AuditOptions {
             guardrail: EstimatorKind::PlausibleSet,
             top: 10,
             model_source: None,
+            sampler: None,
         }
     }
 }
@@ -83,11 +100,26 @@ impl Default for AuditOptions {
 /// engine chosen. Every setting is checked here, before any step is read.
 pub struct AuditJob {
     log: Box<dyn LogInput>,
-    engine: Box<dyn Engine>,
-    settings: AuditSettings,
+    mode: Mode,
     report_settings: ReportSettings,
     guardrail: EstimatorKind,
     top: usize,
+}
+
+/// How the job computes: enumerating the hypotheses on an engine, or on
+/// hypotheses drawn from a sampler.
+enum Mode {
+    Enumerated {
+        engine: Box<dyn Engine>,
+        settings: AuditSettings,
+    },
+    Sampled(Box<Sampled>),
+}
+
+struct Sampled {
+    policy: Policy,
+    info: SamplingInfo,
+    settings: SampledSettings,
 }
 
 impl AuditJob {
@@ -97,19 +129,27 @@ impl AuditJob {
             .model_source
             .clone()
             .unwrap_or_else(|| log.name().to_string());
-        let report_settings = report_settings(log.model(), options, &source)?;
+        let mut report_settings = report_settings(log.model(), options, &source)?;
         let alphas = report_settings.alphas.clone();
-        let engine = engine::select(options.backend)?;
-        let settings = AuditSettings {
-            alphas,
-            shared_world: options.shared_world,
-            batch_elements: engine.preferred_batch_elements(),
-            skip_unexplained: options.skip_unexplained,
+        let mode = match &options.sampler {
+            Some(s) => {
+                report_settings.sampled = true;
+                Mode::Sampled(Box::new(sampled(log.as_ref(), options, s, alphas)?))
+            }
+            None => {
+                let engine = engine::select(options.backend)?;
+                let settings = AuditSettings {
+                    alphas,
+                    shared_world: options.shared_world,
+                    batch_elements: engine.preferred_batch_elements(),
+                    skip_unexplained: options.skip_unexplained,
+                };
+                Mode::Enumerated { engine, settings }
+            }
         };
         Ok(AuditJob {
             log,
-            engine,
-            settings,
+            mode,
             report_settings,
             guardrail: options.guardrail,
             top: options.top,
@@ -131,9 +171,16 @@ impl AuditJob {
         self.log.as_ref()
     }
 
-    /// The engine's adapter, API and driver, in words.
+    /// The engine's adapter, API and driver, in words (an audit on sampled
+    /// hypotheses: the CPU and its threads).
     pub fn backend(&self) -> String {
-        self.engine.info().to_string()
+        match &self.mode {
+            Mode::Enumerated { engine, .. } => engine.info().to_string(),
+            Mode::Sampled(_) => format!(
+                "cpu ({} threads), sampled hypotheses",
+                rayon::current_num_threads()
+            ),
+        }
     }
 
     /// Runs the audit: every step's result goes to `rows` (in log order) and
@@ -152,28 +199,39 @@ impl AuditJob {
         let mut html =
             html.then(|| HtmlReport::new(self.report_settings.clone(), guardrail, self.top));
         let started = Instant::now();
-        let (engine, settings) = (self.engine.as_ref(), &self.settings);
-        let totals = log::prefetch::read_ahead(&mut self.log, |log| {
-            audit::run_in_batches(
-                log,
-                engine,
-                settings,
-                |steps| {
-                    for step in &steps {
-                        summary.add(&model, step);
-                        if let Some(h) = html.as_mut() {
-                            h.add(&model, step);
-                        }
-                    }
-                    rows.write_steps(&steps)
-                },
-                |log| progress(log.progress()),
-            )
-        })?;
+        let backend = self.backend();
+        let mut sink = |steps: Vec<audit::StepResult>| {
+            for step in &steps {
+                summary.add(&model, step);
+                if let Some(h) = html.as_mut() {
+                    h.add(&model, step);
+                }
+            }
+            rows.write_steps(&steps)
+        };
+        let totals = match &self.mode {
+            Mode::Enumerated { engine, settings } => {
+                log::prefetch::read_ahead(&mut self.log, |log| {
+                    audit::run_in_batches(log, engine.as_ref(), settings, &mut sink, |log| {
+                        progress(log.progress())
+                    })
+                })?
+            }
+            Mode::Sampled(s) => log::prefetch::read_ahead(&mut self.log, |log| {
+                sampler::audit::run(
+                    log,
+                    &s.policy,
+                    s.info.clone(),
+                    &s.settings,
+                    &mut sink,
+                    |log| progress(log.progress()),
+                )
+            })?,
+        };
         rows.finish()?;
         Ok(AuditOutcome {
             log_name: self.log.name().to_string(),
-            backend: self.engine.info().to_string(),
+            backend,
             model,
             totals,
             summary,
@@ -237,6 +295,78 @@ impl AuditOutcome {
             },
         )
     }
+}
+
+/// An audit on sampled hypotheses: the settings that do not apply are
+/// refused, and the sampler must be for the log's model.
+fn sampled(
+    log: &dyn LogInput,
+    options: &AuditOptions,
+    s: &SamplerOptions,
+    alphas: Alphas,
+) -> Result<Sampled> {
+    let refuse = |what: &str, why: &str| {
+        Err(Error::Setting(format!(
+            "{what} does not apply to an audit on sampled hypotheses (--sampler): {why}"
+        )))
+    };
+    if options.shared_world {
+        return refuse(
+            "--shared-world",
+            "each stream keeps its own sample set, drawn from the sampler given that \
+             stream's data",
+        );
+    }
+    if options.backend == BackendChoice::Gpu {
+        return refuse(
+            "--backend gpu",
+            "the sampler runs on the CPU (leave --backend out, or give cpu)",
+        );
+    }
+    let settings = SampledSettings {
+        alphas,
+        samples: s.samples,
+        seed: s.seed,
+        redraw_ess: s.redraw_ess,
+        skip_unexplained: options.skip_unexplained,
+    };
+    settings.check()?;
+    let file = s.path.display().to_string();
+    let model = log.model();
+    let Some(want) = sampler::audit::sampler_model(model) else {
+        return Err(Error::Setting(format!(
+            "--sampler draws from a grid {{0..k-1}}^d; the model of {} is {}",
+            log.name(),
+            model.describe()
+        )));
+    };
+    let trainer = sampler::checkpoint::load(&s.path, None)?;
+    let have = trainer.policy.model;
+    if have != want {
+        return Err(Error::input(
+            &file,
+            None,
+            format!(
+                "this sampler was trained for the model {}, but {} has the model {}: train one for \
+                 the log's model (gpubound sampler train --model MODEL.json -o SAMPLER, MODEL.json \
+                 holding the log's model line)",
+                have.to_json(),
+                log.name(),
+                want.to_json()
+            ),
+        ));
+    }
+    Ok(Sampled {
+        info: SamplingInfo {
+            sampler: file,
+            training_steps: trainer.step,
+            samples: s.samples,
+            seed: s.seed,
+            redraw_ess: s.redraw_ess,
+        },
+        policy: trainer.policy,
+        settings,
+    })
 }
 
 /// The α values: given, or δ · p_min with `p_min` given or the smallest

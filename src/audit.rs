@@ -66,6 +66,40 @@ pub struct StepResult {
     pub posterior: PosteriorSummary,
     /// One per candidate; `candidates[record.action]` is the action taken.
     pub candidates: Vec<CandidateEstimates>,
+    /// An audit on sampled hypotheses (`sampler::audit`): the sample set the
+    /// step's estimates are over. `None` when the space was enumerated.
+    pub sampled: Option<SampledStep>,
+}
+
+/// The weighted sample set of one step of an audit on sampled hypotheses:
+/// `N` draws `w_i` with importance weights `w_i = π(w_i)·p(D_t | w_i) /
+/// q_s(w_i)` (`q_s` the sampler at the step `s ≤ t` that drew them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampledStep {
+    /// The effective sample size `(Σ w)² / Σ w²`, in `[1, N]`.
+    pub ess: f64,
+    /// `ln Ẑ_t = logsumexp(ln w_i) − ln N`: an estimate of `ln p(D_t)`, the
+    /// log marginal likelihood of the stream's data before the step.
+    pub log_normaliser: f64,
+    /// A fresh set was drawn at this step (a stream's first step, or the
+    /// ESS had fallen below the redraw threshold).
+    pub redrawn: bool,
+    /// Distinct hypotheses among the `N` draws (duplicates are merged).
+    pub distinct: usize,
+}
+
+/// What an audit on sampled hypotheses used, for the summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SamplingInfo {
+    /// The sampler file, as given.
+    pub sampler: String,
+    /// Its training steps.
+    pub training_steps: u64,
+    /// Draws per set `N`.
+    pub samples: usize,
+    pub seed: u64,
+    /// A set is redrawn when its ESS falls below this fraction of `N`.
+    pub redraw_ess: f64,
 }
 
 impl StepResult {
@@ -88,6 +122,36 @@ pub struct AuditTotals {
     pub unexplained_count: usize,
     /// … and the first `MAX_LISTED_UNEXPLAINED` of them, in log order.
     pub unexplained: Vec<UnexplainedStep>,
+    /// An audit on sampled hypotheses: what it drew.
+    pub sampling: Option<SamplingTotals>,
+}
+
+/// The sample sets of an audit on sampled hypotheses, in all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SamplingTotals {
+    pub info: SamplingInfo,
+    /// Sets drawn from the sampler (a stream's first set, drawn before any
+    /// data, comes from the prior: `prior_draws`).
+    pub redraws: usize,
+    pub prior_draws: usize,
+    /// Steps, and the sum and least of their ESS.
+    pub steps: usize,
+    pub ess_sum: f64,
+    pub ess_min: f64,
+    /// Time in the sampler's draws, in the draws from the prior, in the
+    /// weights (each outcome's log-likelihood added, the ESS and `ln Ẑ`)
+    /// and in the estimators, summed over threads.
+    pub draw_seconds: f64,
+    pub prior_seconds: f64,
+    pub reweigh_seconds: f64,
+    pub estimate_seconds: f64,
+}
+
+impl SamplingTotals {
+    /// The mean ESS per step (NaN with no step).
+    pub fn ess_mean(&self) -> f64 {
+        self.ess_sum / self.steps as f64
+    }
 }
 
 /// At most this many unexplained steps are listed (all are counted).
@@ -676,6 +740,7 @@ fn finish(model: &Model, r: Reduced, alphas: &Alphas, source: &str) -> Result<Ve
                 stream: p.stream,
                 record: p.record,
                 candidates,
+                sampled: None,
             })
         })
         .collect()

@@ -264,6 +264,27 @@ pub struct AuditArgs {
     /// Print nothing but errors (no summary, no progress).
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Audit on hypotheses drawn from this amortized sampler (`gpubound
+    /// sampler train`, for the log's model) instead of enumerating the grid:
+    /// for grids too large to enumerate (docs/sampler.md).
+    #[arg(long, value_name = "FILE", requires = "samples")]
+    pub sampler: Option<PathBuf>,
+
+    /// With --sampler: draws per sample set N.
+    #[arg(long, value_name = "N", requires = "sampler")]
+    pub samples: Option<usize>,
+
+    /// With --sampler: seed of the draws; the same seed gives the same report
+    /// [default: 1].
+    #[arg(long, requires = "sampler")]
+    pub seed: Option<u64>,
+
+    /// With --sampler: redraw a stream's sample set when its effective sample
+    /// size falls below F·N (1: at every step; 0: once per stream)
+    /// [default: 0.05].
+    #[arg(long, value_name = "F", requires = "sampler")]
+    pub redraw_ess: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +336,7 @@ impl From<&LimitArgs> for crate::log::Limits {
             max_hypotheses: a.max_hypotheses,
             max_parameters: a.max_parameters,
             max_candidates: a.max_candidates,
+            sampled_grid: false,
         }
     }
 }

@@ -73,6 +73,7 @@ const LIMITS: Limits = Limits {
     max_hypotheses: 64,
     max_parameters: 256,
     max_candidates: 8,
+    sampled_grid: false,
 };
 
 fn row(values: &[i64]) -> String {

@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         max_hypotheses: 1024,
         max_parameters: 1 << 14,
         max_candidates: 64,
+        sampled_grid: false,
     };
     // No hypothesis file to find here: a relative `file` fails to open.
     let base = Path::new("/nonexistent-gpubound-fuzz");

@@ -3,14 +3,21 @@
 
 use anyhow::Context;
 
-use crate::api::{AuditJob, AuditOptions};
+use crate::api::{AuditJob, AuditOptions, SamplerOptions};
 use crate::cli::{exit, AuditArgs};
 use crate::log::{self, LogInput};
+use crate::model::{HypothesisSpace, Model};
 use crate::report::{self, destination, Destination, ReportFormat};
 use crate::{progress, Error};
 
 pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
-    let limits = log::Limits::from(&args.limits);
+    let enumerated = log::Limits::from(&args.limits);
+    // Read a grid of any size, so that one too large to enumerate is named
+    // with the way to audit it (`refuse_enumerating`).
+    let limits = log::Limits {
+        sampled_grid: true,
+        ..enumerated
+    };
     // Every destination is checked before any work, and none may be an input.
     let dest = Destination::new(args.out.as_deref())?;
     let html_dest = args
@@ -23,6 +30,22 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let reader = log::open_input(&args.log, args.input_format, model_file, &limits)?;
+    match args.samples {
+        None => refuse_enumerating(&args, reader.model(), &enumerated)?,
+        // a sample set is a hypothesis list: the same limits
+        Some(n) => {
+            let d = reader.model().hypotheses.dim();
+            if n > enumerated.max_hypotheses || n.saturating_mul(d) > enumerated.max_parameters {
+                return Err(Error::Setting(format!(
+                    "--samples {n} at dimension {d}: a sample set is limited like a hypothesis \
+                     list, to {} hypotheses and {} parameters in all (raise them with \
+                     --max-hypotheses and --max-parameters)",
+                    enumerated.max_hypotheses, enumerated.max_parameters
+                ))
+                .into());
+            }
+        }
+    }
     refuse_overlaps(&args, reader.as_ref(), &dest, html_dest.as_ref())?;
     if args.format == ReportFormat::Parquet && args.out.is_none() {
         return Err(Error::Setting(
@@ -86,7 +109,46 @@ fn options(args: &AuditArgs) -> AuditOptions {
         guardrail: args.guardrail,
         top: args.top,
         model_source: args.model.as_ref().map(|p| p.display().to_string()),
+        sampler: args.sampler.as_ref().map(|path| SamplerOptions {
+            path: path.clone(),
+            samples: args.samples.unwrap_or(0),
+            seed: args.seed.unwrap_or(1),
+            redraw_ess: args
+                .redraw_ess
+                .unwrap_or(crate::sampler::audit::DEFAULT_REDRAW_ESS),
+        }),
     }
+}
+
+/// A grid beyond the limits of enumeration (`--max-hypotheses`,
+/// `--max-parameters`) is refused, with how to audit it on sampled
+/// hypotheses instead.
+fn refuse_enumerating(args: &AuditArgs, model: &Model, limits: &log::Limits) -> Result<(), Error> {
+    let HypothesisSpace::Grid { k, d } = model.hypotheses else {
+        return Ok(());
+    };
+    let Err(why) = HypothesisSpace::grid_within(k, d, limits.max_hypotheses, limits.max_parameters)
+    else {
+        return Ok(());
+    };
+    let source = match &args.model {
+        Some(p) => p.display().to_string(),
+        None => args.log.clone(),
+    };
+    let line = crate::sampler::audit::sampler_model(model)
+        .map(|m| m.to_json())
+        .unwrap_or_default();
+    Err(Error::input(
+        source,
+        None,
+        format!(
+            "model: {why}. To audit it on hypotheses drawn from an amortized sampler instead: \
+             write the model to a file (MODEL.json: {line}), train a sampler for it with \
+             `gpubound sampler train --model MODEL.json -o sampler.bin` (docs/sampler.md), then \
+             run `gpubound audit {} --sampler sampler.bin --samples 4096`",
+            args.log
+        ),
+    ))
 }
 
 /// The log's size in bytes for the progress bar: a file's, or the sum of
@@ -131,6 +193,7 @@ fn refuse_overlaps(
             .map(|p| ("a file of the log", Some(p.as_path()))),
     );
     inputs.extend(args.model.as_deref().map(|p| ("the model file", Some(p))));
+    inputs.extend(args.sampler.as_deref().map(|p| ("the sampler", Some(p))));
     inputs.extend(
         reader
             .hypothesis_file()

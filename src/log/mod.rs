@@ -66,6 +66,10 @@ pub struct Limits {
     pub max_parameters: usize,
     /// Most candidate actions in one table (`--max-candidates`).
     pub max_candidates: usize,
+    /// A grid is not enumerated (`audit --sampler`): `max_hypotheses` and
+    /// `max_parameters` do not bound it, only `k^d < 2^64` (a hypothesis's
+    /// grid index is a 64-bit integer). Lists stay bounded.
+    pub sampled_grid: bool,
 }
 
 impl Limits {
@@ -80,6 +84,7 @@ impl Default for Limits {
             max_hypotheses: crate::model::hypotheses::MAX_HYPOTHESES,
             max_parameters: crate::model::hypotheses::MAX_PARAMETERS,
             max_candidates: Self::DEFAULT_MAX_CANDIDATES,
+            sampled_grid: false,
         }
     }
 }

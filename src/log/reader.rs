@@ -480,7 +480,22 @@ impl ModelSpec {
                         if h.k.is_none() { "k" } else { "d" }
                     ));
                 };
-                HypothesisSpace::grid_within(k, d, limits.max_hypotheses, limits.max_parameters)?
+                if limits.sampled_grid {
+                    // never enumerated: only its indices must fit
+                    HypothesisSpace::grid_within(k, d, usize::MAX, usize::MAX).map_err(|_| {
+                        format!(
+                            "a grid of {k}^{d} hypotheses: an audit on sampled hypotheses needs \
+                             k^d·d < 2^64 (a hypothesis's grid index is a 64-bit integer)"
+                        )
+                    })?
+                } else {
+                    HypothesisSpace::grid_within(
+                        k,
+                        d,
+                        limits.max_hypotheses,
+                        limits.max_parameters,
+                    )?
+                }
             }
             HypothesesKind::List => {
                 if h.k.is_some() || h.d.is_some() {

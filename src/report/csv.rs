@@ -35,6 +35,15 @@ fn format_steps(settings: &ReportSettings, steps: &[StepResult]) -> Result<Vec<u
     part.into_inner().map_err(write_err)
 }
 
+/// An audit on sampled hypotheses: the step's sample set (`SampledStep`),
+/// after the plausible-set sizes.
+pub const SAMPLED_COLUMNS: [&str; 4] = [
+    "sample_ess",
+    "sample_log_normaliser",
+    "sample_redrawn",
+    "sample_distinct",
+];
+
 /// The column names, in order.
 pub fn header(settings: &ReportSettings) -> Vec<String> {
     let mut h: Vec<String> = [
@@ -53,6 +62,9 @@ pub fn header(settings: &ReportSettings) -> Vec<String> {
     .collect();
     for a in &settings.alphas.values {
         h.push(format!("plausible_set_size[alpha={}]", key(*a)));
+    }
+    if settings.sampled {
+        h.extend(SAMPLED_COLUMNS.iter().map(|c| c.to_string()));
     }
     h.push("cautious_hypothesis".into());
     for e in &settings.estimators {
@@ -89,6 +101,17 @@ fn write_rows<W: Write>(
         row.push(s.posterior.map_probability.to_string());
         row.push(s.posterior.entropy.to_string());
         row.extend(s.posterior.plausible_set_size.iter().map(|n| n.to_string()));
+        if settings.sampled {
+            match &s.sampled {
+                Some(t) => {
+                    row.push(t.ess.to_string());
+                    row.push(t.log_normaliser.to_string());
+                    row.push(t.redrawn.to_string());
+                    row.push(t.distinct.to_string());
+                }
+                None => row.extend((0..SAMPLED_COLUMNS.len()).map(|_| String::new())),
+            }
+        }
         row.push(c.cautious_hypothesis.to_string());
         for e in &settings.estimators {
             row.push(e.value(c).map(|v| v.to_string()).unwrap_or_default());

@@ -304,6 +304,13 @@ impl HtmlReport {
                 ),
             ),
         ];
+        let mut rows = rows;
+        if let Some(st) = &t.sampling {
+            let [what, sets, cost] = super::summary::sampling_lines(st);
+            rows.push(("sampled", "hypotheses", what));
+            rows.push(("sample-sets", "sample sets", sets));
+            rows.push(("sampling-cost", "sampling cost", cost));
+        }
         for (k, label, v) in rows {
             h.push_str(&format!(
                 "<tr><th scope=\"row\">{}</th><td data-key=\"{k}\">{}</td></tr>\n",

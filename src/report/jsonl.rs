@@ -149,6 +149,15 @@ struct Posterior<'a> {
     plausible_set_size: PerAlpha<'a, usize>,
 }
 
+/// An audit on sampled hypotheses: the step's sample set.
+#[derive(serde::Serialize)]
+struct Sampled {
+    ess: f64,
+    log_normaliser: f64,
+    redrawn: bool,
+    distinct: usize,
+}
+
 #[derive(serde::Serialize)]
 struct Step<'a> {
     stream: &'a str,
@@ -157,6 +166,8 @@ struct Step<'a> {
     action: usize,
     outcome: Option<f64>,
     posterior: Posterior<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sampled: Option<Sampled>,
     taken: Candidate<'a>,
     candidates: Candidates<'a>,
     verdicts: Verdicts<'a>,
@@ -182,6 +193,12 @@ fn write_line(keys: &Keys<'_>, s: &StepResult, out: &mut Vec<u8>) -> Result<()> 
             entropy: s.posterior.entropy,
             plausible_set_size: PerAlpha(&keys.alphas, &s.posterior.plausible_set_size),
         },
+        sampled: s.sampled.map(|t| Sampled {
+            ess: t.ess,
+            log_normaliser: t.log_normaliser,
+            redrawn: t.redrawn,
+            distinct: t.distinct,
+        }),
         taken: Candidate { keys, c: s.taken() },
         candidates: Candidates(keys, &s.candidates),
         verdicts: Verdicts {

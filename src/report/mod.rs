@@ -36,6 +36,9 @@ pub struct ReportSettings {
     pub alphas: Alphas,
     pub thresholds: Vec<f64>,
     pub estimators: Vec<Estimator>,
+    /// An audit on sampled hypotheses: every step carries its sample set's
+    /// ESS, log-normaliser and whether it was redrawn (`StepResult::sampled`).
+    pub sampled: bool,
 }
 
 impl ReportSettings {
@@ -45,6 +48,7 @@ impl ReportSettings {
             alphas,
             thresholds,
             estimators,
+            sampled: false,
         }
     }
 }

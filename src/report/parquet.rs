@@ -38,6 +38,13 @@ pub fn schema(settings: &ReportSettings) -> SchemaRef {
         (DataType::Float64, false), // entropy
     ];
     types.extend((0..n_alpha).map(|_| (DataType::UInt64, false))); // plausible_set_size
+    if settings.sampled {
+        // csv::SAMPLED_COLUMNS
+        types.push((DataType::Float64, false));
+        types.push((DataType::Float64, false));
+        types.push((DataType::Boolean, false));
+        types.push((DataType::UInt64, false));
+    }
     types.push((DataType::UInt64, false)); // cautious_hypothesis
     let nullable = |kind: EstimatorKind| kind == EstimatorKind::Oracle;
     for e in &settings.estimators {
@@ -58,6 +65,14 @@ pub fn schema(settings: &ReportSettings) -> SchemaRef {
     ))
 }
 
+/// The sample set's columns.
+struct SampledColumns {
+    ess: Float64Builder,
+    log_normaliser: Float64Builder,
+    redrawn: BooleanBuilder,
+    distinct: UInt64Builder,
+}
+
 /// The builders of one batch, column by column.
 struct Columns {
     stream: StringBuilder,
@@ -70,6 +85,8 @@ struct Columns {
     map_probability: Float64Builder,
     entropy: Float64Builder,
     plausible_set_size: Vec<UInt64Builder>,
+    /// an audit on sampled hypotheses (`csv::SAMPLED_COLUMNS`)
+    sampled: Option<SampledColumns>,
     cautious_hypothesis: UInt64Builder,
     /// per estimator
     estimates: Vec<Float64Builder>,
@@ -95,6 +112,12 @@ impl Columns {
             plausible_set_size: (0..settings.alphas.len())
                 .map(|_| UInt64Builder::with_capacity(n))
                 .collect(),
+            sampled: settings.sampled.then(|| SampledColumns {
+                ess: Float64Builder::with_capacity(n),
+                log_normaliser: Float64Builder::with_capacity(n),
+                redrawn: BooleanBuilder::with_capacity(n),
+                distinct: UInt64Builder::with_capacity(n),
+            }),
             cautious_hypothesis: UInt64Builder::with_capacity(n),
             estimates: (0..n_est)
                 .map(|_| Float64Builder::with_capacity(n))
@@ -127,6 +150,20 @@ impl Columns {
             {
                 b.append_value(n as u64);
             }
+            if let Some(b) = &mut c.sampled {
+                // every step of a sampled audit has its set (the columns
+                // are not nullable): a step without one writes NaN
+                let t = s.sampled.unwrap_or(crate::audit::SampledStep {
+                    ess: f64::NAN,
+                    log_normaliser: f64::NAN,
+                    redrawn: false,
+                    distinct: 0,
+                });
+                b.ess.append_value(t.ess);
+                b.log_normaliser.append_value(t.log_normaliser);
+                b.redrawn.append_value(t.redrawn);
+                b.distinct.append_value(t.distinct as u64);
+            }
             c.cautious_hypothesis
                 .append_value(cand.cautious_hypothesis as u64);
             for (b, e) in c.estimates.iter_mut().zip(&settings.estimators) {
@@ -157,6 +194,12 @@ impl Columns {
         ];
         for b in &mut self.plausible_set_size {
             cols.push(Arc::new(b.finish()));
+        }
+        if let Some(b) = &mut self.sampled {
+            cols.push(Arc::new(b.ess.finish()));
+            cols.push(Arc::new(b.log_normaliser.finish()));
+            cols.push(Arc::new(b.redrawn.finish()));
+            cols.push(Arc::new(b.distinct.finish()));
         }
         cols.push(Arc::new(self.cautious_hypothesis.finish()));
         for b in &mut self.estimates {

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::{key, Assessment, ReportSettings};
-use crate::audit::{AuditTotals, StepResult};
+use crate::audit::{AuditTotals, SamplingTotals, StepResult};
 use crate::estimators::{CandidateEstimates, Estimator, EstimatorKind};
 use crate::model::{Model, ObservationModel};
 
@@ -188,6 +188,11 @@ impl Summary {
             "  oracle:  true hypothesis stated for {} of {} streams",
             self.streams_with_truth, totals.streams
         );
+        if let Some(t) = &totals.sampling {
+            for line in sampling_lines(t) {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
         for (i, a) in alphas.values.iter().enumerate() {
             let d = alphas.delta(i);
             let _ = writeln!(
@@ -195,7 +200,11 @@ impl Summary {
                 "  alpha = {a:e}: implied delta = alpha / p_min = {d:.4} (p_min = {:.4e}){}",
                 alphas.prior_floor,
                 if d <= 1.0 {
-                    format!(": plausible-set and Ville bounds hold at every step of a stream w.p. >= {:.4}", 1.0 - d)
+                    format!(
+                        ": plausible-set and Ville bounds hold at every step of a stream w.p. >= {:.4}{}",
+                        1.0 - d,
+                        if totals.sampling.is_some() { " (for the sampled sets)" } else { "" }
+                    )
                 } else {
                     ": delta > 1, no guarantee".to_string()
                 }
@@ -325,7 +334,7 @@ impl Summary {
             .iter()
             .map(|u| json!({"stream": u.stream, "step": u.step, "line": u.line}))
             .collect();
-        json!({
+        let mut out = json!({
             "log": log_name,
             "model": model.describe(),
             "backend": backend,
@@ -344,8 +353,70 @@ impl Summary {
             "rejections": rejections,
             "guardrail": self.guardrail.label(alphas),
             "riskiest": riskiest,
-        })
+        });
+        if let Some(t) = &totals.sampling {
+            out["sampling"] = sampling_json(t);
+        }
+        out
     }
+}
+
+/// What an audit on sampled hypotheses says of its sets (SPEC §1: the
+/// guarantees hold for the sampled set, not for the space).
+pub fn sampling_lines(t: &SamplingTotals) -> [String; 3] {
+    let i = &t.info;
+    [
+        format!(
+            "sampled: every estimate is over N = {} hypotheses drawn per set from the sampler {} \
+             ({} training steps; seed {}), not over the grid: the plausible-set and Ville \
+             guarantees hold for each step's sampled set taken as the hypothesis space, not for \
+             the grid",
+            i.samples, i.sampler, i.training_steps, i.seed
+        ),
+        format!(
+            "sets:    {} drawn from the prior (a stream's first step), {} redrawn from the sampler \
+             (ESS < {}·N); ESS per step: mean {:.1}, min {:.2} (of {})",
+            t.prior_draws,
+            t.redraws,
+            i.redraw_ess,
+            t.ess_mean(),
+            t.ess_min,
+            i.samples
+        ),
+        format!(
+            "cost:    {:.2} s drawing from the sampler ({:.1} ms per set), {:.2} s from the prior, \
+             {:.2} s weighing ({:.3} ms per step), {:.2} s in the estimators ({:.3} ms per step); \
+             thread-seconds",
+            t.draw_seconds,
+            1e3 * t.draw_seconds / t.redraws.max(1) as f64,
+            t.prior_seconds,
+            t.reweigh_seconds,
+            1e3 * t.reweigh_seconds / t.steps.max(1) as f64,
+            t.estimate_seconds,
+            1e3 * t.estimate_seconds / t.steps.max(1) as f64
+        ),
+    ]
+}
+
+/// The sampling totals as data (`Summary::to_json`).
+pub fn sampling_json(t: &SamplingTotals) -> serde_json::Value {
+    let i = &t.info;
+    serde_json::json!({
+        "sampler": i.sampler,
+        "training_steps": i.training_steps,
+        "samples": i.samples,
+        "seed": i.seed,
+        "redraw_ess": i.redraw_ess,
+        "prior_draws": t.prior_draws,
+        "redraws": t.redraws,
+        "ess_mean": t.ess_mean(),
+        "ess_min": t.ess_min,
+        "draw_seconds": t.draw_seconds,
+        "prior_seconds": t.prior_seconds,
+        "reweigh_seconds": t.reweigh_seconds,
+        "estimate_seconds": t.estimate_seconds,
+        "guarantees": "for each step's sampled set taken as the hypothesis space, not for the grid",
+    })
 }
 
 /// The outcomes `--skip-unexplained` treated as missing (SPEC §2): the

@@ -13,7 +13,9 @@
 //! * [`train`]: trajectory balance on simulated streams, Adam.
 //! * [`checkpoint`]: the file that carries the model, θ, Adam and the step.
 //! * [`eval`]: the exact posterior and the total-variation distance.
+//! * [`audit`]: the audit on sampled hypotheses (`audit --sampler`).
 
+pub mod audit;
 pub mod checkpoint;
 pub mod context;
 pub mod eval;

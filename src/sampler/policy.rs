@@ -23,6 +23,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::context::{summary_len, Context, Residual, ResidualKind};
 use super::SamplerModel;
+#[cfg(target_arch = "x86_64")]
+use crate::model::exp::exp_avx512;
+use crate::model::exp::exp_lanes;
 use crate::{Error, Result};
 
 /// Widest layer (a checkpoint's header cannot ask for unbounded memory).
@@ -79,11 +82,12 @@ impl Dense {
         let mut y = x.dot(&self.w(p));
         let b = self.b(p);
         for mut row in y.rows_mut() {
+            let row = row.as_slice_mut().expect("standard layout");
             for (v, bb) in row.iter_mut().zip(b) {
                 *v += bb;
-                if tanh {
-                    *v = v.tanh();
-                }
+            }
+            if tanh {
+                tanh_in_place(row);
             }
         }
         y
@@ -99,6 +103,72 @@ impl Dense {
             }
         }
     }
+}
+
+/// `tanh` of every value, in place: `sign(x)·(1 − e)/(1 + e)` with
+/// `e = e^{−2|x|}` from the vectorised lane exp (`model::exp`). Its absolute
+/// error from libm's `tanh` is a few 1e-16; libm's took two thirds of a
+/// draw. Every pass (sampling, scoring, training) uses it, so that they
+/// compute one function and `ln q_θ` stays exact for the paths drawn.
+pub(crate) fn tanh_in_place(v: &mut [f64]) {
+    #[inline(always)]
+    fn lanes(x: [f64; 4]) -> [f64; 4] {
+        let e = exp_lanes(x.map(|v| -2.0 * v.abs()));
+        let mut out = [0.0; 4];
+        for i in 0..4 {
+            out[i] = ((1.0 - e[i]) / (1.0 + e[i])).copysign(x[i]);
+        }
+        out
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above).
+        unsafe { tanh_avx512(v) };
+        return;
+    }
+    let mut chunks = v.chunks_exact_mut(4);
+    for c in &mut chunks {
+        let y = lanes([c[0], c[1], c[2], c[3]]);
+        c.copy_from_slice(&y);
+    }
+    let rest = chunks.into_remainder();
+    let mut x = [0.0; 4];
+    x[..rest.len()].copy_from_slice(rest);
+    let y = lanes(x);
+    rest.copy_from_slice(&y[..rest.len()]);
+}
+
+/// `tanh_in_place` on eight lanes: the same operations (the lane exp's
+/// AVX-512 twin gives its bits), so the same bits. The sign is moved with
+/// integer operations (the `pd` forms need AVX-512DQ).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tanh_avx512(v: &mut [f64]) {
+    use std::arch::x86_64::*;
+    #[inline(always)]
+    unsafe fn lanes(x: __m512d) -> __m512d {
+        let sign = _mm512_set1_epi64(i64::MIN);
+        let one = _mm512_set1_pd(1.0);
+        let bits = _mm512_castpd_si512(x);
+        let abs = _mm512_castsi512_pd(_mm512_andnot_si512(sign, bits));
+        let e = exp_avx512(_mm512_mul_pd(_mm512_set1_pd(-2.0), abs));
+        let t = _mm512_div_pd(_mm512_sub_pd(one, e), _mm512_add_pd(one, e));
+        // copysign: t ≥ 0, so its sign bit is 0
+        _mm512_castsi512_pd(_mm512_or_si512(
+            _mm512_castpd_si512(t),
+            _mm512_and_si512(sign, bits),
+        ))
+    }
+    let mut chunks = v.chunks_exact_mut(8);
+    for c in &mut chunks {
+        // SAFETY: eight f64 of the chunk.
+        _mm512_storeu_pd(c.as_mut_ptr(), lanes(_mm512_loadu_pd(c.as_ptr())));
+    }
+    let rest = chunks.into_remainder();
+    let mut x = [0.0; 8];
+    x[..rest.len()].copy_from_slice(rest);
+    _mm512_storeu_pd(x.as_mut_ptr(), lanes(_mm512_loadu_pd(x.as_ptr())));
+    rest.copy_from_slice(&x[..rest.len()]);
 }
 
 /// `dy ⊙ (1 − a²)`: back through `a = tanh(·)`.
@@ -458,15 +528,92 @@ impl Policy {
         Ok(log_q)
     }
 
-    /// `n` paths from `q_θ(· | D)` and their `ln q_θ`.
+    /// `n` paths from `q_θ(· | D)` and their `ln q_θ`: the rollout's
+    /// function and random numbers, for one context and no tape. The first
+    /// layer is split: its inputs other than the paths' own (the embedding,
+    /// the one-hot `j`, the curvature, coupling and count) give one vector
+    /// per coordinate that every path shares, and each path keeps the sum of
+    /// its chosen values' rows, updated as it chooses; only the field's
+    /// input is multiplied per path and coordinate. About 2.5 times fewer
+    /// multiplications than the rollout's full first layer at `d = 48`.
     pub fn sample(&self, ctx: &Context, n: usize, rng: &mut ChaCha8Rng) -> Rollout {
-        let eps = vec![0.0; n];
-        self.rollout(
-            &[ctx],
-            &vec![0; n],
-            Pick::Sample { rng, epsilon: &eps },
-            false,
-        )
+        let m = &self.model;
+        let (d, k) = (m.d, m.k as usize);
+        let (e, hid) = (self.config.embed, self.config.hidden);
+        let (p, ly) = (&self.params, &self.layout);
+        let (_, _, embed) = self.encode(&[ctx]);
+        let res = ctx.residual(m, self.config.residual);
+        let w1 = ly.l1.w(p);
+        let tail = e + 2 * d;
+        let embedded: Vec<f64> = ly
+            .l1
+            .b(p)
+            .iter()
+            .enumerate()
+            .map(|(h, b)| b + (0..e).map(|i| embed[[0, i]] * w1[[i, h]]).sum::<f64>())
+            .collect();
+        let count = ctx.log_count();
+        let r_ref = m.reference();
+        let state_len = ctx.state_len(m);
+        let mut states = vec![0.0; n * state_len];
+        for st in states.chunks_exact_mut(state_len) {
+            ctx.start_state(m, st);
+        }
+        // per path: Σ over chosen coordinates i of (w_i − r)/r · W1[e + d + i]
+        let mut chosen = vec![0.0; n * hid];
+        let mut a1 = Array2::<f64>::zeros((n, hid));
+        let mut rho = vec![0.0; n * k];
+        let mut lp = vec![0.0; k];
+        let mut paths = vec![0u16; n * d];
+        let mut log_q = vec![0.0; n];
+        for j in 0..d {
+            let [curvature, coupling] = res.features(j);
+            let shared: Vec<f64> = (0..hid)
+                .map(|h| {
+                    embedded[h]
+                        + w1[[e + j, h]]
+                        + curvature * w1[[tail + 1, h]]
+                        + coupling * w1[[tail + 2, h]]
+                        + count * w1[[tail + 3, h]]
+                })
+                .collect();
+            let w_field = w1.row(tail);
+            for (r, mut row) in a1.rows_mut().into_iter().enumerate() {
+                let field = &mut rho[r * k..(r + 1) * k];
+                ctx.field(m, &res, &states[r * state_len..][..state_len], j, field);
+                let f1 = field[1].asinh();
+                let row = row.as_slice_mut().expect("standard layout");
+                let acc = &chosen[r * hid..(r + 1) * hid];
+                for (h, o) in row.iter_mut().enumerate() {
+                    *o = shared[h] + acc[h] + f1 * w_field[h];
+                }
+                tanh_in_place(row);
+            }
+            let a2 = ly.l2.forward(p, &a1.view(), true);
+            let logits = ly.l3.forward(p, &a2.view(), false);
+            let w_chosen = w1.row(e + d + j);
+            for r in 0..n {
+                for (v, l) in lp.iter_mut().enumerate() {
+                    *l = rho[r * k + v] + logits[[r, v]];
+                }
+                log_softmax_in_place(&mut lp);
+                let v = draw(&lp, rng.random::<f64>()).min(k - 1);
+                paths[r * d + j] = v as u16;
+                log_q[r] += lp[v];
+                ctx.choose(m, &mut states[r * state_len..][..state_len], j, v as f64);
+                let scaled = (v as f64 - r_ref) / r_ref;
+                if scaled != 0.0 {
+                    for (a, w) in chosen[r * hid..(r + 1) * hid].iter_mut().zip(&w_chosen) {
+                        *a += scaled * w;
+                    }
+                }
+            }
+        }
+        Rollout {
+            paths,
+            log_q,
+            tape: None,
+        }
     }
 
     /// Parameter vector length.
@@ -487,6 +634,13 @@ fn log_softmax(logits: impl Iterator<Item = f64>) -> Vec<f64> {
     l.iter().map(|v| v - z).collect()
 }
 
+/// `log_softmax` in place.
+fn log_softmax_in_place(l: &mut [f64]) {
+    let m = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let z = m + l.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+    l.iter_mut().for_each(|v| *v -= z);
+}
+
 /// Inverse-CDF draw from log-probabilities with `u ∈ [0, 1)`.
 fn draw(lp: &[f64], u: f64) -> usize {
     let mut acc = 0.0;
@@ -497,4 +651,39 @@ fn draw(lp: &[f64], u: f64) -> usize {
         }
     }
     lp.len() - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The policy's tanh is within 4e-16 of libm's (absolute), odd, and
+    /// gives the same bits on every lane width.
+    #[test]
+    fn tanh_is_libm_tanh_to_rounding_and_the_same_on_every_path() {
+        let xs: Vec<f64> = (0..20_011)
+            .map(|i| (i as f64 - 10_005.0) * 2.3e-3 + 1e-7)
+            .chain([0.0, -0.0, 1e-300, -40.0, 40.0, 800.0, -1e308])
+            .collect();
+        let mut got = xs.clone();
+        tanh_in_place(&mut got);
+        for (x, g) in xs.iter().zip(&got) {
+            assert!(
+                (g - x.tanh()).abs() <= 4e-16,
+                "tanh({x}) = {g}, libm {}",
+                x.tanh()
+            );
+            assert_eq!(g.is_sign_negative(), x.is_sign_negative(), "{x}");
+        }
+        // the four-lane path, chunk by chunk, against whatever path ran above
+        for (c, g) in xs.chunks(4).zip(got.chunks(4)) {
+            let mut x = [0.0; 4];
+            x[..c.len()].copy_from_slice(c);
+            let e = exp_lanes(x.map(|v| -2.0 * v.abs()));
+            for i in 0..c.len() {
+                let want = ((1.0 - e[i]) / (1.0 + e[i])).copysign(x[i]);
+                assert_eq!(g[i].to_bits(), want.to_bits(), "{}", x[i]);
+            }
+        }
+    }
 }

@@ -135,19 +135,31 @@ fn refuse_enumerating(args: &AuditArgs, model: &Model, limits: &log::Limits) -> 
         Some(p) => p.display().to_string(),
         None => args.log.clone(),
     };
-    let line = crate::sampler::audit::sampler_model(model)
-        .map(|m| m.to_json())
-        .unwrap_or_default();
-    Err(Error::input(
-        source,
-        None,
-        format!(
-            "model: {why}. To audit it on hypotheses drawn from an amortized sampler instead: \
-             write the model to a file (MODEL.json: {line}), train a sampler for it with \
-             `gpubound sampler train --model MODEL.json -o sampler.bin` (docs/sampler.md), then \
-             run `gpubound audit {} --sampler sampler.bin --samples 4096`",
+    // the model is a JSON Lines log's first line, or a model file's content
+    let line_no = match args.model {
+        Some(_) => Some(1),
+        None => (log::InputFormat::Auto.resolve(&args.log) == log::InputFormat::Jsonl).then_some(1),
+    };
+    let how = match crate::sampler::audit::sampler_model(model) {
+        Some(m) => format!(
+            "To audit it on hypotheses drawn from an amortized sampler instead: write the model \
+             to a file (MODEL.json: {}), train a sampler for it with `gpubound sampler train \
+             --model MODEL.json -o sampler.bin` (docs/sampler.md), then run `gpubound audit {} \
+             --sampler sampler.bin --samples 4096`",
+            m.to_json(),
             args.log
         ),
+        None => format!(
+            "No amortized sampler can stand in for it either: a sampler needs a grid with \
+             2 ≤ k ≤ {} and 1 ≤ d ≤ {}",
+            crate::sampler::MAX_K,
+            crate::sampler::MAX_DIM
+        ),
+    };
+    Err(Error::input(
+        source,
+        line_no,
+        format!("model: {why}. {how}"),
     ))
 }
 

@@ -484,8 +484,8 @@ impl ModelSpec {
                     // never enumerated: only its indices must fit
                     HypothesisSpace::grid_within(k, d, usize::MAX, usize::MAX).map_err(|_| {
                         format!(
-                            "a grid of {k}^{d} hypotheses: an audit on sampled hypotheses needs \
-                             k^d·d < 2^64 (a hypothesis's grid index is a 64-bit integer)"
+                            "a grid of {k}^{d} hypotheses is too large: even an audit on sampled \
+                             hypotheses needs k^d·d < 2^64 (a hypothesis's grid index is a 64-bit integer)"
                         )
                     })?
                 } else {

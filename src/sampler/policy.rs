@@ -121,8 +121,8 @@ pub(crate) fn tanh_in_place(v: &mut [f64]) {
         out
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F (checked just above).
+    if crate::model::simd::level() >= crate::model::simd::SimdLevel::Avx512 {
+        // SAFETY: the CPU supports AVX-512F (`level` never exceeds it).
         unsafe { tanh_avx512(v) };
         return;
     }

@@ -76,6 +76,19 @@ pub struct SamplerOptions {
     pub redraw_ess: f64,
 }
 
+/// A sample set is a hypothesis list: `n` draws at dimension `d` are held
+/// to the limits of one (`--max-hypotheses`, `--max-parameters`).
+pub fn sample_set_within(n: usize, d: usize, limits: &crate::log::Limits) -> Result<()> {
+    if n > limits.max_hypotheses || n.saturating_mul(d) > limits.max_parameters {
+        return Err(Error::Setting(format!(
+            "--samples {n} at dimension {d}: a sample set is limited like a hypothesis list, \
+             to {} hypotheses and {} parameters in all",
+            limits.max_hypotheses, limits.max_parameters
+        )));
+    }
+    Ok(())
+}
+
 impl Default for AuditOptions {
     fn default() -> Self {
         AuditOptions {

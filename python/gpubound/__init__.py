@@ -202,6 +202,10 @@ def audit(
     skip_unexplained: bool = False,
     input_format: Optional[str] = None,
     top: int = 10,
+    sampler: Optional[PathLike] = None,
+    samples: Optional[int] = None,
+    seed: int = 1,
+    redraw_ess: Optional[float] = None,
 ) -> Audit:
     """Audits a log, exactly as ``gpubound audit`` does.
 
@@ -216,6 +220,15 @@ def audit(
     the command line's ``--alpha``, ``--delta``, ``--prior-floor`` and
     ``-C``. ``backend`` is ``"auto"``, ``"gpu"`` or ``"cpu"``. ``top``: how
     many of the riskiest steps the summary lists (``--top``).
+
+    ``sampler`` (a file from ``gpubound sampler train``) with ``samples=N``
+    audits on ``N`` hypotheses drawn per step from the amortized sampler
+    instead of enumerating the grid, as ``--sampler FILE --samples N`` does
+    (``seed``, ``redraw_ess``: ``--seed``, ``--redraw-ess``; the same seed
+    gives the same report): the way to audit a grid too large to enumerate.
+    The rows then carry each step's effective sample size and estimated
+    log-normaliser, and the summary says the estimates are over sampled
+    hypotheses (docs/sampler.md).
 
     The engine runs without the GIL. Bad input raises ``ValueError`` with
     the command line's message (file and line, or row); an unreadable file
@@ -232,6 +245,10 @@ def audit(
         skip_unexplained=skip_unexplained,
         input_format=input_format,
         top=int(top),
+        sampler=None if sampler is None else os.fspath(sampler),
+        samples=None if samples is None else int(samples),
+        seed=int(seed),
+        redraw_ess=redraw_ess,
         **_model_args(model),
     )
     return Audit(native)

@@ -37,6 +37,10 @@ def audit(
     name: str = "<arrow>",
     report_path: Optional[str] = None,
     top: int = 10,
+    sampler: Optional[str] = None,
+    samples: Optional[int] = None,
+    seed: int = 1,
+    redraw_ess: Optional[float] = None,
 ) -> AuditResult: ...
 def report_schema(
     *,

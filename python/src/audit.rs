@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use ::arrow::array::RecordBatch;
 use ::arrow::datatypes::SchemaRef;
-use gpubound::api::{resolve_alphas, AuditJob, AuditOptions, AuditOutcome};
+use gpubound::api::{resolve_alphas, AuditJob, AuditOptions, AuditOutcome, SamplerOptions};
 use gpubound::engine::{BackendChoice, CandidateTable};
 use gpubound::estimators::{Estimator, EstimatorKind};
 use gpubound::guardrail::Guardrail as Online;
@@ -127,7 +127,7 @@ impl AuditResult {
 #[pyo3(signature = (log, *, model_json=None, model_path=None, alpha=Vec::new(), delta=Vec::new(),
     prior_floor=None, thresholds=vec![0.01], backend="auto", shared_world=false,
     skip_unexplained=false, input_format=None, html=true, name="<arrow>", report_path=None,
-    top=10))]
+    top=10, sampler=None, samples=None, seed=1, redraw_ess=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn audit(
     py: Python<'_>,
@@ -146,8 +146,13 @@ pub fn audit(
     name: &str,
     report_path: Option<PathBuf>,
     top: usize,
+    sampler: Option<PathBuf>,
+    samples: Option<usize>,
+    seed: u64,
+    redraw_ess: Option<f64>,
 ) -> PyResult<AuditResult> {
     let backend = backend_choice(backend)?;
+    let sampler = sampler_options(sampler, samples, seed, redraw_ess)?;
     let format = self::input_format(input_format)?;
     // a path, or Arrow data
     let (path, arrow_data) = match log.extract::<PathBuf>() {
@@ -155,7 +160,11 @@ pub fn audit(
         Err(_) => (None, Some(arrow::import(log)?)),
     };
     py.detach(move || {
-        let limits = Limits::default();
+        // a grid too large to enumerate is read when a sampler stands in
+        let limits = Limits {
+            sampled_grid: sampler.is_some(),
+            ..Limits::default()
+        };
         let model = load_model(model_json, model_path)?;
         let model_source = model.as_ref().map(|(_, name)| name.clone());
         let model = model.map(|(m, _)| m);
@@ -170,6 +179,9 @@ pub fn audit(
             )?),
             (None, None) => unreachable!("a log is a path or Arrow data"),
         };
+        if let Some(s) = &sampler {
+            gpubound::api::sample_set_within(s.samples, input.model().hypotheses.dim(), &limits)?;
+        }
         let options = AuditOptions {
             alpha,
             delta,
@@ -180,6 +192,7 @@ pub fn audit(
             skip_unexplained,
             model_source,
             top,
+            sampler,
             ..AuditOptions::default()
         };
         let job = AuditJob::new(input, &options)?;
@@ -219,6 +232,35 @@ pub fn audit(
         })
     })
     .py()
+}
+
+/// `audit`'s `sampler=`, `samples=`, `seed=` and `redraw_ess=`: the command
+/// line's `--sampler`, `--samples`, `--seed` and `--redraw-ess`, which go
+/// together as they do there.
+fn sampler_options(
+    sampler: Option<PathBuf>,
+    samples: Option<usize>,
+    seed: u64,
+    redraw_ess: Option<f64>,
+) -> PyResult<Option<SamplerOptions>> {
+    match (sampler, samples) {
+        (Some(path), Some(samples)) => Ok(Some(SamplerOptions {
+            path,
+            samples,
+            seed,
+            redraw_ess: redraw_ess.unwrap_or(gpubound::sampler::audit::DEFAULT_REDRAW_ESS),
+        })),
+        (Some(_), None) => Err(setting(
+            "sampler= needs samples=N, the hypotheses drawn per step".into(),
+        )),
+        (None, Some(_)) => Err(setting(
+            "samples= applies to an audit on sampled hypotheses: give sampler= too".into(),
+        )),
+        (None, None) if redraw_ess.is_some() => Err(setting(
+            "redraw_ess= applies to an audit on sampled hypotheses: give sampler= too".into(),
+        )),
+        (None, None) => Ok(None),
+    }
 }
 
 /// One stream's guardrail, online: see `gpubound.Guardrail`.

@@ -35,15 +35,12 @@ pub fn run(args: AuditArgs) -> anyhow::Result<u8> {
         // a sample set is a hypothesis list: the same limits
         Some(n) => {
             let d = reader.model().hypotheses.dim();
-            if n > enumerated.max_hypotheses || n.saturating_mul(d) > enumerated.max_parameters {
-                return Err(Error::Setting(format!(
-                    "--samples {n} at dimension {d}: a sample set is limited like a hypothesis \
-                     list, to {} hypotheses and {} parameters in all (raise them with \
-                     --max-hypotheses and --max-parameters)",
-                    enumerated.max_hypotheses, enumerated.max_parameters
-                ))
-                .into());
-            }
+            crate::api::sample_set_within(n, d, &enumerated).map_err(|e| match e {
+                Error::Setting(m) => Error::Setting(format!(
+                    "{m} (raise them with --max-hypotheses and --max-parameters)"
+                )),
+                e => e,
+            })?
         }
     }
     refuse_overlaps(&args, reader.as_ref(), &dest, html_dest.as_ref())?;

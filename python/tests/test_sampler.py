@@ -1,0 +1,102 @@
+"""gpubound.audit(sampler=...): the audit on sampled hypotheses, as the
+command line's ``--sampler FILE --samples N`` runs it, cell by cell."""
+
+import json
+import subprocess
+
+import pyarrow.parquet as pq
+import pytest
+
+import gpubound
+
+
+@pytest.fixture(scope="module")
+def sampled(cli, tmp_path_factory):
+    """A 3-stream log at d = 48 (a grid of 2^48: too large to enumerate)
+    and an untrained sampler for its model (``--steps 0``: the policy is its
+    residual field alone, enough to draw and weigh)."""
+    d = tmp_path_factory.mktemp("sampled")
+    log, model, sampler = d / "log48.jsonl", d / "m48.json", d / "s48.bin"
+    subprocess.run(
+        [cli, "simulate", "-q", "-d", "48", "--explosion-threshold", "15", "--agent",
+         "uniform", "--no-explosions", "-n", "3", "--steps", "6", "--seed", "5",
+         "-o", str(log)],
+        check=True,
+    )
+    line = json.loads(log.read_text().splitlines()[0])
+    model.write_text(json.dumps({k: v for k, v in line.items() if k != "type"}))
+    subprocess.run(
+        [cli, "sampler", "train", "-q", "--model", str(model), "-o", str(sampler),
+         "--steps", "0"],
+        check=True,
+    )
+    return log, sampler
+
+
+def cli_rows(cli, log, sampler, tmp_path, *extra):
+    out = tmp_path / "r.parquet"
+    subprocess.run(
+        [cli, "audit", str(log), "--sampler", str(sampler), *extra, "--format", "parquet",
+         "-q", "-o", str(out)],
+        check=True,
+    )
+    return pq.read_table(out)
+
+
+def test_sampled_audit_is_the_command_lines_cell_by_cell(cli, sampled, tmp_path):
+    log, sampler = sampled
+    want = cli_rows(cli, log, sampler, tmp_path, "--samples", "256", "--seed", "7")
+    a = gpubound.audit(log, sampler=sampler, samples=256, seed=7)
+    got = a.steps
+    assert got.schema == want.schema
+    # every candidate (the simulated bandit's 10 arms) of every step
+    assert got.num_rows == want.num_rows == 3 * 6 * 10
+    for name in want.column_names:
+        assert got.column(name).to_pylist() == want.column(name).to_pylist(), name
+    ess = got.column("sample_ess").to_pylist()
+    assert all(0 < e <= 256 for e in ess)
+    s = a.summary
+    assert s["sampling"]["samples"] == 256 and s["sampling"]["seed"] == 7
+    assert "sampled" in a.summary_text
+    # redraw_ess is --redraw-ess: 1 redraws at every step
+    want = cli_rows(cli, log, sampler, tmp_path, "--samples", "64", "--seed", "7",
+                    "--redraw-ess", "1")
+    got = gpubound.audit(log, sampler=sampler, samples=64, seed=7, redraw_ess=1.0).steps
+    assert got.column("sample_redrawn").to_pylist() == want.column("sample_redrawn").to_pylist()
+    assert all(got.column("sample_redrawn").to_pylist())
+
+
+def test_the_seed_decides_the_draws(sampled):
+    log, sampler = sampled
+    a = gpubound.audit(log, sampler=sampler, samples=128, seed=1).steps
+    b = gpubound.audit(log, sampler=sampler, samples=128, seed=1).steps
+    c = gpubound.audit(log, sampler=sampler, samples=128, seed=2).steps
+    assert a.equals(b)
+    assert a.column("sample_log_normaliser").to_pylist() != c.column(
+        "sample_log_normaliser").to_pylist()
+
+
+def test_a_grid_too_large_to_enumerate_needs_a_sampler(sampled):
+    log, _ = sampled
+    with pytest.raises(ValueError, match="too large"):
+        gpubound.audit(log)
+
+
+def test_sampler_arguments_go_together_and_are_checked(sampled):
+    log, sampler = sampled
+    with pytest.raises(ValueError, match="give sampler= too"):
+        gpubound.audit(log, samples=64)
+    with pytest.raises(ValueError, match="give sampler= too"):
+        gpubound.audit(log, redraw_ess=0.5)
+    with pytest.raises(ValueError, match="needs samples=N"):
+        gpubound.audit(log, sampler=sampler)
+    with pytest.raises(ValueError, match="must be in 1..="):
+        gpubound.audit(log, sampler=sampler, samples=0)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        gpubound.audit(log, sampler=sampler, samples=8, redraw_ess=1.5)
+    with pytest.raises(ValueError, match="does not apply"):
+        gpubound.audit(log, sampler=sampler, samples=8, backend="gpu")
+    with pytest.raises(ValueError, match="limited like a hypothesis list"):
+        gpubound.audit(log, sampler=sampler, samples=1 << 23)
+    with pytest.raises(OSError):
+        gpubound.audit(log, sampler=str(sampler) + ".missing", samples=8)

@@ -305,4 +305,113 @@ mod tests {
             assert!(Alphas::new(vec![0.5], bad).is_err(), "floor = {bad}");
         }
     }
+
+    /// `finish` from its definition: the closed forms, and every reduction
+    /// outside its range refused rather than turned into an estimate (a NaN
+    /// through `min` would read as 1, an empty maximum as 0 "safe").
+    #[test]
+    fn finish_computes_the_closed_forms_and_refuses_what_is_out_of_range() {
+        let alphas = Alphas::new(vec![0.5, 0.01], 0.1).unwrap();
+        let ok = |ws: f64, wh: f64, q: f64, ls: f64, plausible: &[f64], oracle: Option<f64>| {
+            finish(&alphas, ws, wh, 7, q, ls, plausible, oracle)
+        };
+        // Z = 4, Σ e^ℓ q = 1: predictive ¼; max p·q = e^{ln 0.8} / 4 = 0.2
+        let c = ok(4.0, 1.0, 0.8, 0.8f64.ln(), &[0.9, 0.95], Some(0.3)).unwrap();
+        assert_eq!(c.posterior_predictive, 0.25);
+        assert_eq!((c.cautious_theory, c.cautious_hypothesis), (0.8, 7));
+        assert_eq!(c.plausible_set, vec![0.9, 0.95]);
+        let max_pq = (0.8f64.ln() - 4.0f64.ln()).exp();
+        assert!((max_pq - 0.2).abs() < 1e-15);
+        assert_eq!(c.ville_max, vec![max_pq / 0.5, 1.0]); // 0.2/0.01 clipped to 1
+        assert_eq!(c.ville_sum, vec![0.5, 1.0]); // ¼/0.5; ¼/0.01 clipped
+        assert_eq!(c.oracle, Some(0.3));
+        // the edges of each range are accepted: Z = 1 (the MAP alone),
+        // Σ e^ℓ q at Z (1 + 1e-3) (f32 rounding on the device), q at 0 and
+        // 1, a log score of 0 (p·q = 1) and up to 1e-9 above
+        let c = ok(1.0, 1.0 + 1e-3, 1.0, 1e-9, &[0.0, 1.0], Some(0.0)).unwrap();
+        assert_eq!(c.posterior_predictive, 1.0); // clipped
+        assert_eq!(c.ville_max, vec![1.0, 1.0]);
+        assert!(ok(2.0, 0.0, 0.0, f64::NEG_INFINITY, &[0.0, 0.0], Some(1.0)).is_ok());
+        assert!(ok(2.0, 0.0, 0.0, f64::NEG_INFINITY, &[0.0, 0.0], None).is_ok());
+        // each reduction out of its range names itself
+        let nan = f64::NAN;
+        let refused: [(f64, f64, f64, f64, &[f64], Option<f64>, &str); 16] = [
+            (0.999, 0.5, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ = 0.999"),
+            (nan, 0.5, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ = NaN"),
+            (
+                f64::INFINITY,
+                0.5,
+                0.5,
+                -1.0,
+                &[0.5, 0.5],
+                None,
+                "Σ e^ℓ = inf",
+            ),
+            (2.0, -0.5, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ q = -0.5"),
+            (2.0, nan, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ q = NaN"),
+            (2.0, 2.003, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ q = 2.003"),
+            (
+                2.0,
+                0.5,
+                1.0000001,
+                -1.0,
+                &[0.5, 0.5],
+                None,
+                "cautious theory 1.0000001",
+            ),
+            (
+                2.0,
+                0.5,
+                -0.0001,
+                -1.0,
+                &[0.5, 0.5],
+                None,
+                "cautious theory -0.0001",
+            ),
+            (
+                2.0,
+                0.5,
+                nan,
+                -1.0,
+                &[0.5, 0.5],
+                None,
+                "cautious theory NaN",
+            ),
+            (2.0, 0.5, 0.5, nan, &[0.5, 0.5], None, "log score NaN"),
+            (
+                2.0,
+                0.5,
+                0.5,
+                2e-9,
+                &[0.5, 0.5],
+                None,
+                "log score 0.000000002",
+            ),
+            (2.0, 0.5, 0.5, -1.0, &[0.5], None, "I_α: [0.5]"),
+            (2.0, 0.5, 0.5, -1.0, &[0.5, 1.5], None, "I_α: [0.5, 1.5]"),
+            (2.0, 0.5, 0.5, -1.0, &[nan, 0.5], None, "I_α: [NaN, 0.5]"),
+            (
+                2.0,
+                0.5,
+                0.5,
+                -1.0,
+                &[0.5, 0.5],
+                Some(1.2),
+                "true hypothesis Some(1.2)",
+            ),
+            (
+                2.0,
+                0.5,
+                0.5,
+                -1.0,
+                &[0.5, 0.5],
+                Some(nan),
+                "true hypothesis Some(NaN)",
+            ),
+        ];
+        for (ws, wh, q, ls, plausible, oracle, says) in refused {
+            let e = ok(ws, wh, q, ls, plausible, oracle).unwrap_err();
+            assert!(e.contains(says), "{says:?}: {e}");
+        }
+    }
 }

@@ -88,3 +88,68 @@ pub(crate) fn loglik_row(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::cpu::harm;
+    use crate::model::HypothesisSpace;
+
+    /// `ln p(y | x_a, w_h)` from its definition (SPEC §1), for every
+    /// hypothesis: the Gaussian density with σ ≠ 1 (so that a lost `ln σ`
+    /// shows) and the Bernoulli model at y = 1 and y = 0, from a tabulated
+    /// harm table and from a deferred one.
+    #[test]
+    fn loglik_row_is_the_log_density_of_the_outcome() {
+        let features = CandidateTable::new(vec![0.5, -1.25, 2.0, 1.5, 0.25, -0.75], 2);
+        let gaussian = ObservationModel::Gaussian {
+            sigma: 0.7,
+            harm_threshold: 1.0,
+        };
+        for (observation, ys) in [
+            (gaussian, vec![0.3, -2.5]),
+            (ObservationModel::Bernoulli, vec![1.0, 0.0]),
+        ] {
+            let model = Model {
+                hypotheses: HypothesisSpace::grid(3, 3).unwrap(),
+                observation,
+            };
+            let h_count = model.hypotheses.len();
+            for table in [harm::harm(&model, &features), harm::deferred(&features)] {
+                for &y in &ys {
+                    for a in 0..2 {
+                        let mut row = vec![f64::NAN; h_count];
+                        loglik_row(&model, &table, &features, a, y, &mut row);
+                        for (h, &got) in row.iter().enumerate() {
+                            let w = model.hypotheses.params(h);
+                            let wx: f64 = w
+                                .iter()
+                                .zip(features.candidate(a))
+                                .map(|(w, x)| w * x)
+                                .sum();
+                            let want = match observation {
+                                ObservationModel::Gaussian { sigma, .. } => {
+                                    let r = (y - wx) / sigma;
+                                    -0.5 * r * r
+                                        - (sigma * (2.0 * std::f64::consts::PI).sqrt()).ln()
+                                }
+                                ObservationModel::Bernoulli => {
+                                    let p = 1.0 / (1.0 + (-wx).exp());
+                                    if y == 1.0 {
+                                        p.ln()
+                                    } else {
+                                        (1.0 - p).ln()
+                                    }
+                                }
+                            };
+                            assert!(
+                                (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                                "{observation:?} y={y} a={a} h={h}: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

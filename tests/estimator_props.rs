@@ -151,10 +151,13 @@ proptest! {
                     // ĥ surely in I_α (not within rounding of the cut): then
                     // its q is one of those the plausible set maximises.
                     // "Surely" whatever the rounding: hypotheses tied with ĥ
-                    // in real arithmetic can differ in the last bits (w·x
-                    // summed in another order), and one ulp ahead of ĥ in the
-                    // engine's posterior counts as ahead, so near-ties count
-                    // as ahead here too.
+                    // in real arithmetic (w·x of 1.2 + 0.2 − 2 and 1.2 − 2 +
+                    // 0.2) differ in the last bits, and this test's
+                    // log-likelihoods (a division by σ, its own sums) need not
+                    // order them as the engine's (a product by 1/σ, hoisted
+                    // constants, prefix sums); one ulp ahead of ĥ in the
+                    // engine's posterior is ahead, so near-ties count as ahead
+                    // here too.
                     let h = c.cautious_hypothesis as usize;
                     let ahead: f64 = p
                         .iter()

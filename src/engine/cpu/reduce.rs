@@ -488,22 +488,10 @@ fn reduce_live(
         .map(|h| h as u32)
         .collect();
     LIVE_SCRATCH.with_borrow_mut(|scratch| {
-        let mut q = live_harm(model, features, &live, scratch);
         // a live hypothesis lighter than a candidate's cutoff (and in no
-        // plausible set) keeps q = 0 there: the scan leaves its product out
-        // in any case
-        let needs = candidate_cutoffs(q_map.iter().copied(), weight.len(), lowest);
-        for (row, &h) in q.chunks_exact_mut(stride).zip(&live) {
-            let h = h as usize;
-            if log_rel[h] >= lowest {
-                continue;
-            }
-            for (o, &need) in row.iter_mut().zip(&needs) {
-                if weight[h] < need {
-                    *o = 0.0;
-                }
-            }
-        }
+        // plausible set) keeps its q: the scan leaves its product out
+        // (`candidate_cutoffs` of the same MAP, in `reduce_step`)
+        let q = live_harm(model, features, &live, scratch);
         let compact = HarmTable {
             n_candidates: a_count,
             stride,

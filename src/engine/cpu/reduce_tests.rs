@@ -199,3 +199,35 @@ fn negligible_weight_is_its_stated_bound() {
         vec![0.5 * 1e-17 / 10.0, 0.0, 1e-17 / 10.0]
     );
 }
+
+/// Where every product `w q` underflows, `ĥ` is the argmax of `ℓ + ln q`
+/// (SPEC §3.2), not of the rounded products: here the two products round
+/// to the same subnormal (a tie the linear rule would give to the larger
+/// `q`), while in log space the MAP's is the larger.
+#[test]
+fn underflowing_products_take_the_log_space_argmax() {
+    let m = f64::from_bits(1); // the smallest subnormal
+    let (q_map, q_light, w_light) = (6.0 * m, 5.8 * m / 1e-10, 1e-10);
+    assert_eq!(w_light * q_light, q_map, "the products tie once rounded");
+    let log_rel = [0.0, w_light.ln()];
+    assert!(
+        log_rel[1] + q_light.ln() < q_map.ln(),
+        "the MAP wins in log space"
+    );
+    let weight = [1.0, w_light];
+    let table = HarmTable {
+        n_candidates: 1,
+        stride: 4,
+        wx: vec![0.0; 8],
+        q: vec![q_map, 0.0, 0.0, 0.0, q_light, 0.0, 0.0, 0.0],
+    };
+    let full = FullView {
+        log_rel: &log_rel,
+        index: None,
+        q: &|h, a| table.q(h, a),
+    };
+    let got = reduce_step(&table, &log_rel, &weight, &[0.0], 1, &full, None);
+    assert_eq!(got.cautious_hypothesis, vec![0]);
+    assert_eq!(got.cautious_harm, vec![q_map]);
+    assert_eq!(got.cautious_log_score, vec![q_map.ln()]);
+}

@@ -299,6 +299,9 @@ mod tests {
         let a = Alphas::from_deltas(&[0.05, 1.0], 1.0 / 1024.0).unwrap();
         assert_eq!(a.values, vec![0.05 / 1024.0, 1.0 / 1024.0]);
         assert_eq!(a.delta(0), 0.05);
+        // never empty: `new` refuses an empty list
+        assert_eq!((a.len(), a.is_empty()), (2, false));
+        assert!(Alphas::new(Vec::new(), 0.5).is_err());
         // α outside (0, 1] and a floor outside (0, 1] are refused too
         for bad in [0.0, 1.5, f64::NAN] {
             assert!(Alphas::new(vec![bad], 0.5).is_err(), "α = {bad}");

@@ -260,4 +260,99 @@ mod tests {
         assert!(m.harm(-800.0) == 0.0 || m.harm(-800.0) < 1e-300);
         assert!((m.harm(-30.0) - (-30.0f64).exp() / (1.0 + (-30.0f64).exp())).abs() < 1e-25);
     }
+
+    /// The parameter and outcome checks, from their definitions: σ a finite
+    /// number > 0, θ finite, a Gaussian outcome finite, a Bernoulli one 0 or 1.
+    #[test]
+    fn parameters_and_outcomes_are_checked() {
+        let g = |sigma, harm_threshold| ObservationModel::Gaussian {
+            sigma,
+            harm_threshold,
+        };
+        for bad in [0.0, -0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = g(bad, 1.0).validate().unwrap_err();
+            assert!(
+                e.starts_with("sigma must be a finite number > 0"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(g(1e-300, -3.0).validate(), Ok(()));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let e = g(1.0, bad).validate().unwrap_err();
+            assert!(e.starts_with("harm_threshold must be finite"), "{bad}: {e}");
+        }
+        assert_eq!(ObservationModel::Bernoulli.validate(), Ok(()));
+        for y in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(g(1.0, 0.0).validate_outcome(y).is_err(), "{y}");
+        }
+        assert_eq!(g(1.0, 0.0).validate_outcome(-1e300), Ok(()));
+        let b = ObservationModel::Bernoulli;
+        for y in [0.0, 1.0, -0.0] {
+            assert_eq!(b.validate_outcome(y), Ok(()), "{y}");
+        }
+        for y in [0.5, 2.0, -1.0, f64::NAN] {
+            let e = b.validate_outcome(y).unwrap_err();
+            assert!(e.contains("0 or 1"), "{y}: {e}");
+        }
+        assert_eq!((g(1.0, 0.0).name(), b.name()), ("gaussian", "bernoulli"));
+    }
+
+    /// `harm_into` gives `harm`'s bits for every length (whole vectors and
+    /// every remainder), on both lane widths.
+    #[test]
+    fn harm_into_is_harm_one_at_a_time() {
+        let (sigma, threshold) = (0.7, 1.5);
+        let m = ObservationModel::Gaussian {
+            sigma,
+            harm_threshold: threshold,
+        };
+        for n in 0..20 {
+            let wx: Vec<f64> = (0..n).map(|i| -3.0 + 0.45 * i as f64).collect();
+            let want: Vec<u64> = wx.iter().map(|&v| m.harm(v).to_bits()).collect();
+            let bits = |o: &[f64]| o.iter().map(|q| q.to_bits()).collect::<Vec<u64>>();
+            let mut out = vec![f64::NAN; n];
+            m.harm_into(&wx, &mut out);
+            assert_eq!(bits(&out), want, "harm_into, n = {n}");
+            out.fill(f64::NAN);
+            gaussian_harm_lanes::<4>(sigma, threshold, &wx, &mut out);
+            assert_eq!(bits(&out), want, "4 lanes, n = {n}");
+            out.fill(f64::NAN);
+            gaussian_harm_lanes::<8>(sigma, threshold, &wx, &mut out);
+            assert_eq!(bits(&out), want, "8 lanes, n = {n}");
+            out.fill(f64::NAN);
+            ObservationModel::Bernoulli.harm_into(&wx, &mut out);
+            let want: Vec<u64> = wx.iter().map(|&v| sigmoid(v).to_bits()).collect();
+            assert_eq!(bits(&out), want, "bernoulli, n = {n}");
+        }
+    }
+
+    /// The f32 twins (the shaders' harm) against the f64 harm: the Gaussian
+    /// from a double-f32 `w·x` and a θ that f32 cannot hold, the Bernoulli on
+    /// both branches of its sigmoid, results below the f32 normal range 0.
+    #[test]
+    fn f32_harm_follows_the_f64_harm() {
+        let m = ObservationModel::Gaussian {
+            sigma: 0.8,
+            harm_threshold: 4.1,
+        };
+        for wx in [-2.0f64, 0.3, 2.9, 3.7, 4.1, 5.6] {
+            let hi = wx as f32;
+            let lo = (wx - hi as f64) as f32;
+            let want = m.harm(wx);
+            let got = m.harm_f32_split(hi, lo) as f64;
+            assert!((got - want).abs() <= 2e-6 * want, "{wx}: {got} vs {want}");
+        }
+        // θ − w·x far in the tail: below f32's normal range, 0
+        assert_eq!(m.harm_f32(-40.0), 0.0);
+        let b = ObservationModel::Bernoulli;
+        for wx in [-80.0f32, -20.0, -3.0, -0.25, 0.0, 0.25, 3.0, 20.0] {
+            let want = sigmoid(wx as f64);
+            let got = b.harm_f32_split(wx, 0.0) as f64;
+            assert!((got - want).abs() <= 1e-6 * want, "{wx}: {got} vs {want}");
+        }
+        // the split is added: hi + lo
+        assert_eq!(b.harm_f32_split(1.0, 0.5), b.harm_f32(1.5));
+        // e^-90 ≈ 8e-40: below f32::MIN_POSITIVE, 0
+        assert_eq!(b.harm_f32(-90.0), 0.0);
+    }
 }

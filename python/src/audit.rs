@@ -179,6 +179,7 @@ pub fn audit(
             )?),
             (None, None) => unreachable!("a log is a path or Arrow data"),
         };
+        let sampler_path = sampler.as_ref().map(|s| s.path.clone());
         if let Some(s) = &sampler {
             gpubound::api::sample_set_within(s.samples, input.model().hypotheses.dim(), &limits)?;
         }
@@ -201,12 +202,13 @@ pub fn audit(
             // the rows go to a Parquet file as they come, whole or not at
             // all, as `gpubound audit --format parquet -o` writes them
             let dest = Destination::new(Some(out))?;
-            if let Some(log) = &path {
-                gpubound::report::destination::refuse_overlaps(
-                    &[("report_path", &dest)],
-                    &[("the log", Some(log.as_path()))],
-                )?;
-            }
+            // (a `None` input would name standard input: only the files given)
+            let inputs: Vec<(&str, Option<&Path>)> =
+                [("the log", &path), ("the sampler", &sampler_path)]
+                    .into_iter()
+                    .filter_map(|(what, p)| p.as_deref().map(|p| (what, Some(p))))
+                    .collect();
+            gpubound::report::destination::refuse_overlaps(&[("report_path", &dest)], &inputs)?;
             let mut rows =
                 gpubound::report::writer_for(ReportFormat::Parquet, dest.writer()?, &settings)?;
             let outcome = job.run(rows.as_mut(), html, &mut |_| {})?;

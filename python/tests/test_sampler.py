@@ -100,3 +100,19 @@ def test_sampler_arguments_go_together_and_are_checked(sampled):
         gpubound.audit(log, sampler=sampler, samples=1 << 23)
     with pytest.raises(OSError):
         gpubound.audit(log, sampler=str(sampler) + ".missing", samples=8)
+
+
+def test_a_report_file_never_replaces_the_sampler(sampled, tmp_path):
+    """The native audit's ``report_path`` (the rows streamed to a Parquet
+    file, as the cluster paths use it) is an output: never the sampler."""
+    from gpubound import _gpubound
+
+    log, sampler = sampled
+    before = sampler.read_bytes()
+    with pytest.raises(ValueError, match="is the sampler"):
+        _gpubound.audit(str(log), sampler=str(sampler), samples=8, report_path=str(sampler))
+    assert sampler.read_bytes() == before
+    # a report beside it is written
+    out = tmp_path / "r.parquet"
+    _gpubound.audit(str(log), sampler=str(sampler), samples=8, report_path=str(out))
+    assert pq.read_table(out).num_rows == 3 * 6 * 10

@@ -338,7 +338,9 @@ mod tests {
         assert!(ok(2.0, 0.0, 0.0, f64::NEG_INFINITY, &[0.0, 0.0], None).is_ok());
         // each reduction out of its range names itself
         let nan = f64::NAN;
-        let refused: [(f64, f64, f64, f64, &[f64], Option<f64>, &str); 16] = [
+        // (Σ e^ℓ, Σ e^ℓ q, q of ĥ, its log score, max q over I_α, oracle, the message)
+        type Refused<'a> = (f64, f64, f64, f64, &'a [f64], Option<f64>, &'a str);
+        let refused: [Refused; 16] = [
             (0.999, 0.5, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ = 0.999"),
             (nan, 0.5, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ = NaN"),
             (

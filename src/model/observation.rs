@@ -344,8 +344,22 @@ mod tests {
         }
         // θ − w·x far in the tail: below f32's normal range, 0
         assert_eq!(m.harm_f32(-40.0), 0.0);
+        // a narrow σ, where the low parts of w·x and θ decide q: w·x within
+        // a few f32 ulps of θ (which f32 cannot hold either)
+        let narrow = ObservationModel::Gaussian {
+            sigma: 1e-7,
+            harm_threshold: 4.1,
+        };
+        for wx in [4.1 - 2.5e-7, 4.1 - 0.6e-7, 4.1 + 1.3e-7] {
+            let hi = wx as f32;
+            let lo = (wx - hi as f64) as f32;
+            let want = narrow.harm(wx);
+            let got = narrow.harm_f32_split(hi, lo) as f64;
+            assert!((got - want).abs() <= 1e-4 * want, "{wx}: {got} vs {want}");
+        }
         let b = ObservationModel::Bernoulli;
-        for wx in [-80.0f32, -20.0, -3.0, -0.25, 0.0, 0.25, 3.0, 20.0] {
+        // ±100: e^{|w·x|} overflows f32, which each branch of the sigmoid avoids
+        for wx in [-80.0f32, -20.0, -3.0, -0.25, 0.0, 0.25, 3.0, 20.0, 100.0] {
             let want = sigmoid(wx as f64);
             let got = b.harm_f32_split(wx, 0.0) as f64;
             assert!((got - want).abs() <= 1e-6 * want, "{wx}: {got} vs {want}");

@@ -258,6 +258,11 @@ mod tests {
             assert!(m.log_likelihood(0.0, x).is_finite());
         }
         assert!(m.harm(-800.0) == 0.0 || m.harm(-800.0) < 1e-300);
+        // |x| = 750: e^{|x|} overflows f64, which each branch avoids
+        assert_eq!(sigmoid(750.0), 1.0);
+        assert_eq!(log_sigmoid(750.0), 0.0);
+        assert_eq!(log_sigmoid(-750.0), -750.0);
+        assert_eq!(m.log_likelihood(0.0, 750.0), -750.0);
         assert!((m.harm(-30.0) - (-30.0f64).exp() / (1.0 + (-30.0f64).exp())).abs() < 1e-25);
     }
 

@@ -67,14 +67,31 @@ fn input_format(f: Option<&str>) -> PyResult<InputFormat> {
     }
 }
 
+/// The files an audit read, by what they are.
+struct Inputs(Vec<(&'static str, PathBuf)>);
+
+impl Inputs {
+    /// Refuses an output that is one of them.
+    fn refuse_overlap(&self, output: &str, dest: &Destination) -> gpubound::Result<()> {
+        // only the files given: a `None` input would name standard input
+        let inputs: Vec<(&str, Option<&Path>)> = self
+            .0
+            .iter()
+            .map(|(what, p)| (*what, Some(p.as_path())))
+            .collect();
+        gpubound::report::destination::refuse_overlaps(&[(output, dest)], &inputs)
+    }
+}
+
 /// What an audit found: its per-step rows (Arrow), its summary, its HTML.
 #[pyclass(module = "gpubound._gpubound", frozen)]
 pub struct AuditResult {
     outcome: AuditOutcome,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
-    /// The log's path, which `write_html` must not replace.
-    log_path: Option<PathBuf>,
+    /// The files the audit read (the log, the sampler), which no output
+    /// (`report_path`, `write_html`) may replace.
+    inputs: Inputs,
     /// Where the rows went instead of memory (`report_path`).
     written_to: Option<PathBuf>,
 }
@@ -109,12 +126,7 @@ impl AuditResult {
     fn write_html(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         py.detach(|| {
             let dest = Destination::new(Some(&path))?;
-            if let Some(log) = &self.log_path {
-                gpubound::report::destination::refuse_overlaps(
-                    &[("write_html", &dest)],
-                    &[("the log", Some(log.as_path()))],
-                )?;
-            }
+            self.inputs.refuse_overlap("write_html", &dest)?;
             self.outcome.write_html(dest.writer()?)?;
             dest.commit()
         })
@@ -179,7 +191,15 @@ pub fn audit(
             )?),
             (None, None) => unreachable!("a log is a path or Arrow data"),
         };
-        let sampler_path = sampler.as_ref().map(|s| s.path.clone());
+        let inputs = Inputs(
+            [
+                ("the log", path),
+                ("the sampler", sampler.as_ref().map(|s| s.path.clone())),
+            ]
+            .into_iter()
+            .filter_map(|(what, p)| p.map(|p| (what, p)))
+            .collect(),
+        );
         if let Some(s) = &sampler {
             gpubound::api::sample_set_within(s.samples, input.model().hypotheses.dim(), &limits)?;
         }
@@ -202,13 +222,7 @@ pub fn audit(
             // the rows go to a Parquet file as they come, whole or not at
             // all, as `gpubound audit --format parquet -o` writes them
             let dest = Destination::new(Some(out))?;
-            // (a `None` input would name standard input: only the files given)
-            let inputs: Vec<(&str, Option<&Path>)> =
-                [("the log", &path), ("the sampler", &sampler_path)]
-                    .into_iter()
-                    .filter_map(|(what, p)| p.as_deref().map(|p| (what, Some(p))))
-                    .collect();
-            gpubound::report::destination::refuse_overlaps(&[("report_path", &dest)], &inputs)?;
+            inputs.refuse_overlap("report_path", &dest)?;
             let mut rows =
                 gpubound::report::writer_for(ReportFormat::Parquet, dest.writer()?, &settings)?;
             let outcome = job.run(rows.as_mut(), html, &mut |_| {})?;
@@ -218,7 +232,7 @@ pub fn audit(
                 outcome,
                 schema: gpubound::report::parquet::schema(&settings),
                 batches: Vec::new(),
-                log_path: path,
+                inputs,
                 written_to: report_path,
             });
         }
@@ -229,7 +243,7 @@ pub fn audit(
             outcome,
             schema,
             batches: rows.into_batches(),
-            log_path: path,
+            inputs,
             written_to: None,
         })
     })

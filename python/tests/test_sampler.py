@@ -116,3 +116,14 @@ def test_a_report_file_never_replaces_the_sampler(sampled, tmp_path):
     out = tmp_path / "r.parquet"
     _gpubound.audit(str(log), sampler=str(sampler), samples=8, report_path=str(out))
     assert pq.read_table(out).num_rows == 3 * 6 * 10
+
+
+def test_the_html_report_never_replaces_the_sampler(sampled):
+    log, sampler = sampled
+    before = sampler.read_bytes()
+    a = gpubound.audit(log, sampler=sampler, samples=8)
+    with pytest.raises(ValueError, match="is the sampler"):
+        a.write_html(sampler)
+    with pytest.raises(ValueError, match="is the log"):
+        a.write_html(log)
+    assert sampler.read_bytes() == before

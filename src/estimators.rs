@@ -336,86 +336,53 @@ mod tests {
         assert_eq!(c.ville_max, vec![1.0, 1.0]);
         assert!(ok(2.0, 0.0, 0.0, f64::NEG_INFINITY, &[0.0, 0.0], Some(1.0)).is_ok());
         assert!(ok(2.0, 0.0, 0.0, f64::NEG_INFINITY, &[0.0, 0.0], None).is_ok());
-        // each reduction out of its range names itself
+        // each reduction out of its range names itself: a valid case with
+        // one reduction changed
+        #[derive(Clone)]
+        struct Reduced {
+            ws: f64,
+            wh: f64,
+            q: f64,
+            ls: f64,
+            plausible: Vec<f64>,
+            oracle: Option<f64>,
+        }
+        let valid = Reduced {
+            ws: 2.0,
+            wh: 0.5,
+            q: 0.5,
+            ls: -1.0,
+            plausible: vec![0.5, 0.5],
+            oracle: None,
+        };
+        let with = |change: &dyn Fn(&mut Reduced)| {
+            let mut r = valid.clone();
+            change(&mut r);
+            r
+        };
         let nan = f64::NAN;
-        // (Σ e^ℓ, Σ e^ℓ q, q of ĥ, its log score, max q over I_α, oracle, the message)
-        type Refused<'a> = (f64, f64, f64, f64, &'a [f64], Option<f64>, &'a str);
-        let refused: [Refused; 16] = [
-            (0.999, 0.5, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ = 0.999"),
-            (nan, 0.5, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ = NaN"),
-            (
-                f64::INFINITY,
-                0.5,
-                0.5,
-                -1.0,
-                &[0.5, 0.5],
-                None,
-                "Σ e^ℓ = inf",
-            ),
-            (2.0, -0.5, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ q = -0.5"),
-            (2.0, nan, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ q = NaN"),
-            (2.0, 2.003, 0.5, -1.0, &[0.5, 0.5], None, "Σ e^ℓ q = 2.003"),
-            (
-                2.0,
-                0.5,
-                1.0000001,
-                -1.0,
-                &[0.5, 0.5],
-                None,
-                "cautious theory 1.0000001",
-            ),
-            (
-                2.0,
-                0.5,
-                -0.0001,
-                -1.0,
-                &[0.5, 0.5],
-                None,
-                "cautious theory -0.0001",
-            ),
-            (
-                2.0,
-                0.5,
-                nan,
-                -1.0,
-                &[0.5, 0.5],
-                None,
-                "cautious theory NaN",
-            ),
-            (2.0, 0.5, 0.5, nan, &[0.5, 0.5], None, "log score NaN"),
-            (
-                2.0,
-                0.5,
-                0.5,
-                2e-9,
-                &[0.5, 0.5],
-                None,
-                "log score 0.000000002",
-            ),
-            (2.0, 0.5, 0.5, -1.0, &[0.5], None, "I_α: [0.5]"),
-            (2.0, 0.5, 0.5, -1.0, &[0.5, 1.5], None, "I_α: [0.5, 1.5]"),
-            (2.0, 0.5, 0.5, -1.0, &[nan, 0.5], None, "I_α: [NaN, 0.5]"),
-            (
-                2.0,
-                0.5,
-                0.5,
-                -1.0,
-                &[0.5, 0.5],
-                Some(1.2),
-                "true hypothesis Some(1.2)",
-            ),
-            (
-                2.0,
-                0.5,
-                0.5,
-                -1.0,
-                &[0.5, 0.5],
-                Some(nan),
-                "true hypothesis Some(NaN)",
-            ),
+        let refused = [
+            (with(&|r| r.ws = 0.999), "Σ e^ℓ = 0.999"),
+            (with(&|r| r.ws = nan), "Σ e^ℓ = NaN"),
+            (with(&|r| r.ws = f64::INFINITY), "Σ e^ℓ = inf"),
+            (with(&|r| r.wh = -0.5), "Σ e^ℓ q = -0.5"),
+            (with(&|r| r.wh = nan), "Σ e^ℓ q = NaN"),
+            (with(&|r| r.wh = 2.003), "Σ e^ℓ q = 2.003"),
+            (with(&|r| r.q = 1.0000001), "cautious theory 1.0000001"),
+            (with(&|r| r.q = -0.0001), "cautious theory -0.0001"),
+            (with(&|r| r.q = nan), "cautious theory NaN"),
+            (with(&|r| r.ls = nan), "log score NaN"),
+            (with(&|r| r.ls = 2e-9), "log score 0.000000002"),
+            (with(&|r| r.plausible = vec![0.5]), "I_α: [0.5]"),
+            (with(&|r| r.plausible = vec![0.5, 1.5]), "I_α: [0.5, 1.5]"),
+            (with(&|r| r.plausible = vec![nan, 0.5]), "I_α: [NaN, 0.5]"),
+            (with(&|r| r.oracle = Some(1.2)), "true hypothesis Some(1.2)"),
+            (with(&|r| r.oracle = Some(nan)), "true hypothesis Some(NaN)"),
         ];
-        for (ws, wh, q, ls, plausible, oracle, says) in refused {
-            let e = ok(ws, wh, q, ls, plausible, oracle).unwrap_err();
+        let run = |r: &Reduced| ok(r.ws, r.wh, r.q, r.ls, &r.plausible, r.oracle);
+        assert!(run(&valid).is_ok());
+        for (r, says) in refused {
+            let e = run(&r).unwrap_err();
             assert!(e.contains(says), "{says:?}: {e}");
         }
     }

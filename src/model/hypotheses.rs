@@ -400,6 +400,194 @@ mod tests {
         }
     }
 
+    /// The limits are inclusive: a grid of exactly `max_hypotheses`
+    /// hypotheses and exactly `max_parameters` parameters is accepted, one
+    /// fewer of either refused with the figure named.
+    #[test]
+    fn grid_limits_accept_the_limit_itself_and_refuse_one_more() {
+        // 3^4 = 81 hypotheses, 81·4 = 324 parameters
+        assert_eq!(
+            HypothesisSpace::grid_within(3, 4, 81, 324),
+            Ok(HypothesisSpace::Grid { k: 3, d: 4 })
+        );
+        let e = HypothesisSpace::grid_within(3, 4, 80, 324).unwrap_err();
+        assert!(e.contains("3^4 = 81") && e.contains("limit is 80"), "{e}");
+        let e = HypothesisSpace::grid_within(3, 4, 81, 323).unwrap_err();
+        assert!(
+            e.contains("324 parameters") && e.contains("limit of 323"),
+            "{e}"
+        );
+        // k = 1: one hypothesis whatever d; d alone bounded by the parameters
+        assert_eq!(HypothesisSpace::grid_within(1, 50, 1, 50).unwrap().len(), 1);
+        assert!(HypothesisSpace::grid_within(1, 51, 1, 50).is_err());
+        // k^d past usize: refused without a figure, not wrapped
+        let e = HypothesisSpace::grid_within(2, 64, usize::MAX, usize::MAX).unwrap_err();
+        assert!(e.contains("2^64 hypotheses is too large"), "{e}");
+        for (k, d) in [(0, 3), (2, 0), (0, 0)] {
+            let e = HypothesisSpace::grid_within(k, d, 1 << 20, 1 << 20).unwrap_err();
+            assert!(e.contains("k ≥ 1 and d ≥ 1"), "k={k} d={d}: {e}");
+        }
+    }
+
+    /// What a grid reports of itself: H = k^d, d, a uniform prior of mass
+    /// 1/H everywhere, integer parameters.
+    #[test]
+    fn a_grid_is_uniform_over_k_to_the_d() {
+        let s = HypothesisSpace::grid(3, 4).unwrap();
+        assert_eq!((s.len(), s.dim(), s.is_empty()), (81, 4, false));
+        assert_eq!(s.prior_kind(), PriorKind::Uniform);
+        assert_eq!(s.log_prior(), vec![-(81f64.ln()); 81]);
+        assert_eq!(s.smallest_prior_mass(), 1.0 / 81.0);
+        assert!(s.is_integer_valued());
+    }
+
+    /// A list's smallest prior mass is over the hypotheses it can hold
+    /// (−∞ entries are left out), after normalisation.
+    #[test]
+    fn a_lists_smallest_prior_mass_leaves_out_impossible_hypotheses() {
+        let params = Array2::from_shape_vec((4, 2), vec![0.5; 8]).unwrap();
+        let l = HypothesisList::new(
+            params,
+            Some(vec![0.0, (3f64).ln(), f64::NEG_INFINITY, 0.0]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(l.prior_kind, PriorKind::Given);
+        let s = HypothesisSpace::List(l);
+        assert_eq!((s.len(), s.dim(), s.is_empty()), (4, 2, false));
+        assert_eq!(s.prior_kind(), PriorKind::Given);
+        assert!((s.smallest_prior_mass() - 0.2).abs() < 1e-15);
+        let p: Vec<f64> = s.log_prior().iter().map(|v| v.exp()).collect();
+        assert_eq!(p[2], 0.0);
+        assert!((p[1] - 0.6).abs() < 1e-15 && (p[0] - 0.2).abs() < 1e-15);
+    }
+
+    /// Integer-valued means every parameter a whole number under 1e9 in
+    /// magnitude (harm is then tabulated by the integer `w·x`).
+    #[test]
+    fn integer_valued_lists_are_whole_numbers_under_1e9() {
+        let list = |v: f64| {
+            HypothesisSpace::List(
+                HypothesisList::new(
+                    Array2::from_shape_vec((2, 1), vec![2.0, v]).unwrap(),
+                    None,
+                    None,
+                )
+                .unwrap(),
+            )
+        };
+        assert!(list(-7.0).is_integer_valued());
+        assert!(list(999_999_999.0).is_integer_valued());
+        assert!(list(-999_999_999.0).is_integer_valued());
+        assert!(!list(1e9).is_integer_valued());
+        assert!(!list(-1e9).is_integer_valued());
+        assert!(!list(0.5).is_integer_valued());
+    }
+
+    /// `index_of` refuses what is not a hypothesis: a wrong length, a
+    /// fraction, a value outside `0..k`; a list finds an exact row.
+    #[test]
+    fn index_of_refuses_what_is_not_a_hypothesis() {
+        let g = HypothesisSpace::grid(3, 2).unwrap();
+        assert_eq!(g.index_of(&[2.0, 1.0]), Some(7));
+        assert_eq!(g.index_of(&[0.0, 0.0]), Some(0));
+        for w in [
+            &[2.0, 1.5][..],
+            &[-1.0, 0.0],
+            &[3.0, 0.0],
+            &[0.0, 3.0],
+            &[1.0],
+        ] {
+            assert_eq!(g.index_of(w), None, "{w:?}");
+        }
+        let l = HypothesisSpace::List(
+            HypothesisList::new(
+                Array2::from_shape_vec((3, 2), vec![0.5, 1.0, 0.5, 2.0, 1.5, 2.0]).unwrap(),
+                None,
+                None,
+            )
+            .unwrap(),
+        );
+        assert_eq!(l.index_of(&[0.5, 2.0]), Some(1));
+        assert_eq!(l.index_of(&[1.5, 2.0]), Some(2));
+        assert_eq!(l.index_of(&[1.5, 1.0]), None);
+        assert_eq!(l.index_of(&[0.5]), None);
+    }
+
+    /// A list's `dot_all`, each row a left-to-right dot product.
+    #[test]
+    fn list_dot_all_matches_a_plain_dot_product() {
+        let params = Array2::from_shape_fn((5, 3), |(i, j)| i as f64 * 0.3 - j as f64 * 1.7);
+        let s = HypothesisSpace::List(HypothesisList::new(params.clone(), None, None).unwrap());
+        let x = [0.25, -1.5, 3.0];
+        let mut out = vec![f64::NAN; 5];
+        s.dot_all(&x, &mut out);
+        for (h, &got) in out.iter().enumerate() {
+            let want = (params[[h, 0]] * x[0] + params[[h, 1]] * x[1]) + params[[h, 2]] * x[2];
+            assert_eq!(got.to_bits(), want.to_bits(), "h={h}");
+        }
+    }
+
+    /// Each malformed list is refused, by name.
+    #[test]
+    fn malformed_lists_are_refused_by_name() {
+        let p = |h: usize, d: usize| Array2::from_elem((h, d), 1.0);
+        let cases: Vec<(Array2<f64>, Option<Vec<f64>>, Option<Vec<f64>>, &str)> = vec![
+            (p(0, 2), None, None, "empty"),
+            (p(2, 0), None, None, "dimension 0"),
+            (
+                Array2::from_shape_vec((1, 2), vec![1.0, f64::INFINITY]).unwrap(),
+                None,
+                None,
+                "finite, got inf",
+            ),
+            (
+                p(2, 1),
+                Some(vec![0.0]),
+                None,
+                "log_prior has 1 entries for 2",
+            ),
+            (
+                p(2, 1),
+                None,
+                Some(vec![0.0; 3]),
+                "log_proposal has 3 entries for 2",
+            ),
+            (
+                p(2, 1),
+                Some(vec![0.0, f64::INFINITY]),
+                None,
+                "log_prior values",
+            ),
+            (
+                p(2, 1),
+                None,
+                Some(vec![0.0, f64::NAN]),
+                "log_proposal values",
+            ),
+            (
+                p(2, 1),
+                None,
+                Some(vec![0.0, f64::NEG_INFINITY]),
+                "log_proposal values must be finite, got -inf",
+            ),
+            (p(2, 1), Some(vec![f64::NEG_INFINITY; 2]), None, "zero mass"),
+        ];
+        for (params, prior, proposal, want) in cases {
+            let e = HypothesisList::new(params, prior, proposal).unwrap_err();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        // the prior and the proposal together: π/r, normalised
+        let l = HypothesisList::new(
+            p(2, 1),
+            Some(vec![(0.2f64).ln(), (0.8f64).ln()]),
+            Some(vec![(0.5f64).ln(), (0.5f64).ln()]),
+        )
+        .unwrap();
+        assert_eq!(l.prior_kind, PriorKind::ImportanceSampled);
+        assert!((l.log_prior[0].exp() - 0.2).abs() < 1e-15);
+    }
+
     #[test]
     fn list_prior_is_normalised_and_importance_weights_divide_by_the_proposal() {
         let params = Array2::from_shape_vec((3, 1), vec![0.0, 1.0, 2.0]).unwrap();

@@ -155,6 +155,45 @@ fn skipping_gives_the_report_without_the_outcome_on_the_gpu() {
     skip_gives_the_report_without_the_outcome(GPU);
 }
 
+/// The GPU holds features, σ and θ in (pairs of) f32: a value beyond that
+/// range once became ∞ there, 0·∞ a NaN, and a log the CPU audits was called
+/// "unexplained". Now the GPU refuses it, naming the value and the way out,
+/// and the CPU audits it.
+#[test]
+fn values_beyond_f32_are_refused_by_the_gpu_not_called_unexplained() {
+    let stream = r#"{"type":"stream","id":"e1","candidates":[[1e300,0,0],[0,0,1]]}"#;
+    let step = r#"{"type":"step","action":1,"outcome":1.0}"#;
+    let lines = [MODEL, stream, step];
+    let cpu = audit_cli(&lines, &with(CPU, &["-q"]));
+    assert_eq!(cpu.code, 0, "{}", cpu.stderr);
+    assert_eq!(cpu.report.map(|r| r.len()), Some(1));
+    let sigma = MODEL.replace(r#""sigma":1.0"#, r#""sigma":2e30"#);
+    let theta = MODEL.replace(r#""harm_threshold":1.0"#, r#""harm_threshold":-2e30"#);
+    // an outcome beyond f32 that σ = 1e30 still explains (residual/σ ≈ 1e10)
+    let wide = MODEL.replace(r#""sigma":1.0"#, r#""sigma":1e30"#);
+    let far = r#"{"type":"step","action":1,"outcome":1e40}"#;
+    for (lines, what) in [
+        (vec![MODEL, stream, step], "1e300"),
+        (vec![&sigma, STREAM, STEP], "sigma = 2e30"),
+        (vec![&theta, STREAM, STEP], "harm_threshold = -2e30"),
+        (vec![&wide, STREAM, far], "1e40"),
+    ] {
+        let run = audit_cli(&lines, &with(GPU, &["-q"]));
+        assert_eq!(run.code, 2, "{what}: {}", run.stderr);
+        assert!(run.report.is_none(), "{what}");
+        for needle in [what, "f32", "--backend cpu"] {
+            assert!(
+                run.stderr.contains(needle),
+                "{what}: no {needle:?} in {}",
+                run.stderr
+            );
+        }
+        assert!(!run.stderr.contains("explain"), "{what}: {}", run.stderr);
+        let cpu = audit_cli(&lines, &with(CPU, &["-q"]));
+        assert_eq!(cpu.code, 0, "{what} on the CPU: {}", cpu.stderr);
+    }
+}
+
 /// σ so small that every residual but an exact one is beyond −1e30 in log
 /// space: the first outcome that no hypothesis's mean equals is unexplained.
 /// (1e-16 keeps the squared residuals in f32's range, so the GPU computes

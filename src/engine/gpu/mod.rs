@@ -132,8 +132,14 @@ fn exact_in_f32(model: &Model, tables: &[std::sync::Arc<CandidateTable>]) -> boo
     if !space.is_integer_valued() || !tables.iter().all(|t| t.is_integer_valued()) {
         return false;
     }
-    let d = space.dim();
-    let mut wmax = vec![0.0f64; d];
+    wx_bound(space, tables) < (1u64 << 24) as f64
+}
+
+/// The largest `Σ_j |w_j|·|x_j|` over the batch's candidates and the largest
+/// `|w_j|` of any hypothesis: a bound on every `w·x` and on each of its
+/// partial sums.
+fn wx_bound(space: &HypothesisSpace, tables: &[std::sync::Arc<CandidateTable>]) -> f64 {
+    let mut wmax = vec![0.0f64; space.dim()];
     match space {
         HypothesisSpace::Grid { k, .. } => wmax.iter_mut().for_each(|w| *w = (*k - 1) as f64),
         HypothesisSpace::List(l) => {
@@ -144,18 +150,19 @@ fn exact_in_f32(model: &Model, tables: &[std::sync::Arc<CandidateTable>]) -> boo
             }
         }
     }
-    let limit = (1u64 << 24) as f64;
-    tables.iter().all(|t| {
-        (0..t.n_candidates).all(|a| {
-            let bound: f64 = t
+    let mut bound = 0.0f64;
+    for t in tables {
+        for a in 0..t.n_candidates {
+            let b: f64 = t
                 .candidate(a)
                 .iter()
                 .zip(&wmax)
                 .map(|(x, w)| x.abs() * w)
                 .sum();
-            bound < limit
-        })
-    })
+            bound = bound.max(b);
+        }
+    }
+    bound
 }
 
 /// A cheap fingerprint of a hypothesis list, to keep its upload between batches.
@@ -487,26 +494,54 @@ impl Engine for GpuEngine {
     }
 
     fn prepare<'a>(&'a self, batch: &'a Batch<'a>) -> Result<Box<dyn PreparedBatch + 'a>> {
-        check_range(batch.model)?;
+        check_range(batch)?;
         Ok(Box::new(GpuBatch::new(self, batch)?))
     }
 }
 
-/// The device holds σ, 1/σ and θ in f32 (pairs): outside this range its
-/// residuals and harm would be NaN, not numbers (SPEC §2: none may reach an
-/// estimate), so such a model is refused rather than computed.
-fn check_range(model: &Model) -> Result<()> {
-    const RANGE: f64 = 1e30;
+/// Beyond this magnitude the device's f32 (pairs) refuse a value.
+const F32_RANGE: f64 = 1e30;
+
+/// The device holds σ, 1/σ, θ, the features and `w·x` in f32 (pairs):
+/// outside f32's range they become ∞, `0·∞` a NaN, and its residuals and
+/// harm would not be numbers (SPEC §2: none may reach an estimate). Such a
+/// batch is refused, with the way out, rather than computed. An outcome
+/// beyond the range is refused only where the CPU could explain it: one
+/// that no hypothesis explains on either engine is the reader's business
+/// (`--skip-unexplained`).
+fn check_range(batch: &Batch<'_>) -> Result<()> {
+    let model = batch.model;
+    let refuse = |what: String| {
+        Err(Error::Setting(format!(
+            "{what}: the GPU computes in f32 and needs 1e-30 <= sigma <= 1e30, \
+             |harm_threshold| <= 1e30, |w·x| <= 1e30 and |outcome| <= 1e30; use --backend cpu"
+        )))
+    };
+    let bound = wx_bound(&model.hypotheses, &batch.tables);
+    if bound.is_nan() || bound > F32_RANGE {
+        return refuse(format!(
+            "a candidate's features (with the hypotheses' parameters) give |w·x| up to {bound:e}"
+        ));
+    }
     if let ObservationModel::Gaussian {
         sigma,
         harm_threshold,
     } = model.observation
     {
-        if !(1.0 / RANGE..=RANGE).contains(&sigma) || harm_threshold.abs() > RANGE {
-            return Err(Error::Setting(format!(
-                "sigma = {sigma:e}, harm_threshold = {harm_threshold:e}: the GPU computes in f32 \
-                 and needs 1e-30 <= sigma <= 1e30 and |harm_threshold| <= 1e30; use --backend cpu"
-            )));
+        if !(1.0 / F32_RANGE..=F32_RANGE).contains(&sigma) || harm_threshold.abs() > F32_RANGE {
+            return refuse(format!(
+                "sigma = {sigma:e}, harm_threshold = {harm_threshold:e}"
+            ));
+        }
+        // residuals past 1e16 σ are below −1e30 in log space on both engines
+        let explainable = |y: f64| (y.abs() - bound) / sigma <= 1e16;
+        let far = batch
+            .steps
+            .iter()
+            .filter_map(|s| s.outcome)
+            .find(|&y| y.abs() > F32_RANGE && explainable(y));
+        if let Some(y) = far {
+            return refuse(format!("an outcome of {y:e}"));
         }
     }
     Ok(())

@@ -10,7 +10,12 @@ use crate::report::{destination, Destination};
 use crate::Error;
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<u8> {
-    let limits = log::Limits::from(&args.limits);
+    // converting never enumerates a grid: one too large to enumerate (an
+    // audit on sampled hypotheses) converts as any other
+    let limits = log::Limits {
+        sampled_grid: true,
+        ..log::Limits::from(&args.limits)
+    };
     let dest = Destination::new(Some(&args.out))?;
     let mut input = log::open_input(&args.input, args.input_format, None, &limits)?;
     let log_path = (args.input != "-").then(|| std::path::Path::new(&args.input));

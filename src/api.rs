@@ -74,6 +74,9 @@ pub struct SamplerOptions {
     pub seed: u64,
     /// Redraw a stream's set when its ESS falls below this fraction of `N`.
     pub redraw_ess: f64,
+    /// Each stream's index in the whole log when the input is a shard of
+    /// it (`SampledSettings::stream_indices`); empty for a whole log.
+    pub stream_indices: Vec<u64>,
 }
 
 /// A sample set is a hypothesis list: `n` draws at dimension `d` are held
@@ -342,6 +345,7 @@ fn sampled(
         seed: s.seed,
         redraw_ess: s.redraw_ess,
         skip_unexplained: options.skip_unexplained,
+        stream_indices: s.stream_indices.clone(),
     };
     settings.check()?;
     let file = s.path.display().to_string();

@@ -41,6 +41,7 @@ def audit(
     samples: Optional[int] = None,
     seed: int = 1,
     redraw_ess: Optional[float] = None,
+    stream_indices: Optional[List[int]] = None,
 ) -> AuditResult: ...
 def report_schema(
     *,

@@ -203,6 +203,41 @@ def options(
     }
 
 
+def sampler_options(
+    sampler: Optional[PathLike], samples: Optional[int], seed: int, redraw_ess: Optional[float]
+) -> Dict[str, Any]:
+    """:func:`gpubound.audit`'s ``sampler``, ``samples``, ``seed`` and
+    ``redraw_ess`` (checked together by the engine). The sampler file is read
+    by every task: on a cluster it must be at the same path on every node."""
+    if sampler is None:
+        if samples is not None or redraw_ess is not None:
+            # the engine names which
+            return {"samples": samples, "redraw_ess": redraw_ess}
+        return {}
+    path = os.path.abspath(os.fspath(sampler))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such sampler file")
+    return {
+        "sampler": path,
+        "samples": None if samples is None else int(samples),
+        "seed": int(seed),
+        "redraw_ess": redraw_ess,
+    }
+
+
+def stream_indices(rows: "pyarrow.Table", start_lines: "Any") -> List[int]:
+    """The index in the whole log of each stream of ``rows`` (a shard's rows
+    in log order, with ``line``), from the sorted lines where the log's
+    streams begin (step 1): an audit on sampled hypotheses seeds each
+    stream's draws with its index, so a shard draws what the whole log's
+    audit draws."""
+    import numpy
+    import pyarrow.compute as pc
+
+    first = rows.filter(pc.equal(rows["step"], 1))[LINE].to_numpy()
+    return numpy.searchsorted(start_lines, first).tolist()
+
+
 def in_log_order(rows: "pyarrow.Table", name: str) -> "pyarrow.Table":
     """A shard's rows (whole streams, any order) in the log's order."""
     if LINE not in rows.column_names:
@@ -214,13 +249,22 @@ def in_log_order(rows: "pyarrow.Table", name: str) -> "pyarrow.Table":
 
 
 def audit_rows(
-    rows: Any, model: str, settings: Dict[str, Any], name: str, report_path: Optional[str] = None
+    rows: Any,
+    model: str,
+    settings: Dict[str, Any],
+    name: str,
+    report_path: Optional[str] = None,
+    indices: Optional[List[int]] = None,
 ) -> Any:
     """Audits a shard's rows (Arrow data in the log's order, with ``line``):
     the native result; with ``report_path`` its rows go to that Parquet
-    file as they come instead of memory."""
+    file as they come instead of memory. ``indices``: each stream's index in
+    the whole log (:func:`stream_indices`), for an audit on sampled
+    hypotheses."""
+    extra = {"stream_indices": indices} if settings.get("sampler") else {}
     return _gpubound.audit(
-        rows, model_json=model, html=False, name=name, report_path=report_path, **settings
+        rows, model_json=model, html=False, name=name, report_path=report_path, **settings,
+        **extra
     )
 
 

@@ -66,6 +66,10 @@ def audit(
     num_blocks: Optional[int] = None,
     top: int = 10,
     shared_world: bool = False,
+    sampler: Optional[_sharded.PathLike] = None,
+    samples: Optional[int] = None,
+    seed: int = 1,
+    redraw_ess: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Audits a log on Ray and returns the summary (the dict of
     :attr:`gpubound.Audit.summary`, merged over the tasks).
@@ -84,9 +88,17 @@ def audit(
     given). ``num_blocks``: how many shards (default: twice the cluster's
     CPUs, at least 4).
 
+    ``sampler``, ``samples``, ``seed`` and ``redraw_ess`` are
+    :func:`gpubound.audit`'s: an audit on hypotheses drawn from an amortized
+    sampler (the file must be at the same path on every node). Each stream
+    draws from its own random stream, numbered by its index in the log, so
+    the sharded audit draws what the single machine's does: the same rows,
+    and the same summary but for the sampling times.
+
     ``shared_world`` is refused: one world cannot be split. Bad input raises
     ``ValueError`` naming the file or the log's row, as the command line does.
     """
+    import numpy
     import ray
     import ray.data
 
@@ -98,6 +110,8 @@ def audit(
     if num_gpus > 0 and backend == "auto":
         backend = "gpu"
     settings = _sharded.options(alpha, delta, prior_floor, thresholds, backend)
+    settings.update(_sharded.sampler_options(sampler, samples, seed, redraw_ess))
+    sampled = settings.get("sampler") is not None
     started = time.perf_counter()
     given_model = _sharded.model_json(model)
     if isinstance(source, ray.data.Dataset):
@@ -124,8 +138,13 @@ def audit(
             # per range; no shuffle is needed to keep each stream whole.
             total = sum(rows for _, _, rows in plan)
             ranges = _sharded.plan_shards(plan, total, blocks)
+            # the log-order index of each range's first stream, and one past its last
+            starts = _sharded.stream_starts(plan) if sampled else None
+            first = (lambda row: int(numpy.searchsorted(starts, row))) if sampled else (lambda row: 0)
             jobs = ray.data.from_items(
-                [{"start": a, "end": b} for a, b in ranges], override_num_blocks=len(ranges)
+                [{"start": a, "end": b, "first_stream": first(a), "end_stream": first(b)}
+                 for a, b in ranges],
+                override_num_blocks=len(ranges),
             )
             work = jobs.map_batches(
                 _audit_range,
@@ -137,9 +156,10 @@ def audit(
         else:
             # Any Dataset: hash-partition by stream, so each stream lands whole
             # in one block, audited in the order of its `line`s.
+            start_lines = _start_lines(ds) if sampled else None
             work = ds.repartition(blocks, shuffle=True, keys=["stream"]).map_batches(
                 _audit_block,
-                fn_kwargs=task_args,
+                fn_kwargs={**task_args, "start_lines": start_lines},
                 batch_size=None,
                 batch_format="pyarrow",
                 num_gpus=num_gpus,
@@ -166,10 +186,11 @@ def _audit_range(
     # a task uses the CPU it was given, not every core of the node
     os.environ.setdefault("RAYON_NUM_THREADS", "1")
     out = []
-    for a, b in zip(jobs["start"].to_pylist(), jobs["end"].to_pylist()):
+    for a, b, k0, k1 in zip(*(jobs[c].to_pylist() for c in ("start", "end", "first_stream", "end_stream"))):
         try:
             rows = _sharded.read_range(plan, a, b)
-            result = _sharded.audit_rows(rows, model, settings, name, folder.part(a + 1))
+            result = _sharded.audit_rows(rows, model, settings, name, folder.part(a + 1),
+                                         list(range(k0, k1)))
         except (ValueError, OSError) as e:
             return _error(e)
         out.append(_result(folder.part(a + 1), result.summary_json(), None))
@@ -177,7 +198,8 @@ def _audit_range(
 
 
 def _audit_block(
-    rows: "pyarrow.Table", model: str, settings: Dict[str, Any], name: str, folder: Any
+    rows: "pyarrow.Table", model: str, settings: Dict[str, Any], name: str, folder: Any,
+    start_lines: Any,
 ) -> "pyarrow.Table":
     """One task: audits the block's streams, writes their report rows as a
     part, returns the summary as a one-row table."""
@@ -187,7 +209,8 @@ def _audit_block(
     try:
         rows = _sharded.in_log_order(rows, name)
         part = folder.part(int(rows[_sharded.LINE][0].as_py()))
-        result = _sharded.audit_rows(rows, model, settings, name, part)
+        indices = None if start_lines is None else _sharded.stream_indices(rows, start_lines)
+        result = _sharded.audit_rows(rows, model, settings, name, part, indices)
     except (ValueError, OSError) as e:
         return _error(e)
     return _result(part, result.summary_json(), None)
@@ -219,6 +242,20 @@ def _raise_first_error(results: List[Dict[str, Any]]) -> None:
         if r.get("error"):
             kind, _, message = r["error"].partition("\t")
             raise _ERRORS.get(kind, OSError if kind.endswith("Error") else ValueError)(message)
+
+
+def _start_lines(ds: "ray.data.Dataset") -> Any:
+    """The sorted lines where the Dataset's streams begin (step 1): one
+    number per stream, which numbers each stream's draws."""
+    import numpy
+    import pyarrow.compute as pc
+
+    def firsts(t: "pyarrow.Table") -> "pyarrow.Table":
+        return t.filter(pc.equal(t["step"], 1)).select([_sharded.LINE])
+
+    lines = [b[_sharded.LINE] for b in ds.map_batches(firsts, batch_format="pyarrow")
+             .iter_batches(batch_format="numpy", batch_size=None)]
+    return numpy.sort(numpy.concatenate(lines)) if lines else numpy.zeros(0, numpy.uint64)
 
 
 def _dataset_model(ds: "ray.data.Dataset") -> str:

@@ -44,14 +44,14 @@ pub fn backend_choice(choice: &str) -> PyResult<BackendChoice> {
 pub fn load_model(
     json: Option<String>,
     path: Option<PathBuf>,
+    limits: &Limits,
 ) -> gpubound::Result<Option<(Model, String)>> {
-    let limits = Limits::default();
     Ok(match (json, path) {
         (Some(text), _) => Some((
-            log::model_from_json("model", text.as_bytes(), Path::new("."), &limits)?,
+            log::model_from_json("model", text.as_bytes(), Path::new("."), limits)?,
             "model".to_string(),
         )),
-        (None, Some(p)) => Some((log::read_model_file(&p, &limits)?, p.display().to_string())),
+        (None, Some(p)) => Some((log::read_model_file(&p, limits)?, p.display().to_string())),
         (None, None) => None,
     })
 }
@@ -139,7 +139,7 @@ impl AuditResult {
 #[pyo3(signature = (log, *, model_json=None, model_path=None, alpha=Vec::new(), delta=Vec::new(),
     prior_floor=None, thresholds=vec![0.01], backend="auto", shared_world=false,
     skip_unexplained=false, input_format=None, html=true, name="<arrow>", report_path=None,
-    top=10, sampler=None, samples=None, seed=1, redraw_ess=None))]
+    top=10, sampler=None, samples=None, seed=1, redraw_ess=None, stream_indices=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn audit(
     py: Python<'_>,
@@ -162,9 +162,10 @@ pub fn audit(
     samples: Option<usize>,
     seed: u64,
     redraw_ess: Option<f64>,
+    stream_indices: Option<Vec<u64>>,
 ) -> PyResult<AuditResult> {
     let backend = backend_choice(backend)?;
-    let sampler = sampler_options(sampler, samples, seed, redraw_ess)?;
+    let sampler = sampler_options(sampler, samples, seed, redraw_ess, stream_indices)?;
     let format = self::input_format(input_format)?;
     // a path, or Arrow data
     let (path, arrow_data) = match log.extract::<PathBuf>() {
@@ -177,7 +178,9 @@ pub fn audit(
             sampled_grid: sampler.is_some(),
             ..Limits::default()
         };
-        let model = load_model(model_json, model_path)?;
+        // read as the log's own model is (a grid too large to enumerate
+        // when a sampler stands in)
+        let model = load_model(model_json, model_path, &limits)?;
         let model_source = model.as_ref().map(|(_, name)| name.clone());
         let model = model.map(|(m, _)| m);
         let input: Box<dyn LogInput> = match (&path, arrow_data) {
@@ -252,19 +255,27 @@ pub fn audit(
 
 /// `audit`'s `sampler=`, `samples=`, `seed=` and `redraw_ess=`: the command
 /// line's `--sampler`, `--samples`, `--seed` and `--redraw-ess`, which go
-/// together as they do there.
+/// together as they do there; `stream_indices=` (the cluster audits' shards:
+/// each stream's index in the whole log, which numbers its random stream).
 fn sampler_options(
     sampler: Option<PathBuf>,
     samples: Option<usize>,
     seed: u64,
     redraw_ess: Option<f64>,
+    stream_indices: Option<Vec<u64>>,
 ) -> PyResult<Option<SamplerOptions>> {
+    if sampler.is_none() && stream_indices.is_some() {
+        return Err(setting(
+            "stream_indices= applies to an audit on sampled hypotheses: give sampler= too".into(),
+        ));
+    }
     match (sampler, samples) {
         (Some(path), Some(samples)) => Ok(Some(SamplerOptions {
             path,
             samples,
             seed,
             redraw_ess: redraw_ess.unwrap_or(gpubound::sampler::audit::DEFAULT_REDRAW_ESS),
+            stream_indices: stream_indices.unwrap_or_default(),
         })),
         (Some(_), None) => Err(setting(
             "sampler= needs samples=N, the hypotheses drawn per step".into(),
@@ -369,7 +380,7 @@ impl NativeGuardrail {
         backend: &str,
     ) -> PyResult<Self> {
         let backend = backend_choice(backend)?;
-        let (model, source) = load_model(model_json, model_path)
+        let (model, source) = load_model(model_json, model_path, &Limits::default())
             .py()?
             .ok_or_else(|| setting("a guardrail needs a model".into()))?;
         let options = AuditOptions {

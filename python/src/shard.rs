@@ -3,6 +3,7 @@
 //! report rows, and the merge of the shards' summaries. Conversions only.
 
 use gpubound::api::{self, AuditOptions};
+use gpubound::log::Limits;
 use gpubound::report::parquet;
 use gpubound::report::shards;
 use gpubound::Error;
@@ -45,7 +46,7 @@ pub fn report_schema(
     prior_floor: Option<f64>,
     thresholds: Vec<f64>,
 ) -> PyResult<ArrowStream> {
-    let (model, name) = load_model(Some(model_json), None)
+    let (model, name) = load_model(Some(model_json), None, &Limits::default())
         .py()?
         .expect("a model was given");
     let o = options(alpha, delta, prior_floor, thresholds, 10);
@@ -75,7 +76,8 @@ pub fn summarise_report(
 ) -> PyResult<String> {
     let (_, batches) = arrow::read_all(py, arrow::import(rows)?)?;
     py.detach(|| {
-        let (model, _) = load_model(Some(model_json), None)?.expect("a model was given");
+        let (model, _) =
+            load_model(Some(model_json), None, &Limits::default())?.expect("a model was given");
         let o = options(alpha, delta, prior_floor, thresholds, top);
         api::summarise_report(&batches, &model, &o, name).map(|v| v.to_string())
     })

@@ -2,6 +2,7 @@
 with (built by `cargo test --release` before pytest runs in scripts/test),
 and the shipped example log."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -77,6 +78,29 @@ def cluster_log(cli, tmp_path_factory):
         reports.append(pq.read_table(report))
     assert reports[0].equals(reports[1])
     return {"whole": whole, "parts": parts, "report": reports[0], "dir": d}
+
+
+@pytest.fixture(scope="session")
+def sampled(cli, tmp_path_factory):
+    """A 3-stream log at d = 48 (a grid of 2^48: too large to enumerate)
+    and an untrained sampler for its model (``--steps 0``: the policy is its
+    residual field alone, enough to draw and weigh)."""
+    d = tmp_path_factory.mktemp("sampled")
+    log, model, sampler = d / "log48.jsonl", d / "m48.json", d / "s48.bin"
+    subprocess.run(
+        [cli, "simulate", "-q", "-d", "48", "--explosion-threshold", "15", "--agent",
+         "uniform", "--no-explosions", "-n", "3", "--steps", "6", "--seed", "5",
+         "-o", str(log)],
+        check=True,
+    )
+    line = json.loads(log.read_text().splitlines()[0])
+    model.write_text(json.dumps({k: v for k, v in line.items() if k != "type"}))
+    subprocess.run(
+        [cli, "sampler", "train", "-q", "--model", str(model), "-o", str(sampler),
+         "--steps", "0"],
+        check=True,
+    )
+    return log, sampler
 
 
 ORDER = [("stream", "ascending"), ("step", "ascending"), ("candidate", "ascending")]

@@ -129,3 +129,59 @@ def test_a_dataset_without_lines_is_refused_naming_the_column(cluster_log, tmp_p
     with pytest.raises(ValueError, match="no `line` column"):
         gray.audit(ds, output=tmp_path / "r", model=model, **CLUSTER_KW)
     assert not (tmp_path / "r").exists()
+
+
+def sampled_parts(cli, sampled, tmp_path):
+    """The sampled fixture's log (3 streams at d = 48) as Parquet, whole and
+    cut into 3 files mid-stream."""
+    log, sampler = sampled
+    whole = tmp_path / "s.parquet"
+    subprocess.run([cli, "convert", str(log), "-o", str(whole), "-q"], check=True)
+    t = pq.read_table(whole)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    cuts = [0, 5, 11, t.num_rows]
+    for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        pq.write_table(t.slice(a, b - a), parts / f"part-{i}.parquet")
+    return whole, parts, sampler
+
+
+def test_a_sampled_audit_on_ray_draws_what_one_machine_draws(cli, sampled, tmp_path):
+    """Each stream draws from its own random stream, numbered by its index in
+    the log: shards of one stream each (files or a Dataset) give the single
+    machine's rows, and its summary but for the sampling times."""
+    whole, parts, sampler = sampled_parts(cli, sampled, tmp_path)
+    kw = dict(sampler=sampler, samples=128, seed=3, backend="cpu")
+    want = gpubound.audit(whole, **kw)
+    assert want.summary["streams"] == 3
+    for i, source in enumerate([parts, gray.read_log(parts)]):
+        out = tmp_path / f"r{i}"
+        summary = gray.audit(source, output=out, num_blocks=3, **kw)
+        got = pq.read_table(out)
+        # one stream per file shard; the hash partition puts some together
+        parts_written = [p for p in os.listdir(out) if p.endswith(".parquet")]
+        assert len(parts_written) == 3 if i == 0 else len(parts_written) >= 2, parts_written
+        assert_same_rows(got, want.steps)
+        s, w = dict(summary), dict(want.summary)
+        got_sampling, want_sampling = s.pop("sampling"), w.pop("sampling")
+        assert_same_summary(s, w)
+        assert got_sampling["ess_mean"] == pytest.approx(want_sampling["ess_mean"], rel=1e-12)
+        for k, v in want_sampling.items():
+            if not k.endswith("_seconds") and k != "ess_mean":
+                assert got_sampling[k] == v, k
+        assert want_sampling["prior_draws"] == 3
+    # the seed still decides: another seed, other draws
+    other = gray.audit(parts, output=tmp_path / "r3", num_blocks=3, **dict(kw, seed=4))
+    assert other["sampling"]["ess_mean"] != want.summary["sampling"]["ess_mean"]
+
+
+def test_a_sampled_ray_audit_refuses_what_the_engine_refuses(cli, sampled, tmp_path):
+    whole, parts, sampler = sampled_parts(cli, sampled, tmp_path)
+    with pytest.raises(ValueError, match="sampler= needs samples=N"):
+        gray.audit(parts, output=tmp_path / "r", sampler=sampler, backend="cpu")
+    with pytest.raises(ValueError, match="give sampler= too"):
+        gray.audit(parts, output=tmp_path / "r", samples=64, backend="cpu")
+    with pytest.raises(FileNotFoundError, match="no such sampler file"):
+        gray.audit(parts, output=tmp_path / "r", sampler=tmp_path / "none.bin", samples=64)
+    # nothing was left behind
+    assert not (tmp_path / "r").exists()

@@ -10,29 +10,6 @@ import pytest
 import gpubound
 
 
-@pytest.fixture(scope="module")
-def sampled(cli, tmp_path_factory):
-    """A 3-stream log at d = 48 (a grid of 2^48: too large to enumerate)
-    and an untrained sampler for its model (``--steps 0``: the policy is its
-    residual field alone, enough to draw and weigh)."""
-    d = tmp_path_factory.mktemp("sampled")
-    log, model, sampler = d / "log48.jsonl", d / "m48.json", d / "s48.bin"
-    subprocess.run(
-        [cli, "simulate", "-q", "-d", "48", "--explosion-threshold", "15", "--agent",
-         "uniform", "--no-explosions", "-n", "3", "--steps", "6", "--seed", "5",
-         "-o", str(log)],
-        check=True,
-    )
-    line = json.loads(log.read_text().splitlines()[0])
-    model.write_text(json.dumps({k: v for k, v in line.items() if k != "type"}))
-    subprocess.run(
-        [cli, "sampler", "train", "-q", "--model", str(model), "-o", str(sampler),
-         "--steps", "0"],
-        check=True,
-    )
-    return log, sampler
-
-
 def cli_rows(cli, log, sampler, tmp_path, *extra):
     out = tmp_path / "r.parquet"
     subprocess.run(
@@ -127,3 +104,19 @@ def test_the_html_report_never_replaces_the_sampler(sampled):
     with pytest.raises(ValueError, match="is the log"):
         a.write_html(log)
     assert sampler.read_bytes() == before
+
+
+def test_a_model_given_apart_is_read_as_the_sampler_reads_it(sampled, tmp_path):
+    """``model=`` (a dict, JSON or a file) of a grid too large to enumerate is
+    read as the log's own model is when a sampler stands in: it was once
+    refused as "too large" (the cluster audits pass the model this way)."""
+    log, sampler = sampled
+    line = json.loads(open(log).readline())
+    model = {k: v for k, v in line.items() if k != "type"}
+    want = gpubound.audit(log, sampler=sampler, samples=64, seed=2).steps
+    for given in (model, json.dumps(model)):
+        got = gpubound.audit(log, model=given, sampler=sampler, samples=64, seed=2).steps
+        assert got.equals(want)
+    # without a sampler the grid is still too large, with the way out
+    with pytest.raises(ValueError, match="too large"):
+        gpubound.audit(log, model=model)

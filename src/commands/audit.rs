@@ -113,6 +113,7 @@ fn options(args: &AuditArgs) -> AuditOptions {
             redraw_ess: args
                 .redraw_ess
                 .unwrap_or(crate::sampler::audit::DEFAULT_REDRAW_ESS),
+            stream_indices: Vec::new(),
         }),
     }
 }

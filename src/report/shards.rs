@@ -79,6 +79,10 @@ pub fn merge_summaries(parts: &[Value], log: &str, seconds: f64, top: usize) -> 
         }
         obj.insert(k.into(), total.into());
     }
+    if first.get("sampling").is_some() {
+        let sampling = merge_sampling(parts)?;
+        obj.insert("sampling".into(), sampling);
+    }
     // backends: one when every shard ran on the same kind of device
     let mut backends: Vec<&str> = parts.iter().filter_map(|p| p["backend"].as_str()).collect();
     backends.sort_unstable();
@@ -133,6 +137,75 @@ pub fn merge_summaries(parts: &[Value], log: &str, seconds: f64, top: usize) -> 
     });
     riskiest.truncate(top);
     obj.insert("riskiest".into(), riskiest.into());
+    Ok(merged)
+}
+
+/// The shards' sampling totals (audits on sampled hypotheses) as one: the
+/// draws and the seconds add, the least ESS is the least of all, the mean
+/// ESS is the shards' means weighted by their steps (every step has one).
+fn merge_sampling(parts: &[Value]) -> Result<Value> {
+    let name = "summaries";
+    let first = &parts[0]["sampling"];
+    let mut merged = first.clone();
+    let obj = merged
+        .as_object_mut()
+        .ok_or_else(|| bad(name, "`sampling` is not a JSON object"))?;
+    for (i, p) in parts.iter().enumerate().skip(1) {
+        for k in [
+            "sampler",
+            "training_steps",
+            "samples",
+            "seed",
+            "redraw_ess",
+            "guarantees",
+        ] {
+            if p["sampling"].get(k) != first.get(k) {
+                return Err(bad(
+                    name,
+                    format!("shard {} states another sampling `{k}` than shard 1: shards of one audit share its sampler and settings", i + 1),
+                ));
+            }
+        }
+    }
+    let number = |p: &Value, k: &str| {
+        p["sampling"][k]
+            .as_f64()
+            .ok_or_else(|| bad(name, format!("sampling `{k}` is not a number")))
+    };
+    for k in ["prior_draws", "redraws"] {
+        let mut total = 0u64;
+        for p in parts {
+            total += p["sampling"][k]
+                .as_u64()
+                .ok_or_else(|| bad(name, format!("sampling `{k}` is not a count")))?;
+        }
+        obj.insert(k.into(), total.into());
+    }
+    for k in [
+        "draw_seconds",
+        "prior_seconds",
+        "reweigh_seconds",
+        "estimate_seconds",
+    ] {
+        let mut total = 0.0;
+        for p in parts {
+            total += number(p, k)?;
+        }
+        obj.insert(k.into(), total.into());
+    }
+    let (mut ess_sum, mut steps, mut ess_min) = (0.0, 0u64, f64::INFINITY);
+    for p in parts {
+        let n = p["steps"].as_u64().unwrap_or(0);
+        if n > 0 {
+            ess_sum += number(p, "ess_mean")? * n as f64;
+            ess_min = ess_min.min(number(p, "ess_min")?);
+            steps += n;
+        }
+    }
+    if steps > 0 {
+        obj.insert("ess_mean".into(), (ess_sum / steps as f64).into());
+        obj.insert("ess_min".into(), ess_min.into());
+    }
     Ok(merged)
 }
 

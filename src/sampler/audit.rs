@@ -73,6 +73,12 @@ pub struct SampledSettings {
     pub redraw_ess: f64,
     /// Treat an outcome no sampled hypothesis can explain as missing.
     pub skip_unexplained: bool,
+    /// The index in the whole log of each stream of this input, in order,
+    /// when the input is a shard of a larger log (the cluster audits): a
+    /// stream's draws come from its own random stream, numbered by its
+    /// index in the log, so a sharded audit draws what the whole log's
+    /// draws. Empty: the input is the log (0, 1, 2, …).
+    pub stream_indices: Vec<u64>,
 }
 
 impl SampledSettings {
@@ -89,7 +95,26 @@ impl SampledSettings {
                 self.redraw_ess
             )));
         }
+        if let Some(w) = self.stream_indices.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(Error::Setting(format!(
+                "stream indices must increase (each stream's index in the log, in log order), got {} then {}",
+                w[0], w[1]
+            )));
+        }
         Ok(())
+    }
+
+    /// The random stream of the input's stream `index` (0-based).
+    fn rng_stream(&self, index: usize) -> Result<u64> {
+        if self.stream_indices.is_empty() {
+            return Ok(index as u64);
+        }
+        self.stream_indices.get(index).copied().ok_or_else(|| {
+            Error::Setting(format!(
+                "{} stream indices given, but the log holds more streams",
+                self.stream_indices.len()
+            ))
+        })
     }
 }
 
@@ -220,7 +245,11 @@ impl Run<'_> {
             .map(|seg| {
                 let state = match seg.state {
                     Some(s) => s,
-                    None => StreamState::new(self.model, self.settings.seed, seg.index),
+                    None => StreamState::new(
+                        self.model,
+                        self.settings.seed,
+                        self.settings.rng_stream(seg.index)?,
+                    ),
                 };
                 let d = self.segment(&seg.stream, seg.steps, state)?;
                 Ok((seg.stream, seg.index, d))
@@ -402,10 +431,10 @@ struct Stats {
 }
 
 impl StreamState {
-    fn new(model: &Model, seed: u64, index: usize) -> StreamState {
+    fn new(model: &Model, seed: u64, rng_stream: u64) -> StreamState {
         let m = sampler_model(model).expect("checked by `run`");
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(index as u64);
+        rng.set_stream(rng_stream);
         StreamState {
             ctx: Context::new(&m),
             rng,

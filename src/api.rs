@@ -430,15 +430,34 @@ pub fn report_settings(
 /// The summary of a shard of an audit (whole streams) from its report rows
 /// alone, as the audit that wrote them gave it: see
 /// `report::shards::summarise_report`. `options` are the audit's.
+/// `sampling`: the audit was on sampled hypotheses, with this sampler and
+/// these settings (`describe_sampler` gives its training steps).
 pub fn summarise_report(
     batches: &[RecordBatch],
     model: &Model,
     options: &AuditOptions,
     name: &str,
+    sampling: Option<&SamplingInfo>,
 ) -> Result<serde_json::Value> {
-    let settings = report_settings(model, options, name)?;
+    let mut settings = report_settings(model, options, name)?;
+    settings.sampled = sampling.is_some();
     let guardrail = summary::default_guardrail(options.guardrail);
-    report::shards::summarise_report(batches, model, &settings, guardrail, options.top, name)
+    report::shards::summarise_report(
+        batches,
+        model,
+        &settings,
+        guardrail,
+        options.top,
+        name,
+        sampling,
+    )
+}
+
+/// What a sampler file holds: the model it was trained for and its training
+/// steps (the summary of an audit on its samples states both).
+pub fn describe_sampler(path: &std::path::Path) -> Result<(sampler::SamplerModel, u64)> {
+    let trainer = sampler::checkpoint::load(path, None)?;
+    Ok((trainer.policy.model, trainer.step))
 }
 
 /// The default floor `p_min`: the smallest prior mass, which must not

@@ -188,8 +188,14 @@ fn a_summary_read_back_from_the_report_rows_is_the_audits() {
         &Limits::default(),
     )
     .unwrap();
-    let back =
-        api::summarise_report(std::slice::from_ref(&rows), &model, &options(), "report").unwrap();
+    let back = api::summarise_report(
+        std::slice::from_ref(&rows),
+        &model,
+        &options(),
+        "report",
+        None,
+    )
+    .unwrap();
     assert_eq!(settled(back.clone()), settled(summary));
     // Spark's report has signed integers: the same summary
     let signed: Vec<ArrayRef> = rows
@@ -210,7 +216,7 @@ fn a_summary_read_back_from_the_report_rows_is_the_audits() {
         })
         .collect();
     let signed = RecordBatch::try_new(Arc::new(Schema::new(fields)), signed).unwrap();
-    let again = api::summarise_report(&[signed], &model, &options(), "report").unwrap();
+    let again = api::summarise_report(&[signed], &model, &options(), "report", None).unwrap();
     assert_eq!(again, back);
 }
 
@@ -304,4 +310,100 @@ fn lines_that_split_a_stream_or_run_backwards_are_bad_input_at_the_logs_row() {
     lines[3] = Some(0);
     lines[0] = Some(0);
     assert!(refused(with_lines(&log, lines)).contains("line 0 is out of range"));
+}
+
+/// A report on sampled hypotheses read back from its rows: the audit's own
+/// summary, its sampling totals included (draws from the prior and from the
+/// sampler, the ESS, the hypotheses per step), but for the seconds spent,
+/// which no row records (null).
+#[test]
+fn a_sampled_summary_read_back_from_its_rows_is_the_audits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, model_json) = simulated(dir.path());
+    let model_file = dir.path().join("m.json");
+    let sampler = dir.path().join("s.bin");
+    std::fs::write(&model_file, &model_json).unwrap();
+    let ok = Command::new(env!("CARGO_BIN_EXE_gpubound"))
+        .args(["sampler", "train", "-q", "--steps", "0", "--model"])
+        .arg(&model_file)
+        .arg("-o")
+        .arg(&sampler)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let sampling = api::SamplerOptions {
+        path: sampler.clone(),
+        samples: 64,
+        seed: 5,
+        redraw_ess: 0.5,
+        stream_indices: Vec::new(),
+    };
+    let options = AuditOptions {
+        sampler: Some(sampling),
+        ..options()
+    };
+    let schema = log.schema();
+    let input = ColumnarReader::new(
+        "shard",
+        RecordBatchIterator::new([Ok(log)], schema),
+        Path::new("."),
+        None,
+        &Limits::default(),
+    )
+    .unwrap();
+    let job = AuditJob::new(Box::new(input), &options).unwrap();
+    let settings = job.report_settings().clone();
+    let mut out = BatchCollector::new(&settings);
+    let outcome = job.run(&mut out, false, &mut |_| {}).unwrap();
+    let rows = concat_batches(&out.schema(), &out.into_batches()).unwrap();
+    let mut want = settled(outcome.summary_json());
+    let model = gpubound::log::model_from_json(
+        "model",
+        model_json.as_bytes(),
+        Path::new("."),
+        &Limits::default(),
+    )
+    .unwrap();
+    let (_, training_steps) = api::describe_sampler(&sampler).unwrap();
+    let info = gpubound::audit::SamplingInfo {
+        sampler: sampler.display().to_string(),
+        training_steps,
+        samples: 64,
+        seed: 5,
+        redraw_ess: 0.5,
+    };
+    let back = api::summarise_report(
+        std::slice::from_ref(&rows),
+        &model,
+        &options,
+        "report",
+        Some(&info),
+    )
+    .unwrap();
+    let mut back = settled(back);
+    let (w, b) = (&mut want["sampling"], &mut back["sampling"]);
+    for k in [
+        "draw_seconds",
+        "prior_seconds",
+        "reweigh_seconds",
+        "estimate_seconds",
+    ] {
+        assert!(w[k].as_f64().unwrap() >= 0.0, "{k}");
+        assert_eq!(b[k], Value::Null, "{k}");
+        w[k] = Value::Null;
+    }
+    // the audit adds the ESS in another order (streams in parallel)
+    let (we, be) = (
+        w["ess_mean"].as_f64().unwrap(),
+        b["ess_mean"].as_f64().unwrap(),
+    );
+    assert!((we - be).abs() <= 1e-12 * we, "{we} {be}");
+    b["ess_mean"] = w["ess_mean"].clone();
+    assert_eq!(back, want);
+    // what the test relies on: both kinds of draw, fewer hypotheses than H
+    let s = &want["sampling"];
+    assert_eq!(s["prior_draws"], want["streams"]);
+    assert!(s["redraws"].as_u64().unwrap() > 0);
+    assert!(want["triples"].as_u64().unwrap() < 64 * 10 * want["steps"].as_u64().unwrap());
 }

@@ -210,10 +210,14 @@ def sampler_options(
     ``redraw_ess`` (checked together by the engine). The sampler file is read
     by every task: on a cluster it must be at the same path on every node."""
     if sampler is None:
-        if samples is not None or redraw_ess is not None:
-            # the engine names which
-            return {"samples": samples, "redraw_ess": redraw_ess}
+        for name, value in (("samples", samples), ("redraw_ess", redraw_ess)):
+            if value is not None:
+                raise ValueError(
+                    f"{name}= applies to an audit on sampled hypotheses: give sampler= too"
+                )
         return {}
+    if samples is None:
+        raise ValueError("sampler= needs samples=N, the hypotheses drawn per step")
     path = os.path.abspath(os.fspath(sampler))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such sampler file")

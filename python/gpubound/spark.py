@@ -81,6 +81,10 @@ def audit(
     thresholds: Any = (0.01,),
     backend: str = "cpu",
     shared_world: bool = False,
+    sampler: Optional[_sharded.PathLike] = None,
+    samples: Optional[int] = None,
+    seed: int = 1,
+    redraw_ess: Optional[float] = None,
 ) -> "DataFrame":
     """The report's rows of an audit of ``df`` (a log in the columnar schema
     plus ``line``, as :func:`read_log` gives it): one row per step and
@@ -93,6 +97,15 @@ def audit(
     :func:`gpubound.audit`'s. ``shared_world`` is refused: one world cannot
     be split. Bad input raises ``ValueError`` naming the log's row when the
     DataFrame is computed.
+
+    ``sampler``, ``samples``, ``seed`` and ``redraw_ess`` are
+    :func:`gpubound.audit`'s: an audit on hypotheses drawn from an amortized
+    sampler (the file at the same path on every worker). Each stream draws
+    from its own random stream, numbered by its index in the log (found now,
+    by one job over the ``step`` and ``line`` columns), so the groups draw
+    what one machine draws: the same rows. :func:`summary` then gives the
+    sampling totals too, but not the seconds spent (null: no row records
+    them).
     """
     import pyarrow
     from pyspark.sql import types as T
@@ -111,7 +124,12 @@ def audit(
             "read the log with gpubound.spark.read_log, which numbers the rows"
         )
     settings = _sharded.options(alpha, delta, prior_floor, thresholds, backend)
-    native_schema = pyarrow.schema(_gpubound.report_schema(model_json=model_text, **_no_backend(settings)))
+    settings.update(_sharded.sampler_options(sampler, samples, seed, redraw_ess))
+    sampling = _sampling(settings)
+    native_schema = pyarrow.schema(
+        _gpubound.report_schema(model_json=model_text, sampled=sampling is not None,
+                                **_estimator_settings(settings))
+    )
     arrow_out = pyarrow.schema(
         [pyarrow.field(f.name, pyarrow.int64() if pyarrow.types.is_integer(f.type) else f.type, f.nullable)
          for f in native_schema]
@@ -120,6 +138,10 @@ def audit(
         [T.StructField(f.name, _spark_type(f.type), f.nullable) for f in native_schema]
     )
 
+    # where the log's streams begin: each stream's index in the log numbers
+    # its random stream (an audit on sampled hypotheses)
+    start_lines = _start_lines(df) if sampling is not None else None
+
     def audit_group(rows: "pyarrow.Table") -> "pyarrow.Table":
         import os
 
@@ -127,18 +149,45 @@ def audit(
         if rows.num_rows == 0:
             return arrow_out.empty_table()
         rows = _sharded.in_log_order(rows, "<spark>")
-        result = _sharded.audit_rows(rows, model_text, settings, "<spark>")
+        indices = None if start_lines is None else _sharded.stream_indices(rows, start_lines)
+        result = _sharded.audit_rows(rows, model_text, settings, "<spark>", indices=indices)
         return pyarrow.table(result.steps()).cast(arrow_out)
 
     columns = [c for c in df.columns if c in LOG_COLUMNS or c == _sharded.LINE]
     report = df.select(*columns).groupBy("stream").applyInArrow(audit_group, spark_schema)
-    kept = {"alpha": settings["alpha"], "delta": settings["delta"],
-            "prior_floor": settings["prior_floor"], "thresholds": settings["thresholds"]}
+    kept: Dict[str, Any] = _estimator_settings(settings)
+    if sampling is not None:
+        kept["sampling"] = json.dumps(sampling)
     return report.withMetadata("stream", {MODEL: model_text, SETTINGS: json.dumps(kept)})
 
 
-def _no_backend(settings: Dict[str, Any]) -> Dict[str, Any]:
-    return {k: v for k, v in settings.items() if k != "backend"}
+def _estimator_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """What decides the report's columns and the summary's α and C."""
+    return {k: settings[k] for k in ("alpha", "delta", "prior_floor", "thresholds")}
+
+
+def _sampling(settings: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The summary's account of the sampler (its training steps read from
+    the file), or None for an audit that enumerates."""
+    if settings.get("sampler") is None:
+        return None
+    _, training_steps = _gpubound.describe_sampler(settings["sampler"])
+    redraw = settings["redraw_ess"]
+    return {
+        "sampler": settings["sampler"],
+        "training_steps": training_steps,
+        "samples": settings["samples"],
+        "seed": settings["seed"],
+        "redraw_ess": _gpubound.DEFAULT_REDRAW_ESS if redraw is None else float(redraw),
+    }
+
+
+def _start_lines(df: "DataFrame") -> Any:
+    """The sorted lines where the log's streams begin (step 1)."""
+    import numpy
+
+    firsts = df.filter(df["step"] == 1).select(_sharded.LINE).toArrow()
+    return numpy.sort(firsts[_sharded.LINE].to_numpy())
 
 
 def summary(report: "DataFrame", *, top: int = 10) -> Dict[str, Any]:
@@ -169,6 +218,7 @@ def summary(report: "DataFrame", *, top: int = 10) -> Dict[str, Any]:
         rows = rows.rename_columns(names)
         rows = rows.sort_by([("line", "ascending"), ("candidate", "ascending")])
         # each stream keeps its `top` riskiest steps: the global top is among them
+        # (settings: the estimators' α and C, and `sampling` for a sampled audit)
         part = _gpubound.summarise_report(rows, model_json=model_text, top=top, **settings)
         return pyarrow.table({"summary": [part]})
 

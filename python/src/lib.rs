@@ -83,6 +83,14 @@ fn describe_model(py: Python<'_>, path: PathBuf) -> PyResult<String> {
         .py()
 }
 
+/// What a sampler file (`gpubound sampler train`) holds: the model it was
+/// trained for (a model line's JSON) and its training steps.
+#[pyfunction]
+fn describe_sampler(py: Python<'_>, path: PathBuf) -> PyResult<(String, u64)> {
+    py.detach(|| gpubound::api::describe_sampler(&path).map(|(m, steps)| (m.to_json(), steps)))
+        .py()
+}
+
 /// The Parquet files of a log kept in a folder, in the log's order: the
 /// command line's rule (`log::parquet::folder_files`), so that a cluster
 /// numbers the rows as `gpubound audit DIR` does.
@@ -141,6 +149,11 @@ fn _gpubound(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backends, m)?)?;
     m.add_function(wrap_pyfunction!(backend, m)?)?;
     m.add_function(wrap_pyfunction!(describe_model, m)?)?;
+    m.add_function(wrap_pyfunction!(describe_sampler, m)?)?;
+    m.add(
+        "DEFAULT_REDRAW_ESS",
+        gpubound::sampler::audit::DEFAULT_REDRAW_ESS,
+    )?;
     m.add_function(wrap_pyfunction!(check_log, m)?)?;
     m.add_function(wrap_pyfunction!(folder_files, m)?)?;
     m.add_function(wrap_pyfunction!(_arrow_roundtrip, m)?)?;

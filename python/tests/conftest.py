@@ -103,6 +103,23 @@ def sampled(cli, tmp_path_factory):
     return log, sampler
 
 
+def sampled_parts(cli, sampled, tmp_path):
+    """The sampled fixture's log (3 streams at d = 48) as Parquet, whole and
+    cut into 3 files mid-stream."""
+    log, sampler = sampled
+    whole = tmp_path / "s.parquet"
+    subprocess.run([cli, "convert", str(log), "-o", str(whole), "-q"], check=True)
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(whole)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    cuts = [0, 5, 11, t.num_rows]
+    for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        pq.write_table(t.slice(a, b - a), parts / f"part-{i}.parquet")
+    return whole, parts, sampler
+
+
 ORDER = [("stream", "ascending"), ("step", "ascending"), ("candidate", "ascending")]
 
 

@@ -14,7 +14,7 @@ import ray  # scripts/test installs it: never skipped
 
 import gpubound
 import gpubound.ray as gray
-from conftest import CLUSTER_KW, assert_same_rows, assert_same_summary
+from conftest import CLUSTER_KW, assert_same_rows, assert_same_summary, sampled_parts
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -129,21 +129,6 @@ def test_a_dataset_without_lines_is_refused_naming_the_column(cluster_log, tmp_p
     with pytest.raises(ValueError, match="no `line` column"):
         gray.audit(ds, output=tmp_path / "r", model=model, **CLUSTER_KW)
     assert not (tmp_path / "r").exists()
-
-
-def sampled_parts(cli, sampled, tmp_path):
-    """The sampled fixture's log (3 streams at d = 48) as Parquet, whole and
-    cut into 3 files mid-stream."""
-    log, sampler = sampled
-    whole = tmp_path / "s.parquet"
-    subprocess.run([cli, "convert", str(log), "-o", str(whole), "-q"], check=True)
-    t = pq.read_table(whole)
-    parts = tmp_path / "parts"
-    parts.mkdir()
-    cuts = [0, 5, 11, t.num_rows]
-    for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
-        pq.write_table(t.slice(a, b - a), parts / f"part-{i}.parquet")
-    return whole, parts, sampler
 
 
 def test_a_sampled_audit_on_ray_draws_what_one_machine_draws(cli, sampled, tmp_path):

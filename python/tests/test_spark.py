@@ -8,7 +8,7 @@ import pytest
 
 import gpubound
 import gpubound.spark as gspark
-from conftest import CLUSTER_KW, assert_same_rows, assert_same_summary
+from conftest import CLUSTER_KW, assert_same_rows, assert_same_summary, sampled_parts
 
 # scripts/test installs PySpark (Java 17 is on the machine): never skipped
 from pyspark.sql import SparkSession  # noqa: E402
@@ -69,3 +69,28 @@ def test_shared_world_and_unnumbered_rows_are_refused(spark, cluster_log):
         gspark.audit(bare)
     with pytest.raises(ValueError, match="summarise the DataFrame gpubound.spark.audit returned"):
         gspark.summary(bare)
+
+
+def test_a_sampled_spark_audit_draws_what_one_machine_draws(spark, cli, sampled, tmp_path):
+    """Each stream draws from its random stream numbered by its index in the
+    log: Spark's groups give one machine's rows, and the summary read back
+    from them its summary but for the seconds spent (null)."""
+    whole, parts, sampler = sampled_parts(cli, sampled, tmp_path)
+    sampler = os.path.abspath(sampler)
+    kw = dict(sampler=sampler, samples=128, seed=3, redraw_ess=0.5, backend="cpu")
+    want = gpubound.audit(whole, **kw)
+    report = gspark.audit(gspark.read_log(spark, parts), **kw)
+    assert_same_rows(to_arrow(report), want.steps)
+    got, w = gspark.summary(report), dict(want.summary)
+    got_sampling, want_sampling = got.pop("sampling"), w.pop("sampling")
+    assert_same_summary(got, w)
+    for k, v in want_sampling.items():
+        if k.endswith("_seconds"):
+            assert got_sampling[k] is None and v >= 0, k
+        elif k == "ess_mean":
+            assert got_sampling[k] == pytest.approx(v, rel=1e-12)
+        else:
+            assert got_sampling[k] == v, k
+    assert want_sampling["prior_draws"] == 3 and want_sampling["redraws"] > 0
+    with pytest.raises(ValueError, match="sampler= needs samples=N"):
+        gspark.audit(gspark.read_log(spark, parts), sampler=sampler)

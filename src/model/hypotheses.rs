@@ -532,7 +532,12 @@ mod tests {
     #[test]
     fn malformed_lists_are_refused_by_name() {
         let p = |h: usize, d: usize| Array2::from_elem((h, d), 1.0);
-        type Case = (Array2<f64>, Option<Vec<f64>>, Option<Vec<f64>>, &'static str);
+        type Case = (
+            Array2<f64>,
+            Option<Vec<f64>>,
+            Option<Vec<f64>>,
+            &'static str,
+        );
         let cases: Vec<Case> = vec![
             (p(0, 2), None, None, "empty"),
             (p(2, 0), None, None, "dimension 0"),

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::summary::{Summary, SummaryStep};
 use super::ReportSettings;
-use crate::audit::{AuditTotals, MAX_LISTED_UNEXPLAINED};
+use crate::audit::{AuditTotals, SamplingInfo, SamplingTotals, MAX_LISTED_UNEXPLAINED};
 use crate::estimators::{CandidateEstimates, Estimator, EstimatorKind};
 use crate::model::Model;
 use crate::{Error, Result};
@@ -181,15 +181,19 @@ fn merge_sampling(parts: &[Value]) -> Result<Value> {
         }
         obj.insert(k.into(), total.into());
     }
+    // seconds add; a summary read back from rows knows none (null)
     for k in [
         "draw_seconds",
         "prior_seconds",
         "reweigh_seconds",
         "estimate_seconds",
     ] {
-        let mut total = 0.0;
+        let mut total = Some(0.0);
         for p in parts {
-            total += number(p, k)?;
+            total = match &p["sampling"][k] {
+                Value::Null => None,
+                _ => total.map(|t| number(p, k).map(|s| t + s)).transpose()?,
+            };
         }
         obj.insert(k.into(), total.into());
     }
@@ -283,10 +287,41 @@ fn estimates_at(
     e
 }
 
+/// The sample set's columns of a report on sampled hypotheses.
+struct SampledColumns {
+    ess: ArrayRef,
+    redrawn: ArrayRef,
+    distinct: ArrayRef,
+}
+
+impl SampledColumns {
+    fn find(b: &RecordBatch, name: &str) -> Result<Self> {
+        let col = |c: &str, ty: &DataType| -> Result<ArrayRef> {
+            let a = b.column_by_name(c).ok_or_else(|| {
+                bad(
+                    name,
+                    format!(
+                        "the report has no column `{c}`: it is not a report on sampled hypotheses"
+                    ),
+                )
+            })?;
+            cast(a, ty).map_err(|e| bad(name, format!("column `{c}`: {e}")))
+        };
+        Ok(SampledColumns {
+            ess: col("sample_ess", &DataType::Float64)?,
+            redrawn: col("sample_redrawn", &DataType::Boolean)?,
+            distinct: col("sample_distinct", &DataType::UInt64)?,
+        })
+    }
+}
+
 /// The summary (`Summary::to_json`) of a shard, from its report rows alone:
 /// whole streams, rows in log order (by line, then candidate), with the
 /// model and the settings of the audit that wrote them. The same summary the
-/// audit itself gave, since it reads the same values.
+/// audit itself gave, since it reads the same values; for a report on
+/// sampled hypotheses (`sampling`) the sampling totals too, but for the
+/// seconds spent, which no row records (null), and unexplained outcomes
+/// skipped (`--skip-unexplained`), which count as observed here.
 pub fn summarise_report(
     batches: &[RecordBatch],
     model: &Model,
@@ -294,10 +329,28 @@ pub fn summarise_report(
     guardrail: Estimator,
     top: usize,
     name: &str,
+    sampling: Option<&SamplingInfo>,
 ) -> Result<Value> {
     let mut summary = Summary::new(settings.clone(), guardrail, top);
     let mut totals = AuditTotals::default();
-    let h = model.hypotheses.len();
+    let mut sampled = sampling.map(|info| SamplingTotals {
+        info: info.clone(),
+        redraws: 0,
+        prior_draws: 0,
+        steps: 0,
+        ess_sum: 0.0,
+        ess_min: f64::INFINITY,
+        draw_seconds: f64::NAN,
+        prior_seconds: f64::NAN,
+        reweigh_seconds: f64::NAN,
+        estimate_seconds: f64::NAN,
+    });
+    // whether the stream has had an outcome: a set drawn before any comes
+    // from the prior
+    let mut observed = false;
+    let h = model.hypotheses.len() as u64;
+    // a step's hypotheses: the grid's, or its sample set's distinct members
+    let mut per_candidate = h;
     let n_alpha = settings.alphas.len();
     // the step being gathered: its first row's place and its candidates
     let mut candidates: Vec<CandidateEstimates> = Vec::new();
@@ -307,7 +360,8 @@ pub fn summarise_report(
     let mut finish = |open: &mut Option<OpenStep>,
                       candidates: &mut Vec<CandidateEstimates>,
                       stream_line: usize,
-                      stream_has_truth: bool|
+                      stream_has_truth: bool,
+                      per_candidate: u64|
      -> Result<()> {
         let Some((stream, step, line, action, outcome)) = open.take() else {
             return Ok(());
@@ -316,7 +370,7 @@ pub fn summarise_report(
             .ok_or_else(|| bad(name, format!("line {line}: no row of the step is `taken`")))?;
         totals.steps += 1;
         totals.observed_steps += outcome.is_some() as usize;
-        totals.triples += (h * candidates.len()) as u64;
+        totals.triples += per_candidate * candidates.len() as u64;
         summary.add_step(
             model,
             &SummaryStep {
@@ -343,11 +397,21 @@ pub fn summarise_report(
             c.taken.as_boolean(),
             c.outcome.as_primitive::<Float64Type>(),
         );
+        let sample_columns = match sampled {
+            Some(_) => Some(SampledColumns::find(b, name)?),
+            None => None,
+        };
         for i in 0..b.num_rows() {
             let line = lines.value(i) as usize;
             let candidate = cands.value(i) as usize;
             if open.as_ref().is_some_and(|o| o.2 != line) {
-                finish(&mut open, &mut candidates, stream_line, stream_has_truth)?;
+                finish(
+                    &mut open,
+                    &mut candidates,
+                    stream_line,
+                    stream_has_truth,
+                    per_candidate,
+                )?;
             }
             if candidate != candidates.len() {
                 return Err(bad(
@@ -365,6 +429,24 @@ pub fn summarise_report(
                 }
                 let outcome = (!outcomes.is_null(i)).then(|| outcomes.value(i));
                 open = Some((streams.value(i).into(), step, line, None, outcome));
+                if let (Some(t), Some(c)) = (&mut sampled, &sample_columns) {
+                    if step == 1 {
+                        observed = false;
+                    }
+                    let ess = c.ess.as_primitive::<Float64Type>().value(i);
+                    t.steps += 1;
+                    t.ess_sum += ess;
+                    t.ess_min = t.ess_min.min(ess);
+                    if c.redrawn.as_boolean().value(i) {
+                        if observed {
+                            t.redraws += 1;
+                        } else {
+                            t.prior_draws += 1;
+                        }
+                    }
+                    per_candidate = c.distinct.as_primitive::<UInt64Type>().value(i);
+                    observed |= outcome.is_some();
+                }
             }
             if taken.value(i) {
                 if let Some(o) = open.as_mut() {
@@ -374,6 +456,18 @@ pub fn summarise_report(
             candidates.push(e);
         }
     }
-    finish(&mut open, &mut candidates, stream_line, stream_has_truth)?;
+    finish(
+        &mut open,
+        &mut candidates,
+        stream_line,
+        stream_has_truth,
+        per_candidate,
+    )?;
+    if let Some(t) = &mut sampled {
+        if t.steps == 0 {
+            t.ess_min = f64::NAN;
+        }
+    }
+    totals.sampling = sampled;
     Ok(summary.to_json(name, model, "", &totals, 0.0))
 }
